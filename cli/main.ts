@@ -1,0 +1,27 @@
+/**
+ * The loopline command line: one entry for the local stack, set-up, workers,
+ * replay, models and the demo. `--help` on every command.
+ *
+ *   npm start                      # the demo: the whole loop on the local stack
+ *   npm start -- stack up|down|status
+ *   npm start -- setup             # topics, migrations, schemas (idempotent)
+ */
+import { Command } from 'commander';
+import { registerStackCommands } from './stack.js';
+import { registerSetupCommand } from './setup.js';
+
+export function buildProgram(): Command {
+  const program = new Command('loopline')
+    .description('Loopline: keeps an ML model useful in production on Kafka and Cassandra')
+    .showHelpAfterError()
+    .enablePositionalOptions();
+  registerStackCommands(program);
+  registerSetupCommand(program);
+  return program;
+}
+
+const program = buildProgram();
+program.parseAsync(process.argv).catch((err: unknown) => {
+  console.error(`loopline: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../streams/errors.js';
+import { loadConfig } from './config.js';
+
+describe('loadConfig', () => {
+  it('defaults to the embedded local stack', () => {
+    const c = loadConfig({});
+    expect(c.kafka.brokers).toEqual(['127.0.0.1:19092']);
+    expect(c.cassandra.contactPoints).toEqual(['127.0.0.1:19042']);
+    expect(c.cassandra.replication).toEqual({ class: 'SimpleStrategy', replication_factor: 1 });
+    expect(c.registry.url).toBe('http://127.0.0.1:18081/apis/ccompat/v7');
+    expect(c.kafka.sasl).toBeNull();
+  });
+
+  it.each([
+    [{ LOOPLINE_CASSANDRA_KEYSPACE: 'Bad-Name' }, /LOOPLINE_CASSANDRA_KEYSPACE must be a lower-case CQL identifier/],
+    [{ LOOPLINE_KAFKA_SSL: 'maybe' }, /LOOPLINE_KAFKA_SSL/],
+    [{ LOOPLINE_SCHEMA_REGISTRY_URL: 'not a url' }, /LOOPLINE_SCHEMA_REGISTRY_URL/],
+    [{ LOOPLINE_CASSANDRA_REPLICATION: 'Whatever:3' }, /SimpleStrategy:<rf>/],
+    [{ LOOPLINE_KAFKA_SASL_MECHANISM: 'plain' }, /SASL_USERNAME and LOOPLINE_KAFKA_SASL_PASSWORD are required/],
+    [{ LOOPLINE_CASSANDRA_USERNAME: 'u' }, /must be set together/],
+  ])('rejects %o naming the variable', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('parses lists, SASL and network topology replication', () => {
+    const c = loadConfig({
+      LOOPLINE_KAFKA_BROKERS: 'a:9092, b:9092',
+      LOOPLINE_KAFKA_SASL_MECHANISM: 'scram-sha-512',
+      LOOPLINE_KAFKA_SASL_USERNAME: 'u',
+      LOOPLINE_KAFKA_SASL_PASSWORD: 'p',
+      LOOPLINE_CASSANDRA_REPLICATION: 'NetworkTopologyStrategy:dc1=3,dc2=2',
+    });
+    expect(c.kafka.brokers).toEqual(['a:9092', 'b:9092']);
+    expect(c.kafka.sasl).toEqual({ mechanism: 'scram-sha-512', username: 'u', password: 'p' });
+    expect(c.cassandra.replication).toEqual({ class: 'NetworkTopologyStrategy', dc1: 3, dc2: 2 });
+  });
+});

@@ -1,0 +1,123 @@
+/**
+ * Loopline's connection and runtime configuration, compiled once at start
+ * from the environment into a validated, typed object. An error names the
+ * variable and what it accepts. Defaults point at the embedded local stack.
+ *
+ * | variable | default | meaning |
+ * |---|---|---|
+ * | LOOPLINE_KAFKA_BROKERS | 127.0.0.1:19092 | comma-separated bootstrap brokers |
+ * | LOOPLINE_KAFKA_CLIENT_ID | loopline | kafkajs client id prefix |
+ * | LOOPLINE_KAFKA_SSL | false | TLS to the brokers (certificates verified) |
+ * | LOOPLINE_KAFKA_SASL_MECHANISM | (none) | plain, scram-sha-256 or scram-sha-512 |
+ * | LOOPLINE_KAFKA_SASL_USERNAME / _PASSWORD | | SASL credentials |
+ * | LOOPLINE_TOPIC_PREFIX | (empty) | prepended to every topic name, e.g. `staging.` |
+ * | LOOPLINE_CASSANDRA_CONTACT_POINTS | 127.0.0.1:19042 | comma-separated host:port |
+ * | LOOPLINE_CASSANDRA_LOCAL_DC | datacenter1 | the driver's local data center |
+ * | LOOPLINE_CASSANDRA_KEYSPACE | loopline | keyspace of every table |
+ * | LOOPLINE_CASSANDRA_REPLICATION | SimpleStrategy:1 | `SimpleStrategy:<rf>` or `NetworkTopologyStrategy:<dc>=<rf>,...` |
+ * | LOOPLINE_CASSANDRA_USERNAME / _PASSWORD | | PasswordAuthenticator credentials |
+ * | LOOPLINE_CASSANDRA_SSL | false | TLS to Cassandra (certificates verified) |
+ * | LOOPLINE_SCHEMA_REGISTRY_URL | http://127.0.0.1:18081/apis/ccompat/v7 | Confluent-compatible registry |
+ * | LOOPLINE_SCHEMA_REGISTRY_AUTH | | `user:password` basic auth |
+ * | LOOPLINE_LOG_LEVEL | info | pino level |
+ */
+import { z } from 'zod';
+import { ConfigError } from '../streams/errors.js';
+
+const list = z
+  .string()
+  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+  .refine((a) => a.length > 0, 'must list at least one host:port');
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const ENV = z.object({
+  LOOPLINE_KAFKA_BROKERS: list.default('127.0.0.1:19092'),
+  LOOPLINE_KAFKA_CLIENT_ID: z.string().min(1).default('loopline'),
+  LOOPLINE_KAFKA_SSL: bool.default('false'),
+  LOOPLINE_KAFKA_SASL_MECHANISM: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional(),
+  LOOPLINE_KAFKA_SASL_USERNAME: z.string().optional(),
+  LOOPLINE_KAFKA_SASL_PASSWORD: z.string().optional(),
+  LOOPLINE_TOPIC_PREFIX: z.string().regex(/^[A-Za-z0-9._-]*$/, 'may hold only letters, digits, ".", "_" and "-"').default(''),
+  LOOPLINE_CASSANDRA_CONTACT_POINTS: list.default('127.0.0.1:19042'),
+  LOOPLINE_CASSANDRA_LOCAL_DC: z.string().min(1).default('datacenter1'),
+  LOOPLINE_CASSANDRA_KEYSPACE: z.string().regex(/^[a-z][a-z0-9_]{0,47}$/, 'must be a lower-case CQL identifier of at most 48 characters').default('loopline'),
+  LOOPLINE_CASSANDRA_REPLICATION: z
+    .string()
+    .regex(/^(SimpleStrategy:\d+|NetworkTopologyStrategy:[A-Za-z0-9_-]+=\d+(,[A-Za-z0-9_-]+=\d+)*)$/, 'must be SimpleStrategy:<rf> or NetworkTopologyStrategy:<dc>=<rf>[,...]')
+    .default('SimpleStrategy:1'),
+  LOOPLINE_CASSANDRA_USERNAME: z.string().optional(),
+  LOOPLINE_CASSANDRA_PASSWORD: z.string().optional(),
+  LOOPLINE_CASSANDRA_SSL: bool.default('false'),
+  LOOPLINE_SCHEMA_REGISTRY_URL: z.string().url().default('http://127.0.0.1:18081/apis/ccompat/v7'),
+  LOOPLINE_SCHEMA_REGISTRY_AUTH: z.string().optional(),
+  LOOPLINE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export interface KafkaConfig {
+  brokers: string[];
+  clientId: string;
+  ssl: boolean;
+  sasl: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string } | null;
+  topicPrefix: string;
+}
+
+export interface CassandraConfig {
+  contactPoints: string[];
+  localDataCenter: string;
+  keyspace: string;
+  replication: Record<string, string | number>;
+  credentials: { username: string; password: string } | null;
+  ssl: boolean;
+}
+
+export interface LooplineConfig {
+  kafka: KafkaConfig;
+  cassandra: CassandraConfig;
+  registry: { url: string; basicAuth: string | null };
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+/** Compiles the environment into a LooplineConfig; throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): LooplineConfig {
+  const picked = Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('LOOPLINE_') && v !== ''));
+  const parsed = ENV.safeParse(picked);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')} ${i.message} (got ${JSON.stringify(picked[String(i.path[0])])})`);
+    throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+  const e = parsed.data;
+  let sasl: KafkaConfig['sasl'] = null;
+  if (e.LOOPLINE_KAFKA_SASL_MECHANISM) {
+    if (!e.LOOPLINE_KAFKA_SASL_USERNAME || !e.LOOPLINE_KAFKA_SASL_PASSWORD) {
+      throw new ConfigError('LOOPLINE_KAFKA_SASL_MECHANISM is set, so LOOPLINE_KAFKA_SASL_USERNAME and LOOPLINE_KAFKA_SASL_PASSWORD are required');
+    }
+    sasl = { mechanism: e.LOOPLINE_KAFKA_SASL_MECHANISM, username: e.LOOPLINE_KAFKA_SASL_USERNAME, password: e.LOOPLINE_KAFKA_SASL_PASSWORD };
+  }
+  if (Boolean(e.LOOPLINE_CASSANDRA_USERNAME) !== Boolean(e.LOOPLINE_CASSANDRA_PASSWORD)) {
+    throw new ConfigError('LOOPLINE_CASSANDRA_USERNAME and LOOPLINE_CASSANDRA_PASSWORD must be set together');
+  }
+  return {
+    kafka: { brokers: e.LOOPLINE_KAFKA_BROKERS, clientId: e.LOOPLINE_KAFKA_CLIENT_ID, ssl: e.LOOPLINE_KAFKA_SSL, sasl, topicPrefix: e.LOOPLINE_TOPIC_PREFIX },
+    cassandra: {
+      contactPoints: e.LOOPLINE_CASSANDRA_CONTACT_POINTS,
+      localDataCenter: e.LOOPLINE_CASSANDRA_LOCAL_DC,
+      keyspace: e.LOOPLINE_CASSANDRA_KEYSPACE,
+      replication: parseReplication(e.LOOPLINE_CASSANDRA_REPLICATION),
+      credentials: e.LOOPLINE_CASSANDRA_USERNAME ? { username: e.LOOPLINE_CASSANDRA_USERNAME, password: e.LOOPLINE_CASSANDRA_PASSWORD! } : null,
+      ssl: e.LOOPLINE_CASSANDRA_SSL,
+    },
+    registry: { url: e.LOOPLINE_SCHEMA_REGISTRY_URL, basicAuth: e.LOOPLINE_SCHEMA_REGISTRY_AUTH ?? null },
+    logLevel: e.LOOPLINE_LOG_LEVEL,
+  };
+}
+
+function parseReplication(spec: string): Record<string, string | number> {
+  const [strategy, rest = ''] = spec.split(':') as [string, string?];
+  if (strategy === 'SimpleStrategy') return { class: 'SimpleStrategy', replication_factor: Number(rest) };
+  const out: Record<string, string | number> = { class: 'NetworkTopologyStrategy' };
+  for (const pair of rest.split(',')) {
+    const [dc, rf] = pair.split('=') as [string, string];
+    out[dc] = Number(rf);
+  }
+  return out;
+}

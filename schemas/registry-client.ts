@@ -1,0 +1,113 @@
+/**
+ * A client for the Confluent Schema Registry REST API (also served by
+ * Apicurio at /apis/ccompat/v7 and by Karapace). Only what Loopline needs:
+ * register, fetch by id, compatibility. Network faults and 5xx are
+ * TransientError (retry); a missing id is SchemaNotFoundError (dead-letter).
+ */
+import { LooplineError, TransientError } from '../streams/errors.js';
+
+export type Compatibility =
+  | 'BACKWARD' | 'BACKWARD_TRANSITIVE' | 'FORWARD' | 'FORWARD_TRANSITIVE' | 'FULL' | 'FULL_TRANSITIVE' | 'NONE';
+
+export class SchemaNotFoundError extends LooplineError {
+  constructor(readonly id: number) {
+    super(`schema id ${id} is not in the registry`, { code: 'UNKNOWN_SCHEMA', retriable: false });
+  }
+}
+
+export class IncompatibleSchemaError extends LooplineError {
+  constructor(subject: string, detail: string) {
+    super(`schema is incompatible with subject ${subject}: ${detail}`, { code: 'INCOMPATIBLE_SCHEMA', retriable: false });
+  }
+}
+
+export interface RegistryClientOptions {
+  /** Base URL of the Confluent-compatible API, e.g. http://127.0.0.1:18081/apis/ccompat/v7. */
+  url: string;
+  /** Per-request timeout. Default 10 000 ms. */
+  timeoutMs?: number;
+  /** Optional basic auth, `user:password`. */
+  basicAuth?: string;
+}
+
+export interface RegistryClient {
+  register(subject: string, schema: string): Promise<number>;
+  getSchema(id: number): Promise<string>;
+  setCompatibility(subject: string, level: Compatibility): Promise<void>;
+  getCompatibility(subject: string): Promise<Compatibility | null>;
+  isCompatible(subject: string, schema: string): Promise<boolean>;
+  subjects(): Promise<string[]>;
+}
+
+export function createRegistryClient(options: RegistryClientOptions): RegistryClient {
+  const base = options.url.replace(/\/+$/, '');
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const headers: Record<string, string> = { 'Content-Type': 'application/vnd.schemaregistry.v1+json', Accept: 'application/vnd.schemaregistry.v1+json, application/json' };
+  if (options.basicAuth) headers.Authorization = `Basic ${Buffer.from(options.basicAuth).toString('base64')}`;
+
+  async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+    let res: Response;
+    try {
+      res = await fetch(`${base}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? null : JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (err) {
+      throw new TransientError(`schema registry at ${base} unreachable (${(err as Error).message})`, err, 'REGISTRY_UNAVAILABLE');
+    }
+    const text = await res.text();
+    let json: unknown = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      json = text;
+    }
+    if (res.status >= 500) throw new TransientError(`schema registry ${method} ${path} answered ${res.status}: ${text.slice(0, 200)}`, undefined, 'REGISTRY_UNAVAILABLE');
+    return { status: res.status, json };
+  }
+
+  const fail = (what: string, r: { status: number; json: unknown }): never => {
+    throw new LooplineError(`schema registry ${what} answered ${r.status}: ${JSON.stringify(r.json).slice(0, 300)}`, { code: 'REGISTRY_ERROR', retriable: false });
+  };
+
+  return {
+    async register(subject, schema) {
+      const r = await call('POST', `/subjects/${encodeURIComponent(subject)}/versions`, { schema, schemaType: 'AVRO' });
+      if (r.status === 409 || r.status === 422) throw new IncompatibleSchemaError(subject, JSON.stringify(r.json));
+      if (r.status !== 200) fail(`register ${subject}`, r);
+      const id = (r.json as { id?: unknown }).id;
+      if (typeof id !== 'number') fail(`register ${subject} (no id)`, r);
+      return id as number;
+    },
+    async getSchema(id) {
+      const r = await call('GET', `/schemas/ids/${id}`);
+      if (r.status === 404) throw new SchemaNotFoundError(id);
+      if (r.status !== 200) fail(`get schema ${id}`, r);
+      return (r.json as { schema: string }).schema;
+    },
+    async setCompatibility(subject, level) {
+      const r = await call('PUT', `/config/${encodeURIComponent(subject)}`, { compatibility: level });
+      if (r.status !== 200) fail(`set compatibility of ${subject}`, r);
+    },
+    async getCompatibility(subject) {
+      const r = await call('GET', `/config/${encodeURIComponent(subject)}`);
+      if (r.status === 404) return null;
+      if (r.status !== 200) fail(`get compatibility of ${subject}`, r);
+      const j = r.json as { compatibilityLevel?: Compatibility; compatibility?: Compatibility };
+      return j.compatibilityLevel ?? j.compatibility ?? null;
+    },
+    async isCompatible(subject, schema) {
+      const r = await call('POST', `/compatibility/subjects/${encodeURIComponent(subject)}/versions/latest`, { schema, schemaType: 'AVRO' });
+      if (r.status === 404) return true; // no versions yet: anything is compatible
+      if (r.status !== 200) fail(`check compatibility of ${subject}`, r);
+      return (r.json as { is_compatible: boolean }).is_compatible;
+    },
+    async subjects() {
+      const r = await call('GET', '/subjects');
+      if (r.status !== 200) fail('list subjects', r);
+      return r.json as string[];
+    },
+  };
+}

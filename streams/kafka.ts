@@ -1,0 +1,25 @@
+/**
+ * kafkajs client construction from config, with logs routed into pino and
+ * TLS/SASL when configured. kafkajs's own "default partitioner changed"
+ * notice is silenced: Loopline always keys by entity or event id.
+ */
+import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
+import type { KafkaConfig } from '../config/config.js';
+import { kafkaLogCreator, type Logger } from './logger.js';
+
+process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
+
+export function createKafka(config: KafkaConfig, logger: Logger, clientSuffix?: string): Kafka {
+  const level = logger.levelVal <= 20 ? logLevel.DEBUG : logger.levelVal <= 30 ? logLevel.WARN : logLevel.ERROR;
+  return new Kafka({
+    clientId: clientSuffix ? `${config.clientId}-${clientSuffix}` : config.clientId,
+    brokers: config.brokers,
+    ssl: config.ssl ? { rejectUnauthorized: true } : undefined,
+    sasl: (config.sasl ?? undefined) as SASLOptions | undefined,
+    logLevel: level,
+    logCreator: kafkaLogCreator(logger),
+    connectionTimeout: 5000,
+    requestTimeout: 30_000,
+    retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 10_000 },
+  });
+}

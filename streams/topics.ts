@@ -1,0 +1,120 @@
+/**
+ * The topic catalogue: every topic of the loop, its partitions, key,
+ * retention, cleanup policy, record type(s) and dead-letter topic. Created
+ * idempotently by `ensureTopics` (existing topics are left as they are, with
+ * a warning when their partition count differs). Names get the configured
+ * prefix, so several pipelines or test runs can share a cluster.
+ */
+import type { Admin } from 'kafkajs';
+import { recordSchema, type RecordName } from '../schemas/catalogue.js';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export interface TopicSpec {
+  /** Logical name, without prefix. */
+  name: string;
+  partitions: number;
+  /** What the message key holds (documentation and producers). */
+  key: 'entity_id' | 'event_id' | 'pipeline' | 'model' | 'original key';
+  retentionMs: number;
+  cleanupPolicy: 'delete' | 'compact';
+  /** Record types carried; one type means subject `<topic>-value`, several mean `<topic>-<record full name>`. */
+  values: RecordName[];
+  /** Dead-letter topic for records of this topic that can never be processed. */
+  deadLetter: string | null;
+  /** Schema compatibility enforced on the topic's subjects. */
+  compatibility: 'BACKWARD' | 'FULL_TRANSITIVE';
+  doc: string;
+}
+
+const dlq = (name: string): TopicSpec => ({
+  name,
+  partitions: 1,
+  key: 'original key',
+  retentionMs: 30 * DAY_MS,
+  cleanupPolicy: 'delete',
+  values: [],
+  deadLetter: null,
+  compatibility: 'BACKWARD',
+  doc: 'Dead letters: original key and value bytes, reason in __connect.errors.* headers.',
+});
+
+export const TOPICS: readonly TopicSpec[] = [
+  { name: 'events.client', partitions: 3, key: 'entity_id', retentionMs: 7 * DAY_MS, cleanupPolicy: 'delete', values: ['ClientEvent'], deadLetter: 'events.client.dlq', compatibility: 'BACKWARD', doc: 'Application events to score.' },
+  { name: 'features.updates', partitions: 3, key: 'entity_id', retentionMs: 7 * DAY_MS, cleanupPolicy: 'delete', values: ['FeatureUpdate'], deadLetter: 'features.updates.dlq', compatibility: 'BACKWARD', doc: 'Streamed online feature values.' },
+  { name: 'features.vectors', partitions: 3, key: 'entity_id', retentionMs: 3 * DAY_MS, cleanupPolicy: 'delete', values: ['FeatureVector'], deadLetter: 'features.vectors.dlq', compatibility: 'BACKWARD', doc: 'Events joined with the features served.' },
+  { name: 'predictions', partitions: 3, key: 'entity_id', retentionMs: 7 * DAY_MS, cleanupPolicy: 'delete', values: ['Prediction'], deadLetter: 'predictions.dlq', compatibility: 'FULL_TRANSITIVE', doc: 'Predictions, for services and the joiner.' },
+  { name: 'labels.ground-truth', partitions: 3, key: 'event_id', retentionMs: 14 * DAY_MS, cleanupPolicy: 'delete', values: ['GroundTruth'], deadLetter: 'labels.ground-truth.dlq', compatibility: 'FULL_TRANSITIVE', doc: 'Ground truth as it becomes known.' },
+  { name: 'labels.late', partitions: 1, key: 'event_id', retentionMs: 30 * DAY_MS, cleanupPolicy: 'delete', values: ['GroundTruth'], deadLetter: null, compatibility: 'FULL_TRANSITIVE', doc: 'Labels past the join horizon: counted, kept, not joined.' },
+  { name: 'predictions.labeled', partitions: 3, key: 'event_id', retentionMs: 14 * DAY_MS, cleanupPolicy: 'delete', values: ['LabeledPrediction'], deadLetter: 'predictions.labeled.dlq', compatibility: 'FULL_TRANSITIVE', doc: 'Predictions joined with ground truth.' },
+  { name: 'monitor.reports', partitions: 1, key: 'model', retentionMs: 90 * DAY_MS, cleanupPolicy: 'delete', values: ['QualityReport', 'DriftReport'], deadLetter: null, compatibility: 'BACKWARD', doc: 'Quality and drift reports per window.' },
+  { name: 'control.retrain', partitions: 1, key: 'pipeline', retentionMs: 90 * DAY_MS, cleanupPolicy: 'delete', values: ['RetrainRequest'], deadLetter: 'control.retrain.dlq', compatibility: 'BACKWARD', doc: 'Retrain decisions.' },
+  { name: 'control.candidates', partitions: 1, key: 'pipeline', retentionMs: 90 * DAY_MS, cleanupPolicy: 'delete', values: ['ModelCandidate'], deadLetter: 'control.candidates.dlq', compatibility: 'BACKWARD', doc: 'Trained candidates awaiting evaluation.' },
+  { name: 'control.models', partitions: 1, key: 'model', retentionMs: 365 * DAY_MS, cleanupPolicy: 'delete', values: ['ModelEvent'], deadLetter: null, compatibility: 'BACKWARD', doc: 'Promotions and rollbacks; scorers hot-swap on them.' },
+  dlq('events.client.dlq'),
+  dlq('features.updates.dlq'),
+  dlq('features.vectors.dlq'),
+  dlq('predictions.dlq'),
+  dlq('labels.ground-truth.dlq'),
+  dlq('predictions.labeled.dlq'),
+  dlq('control.retrain.dlq'),
+  dlq('control.candidates.dlq'),
+];
+
+export type TopicName = (typeof TOPICS)[number]['name'];
+
+export function topicSpec(name: string): TopicSpec {
+  const spec = TOPICS.find((t) => t.name === name);
+  if (!spec) throw new Error(`unknown topic ${name}; the catalogue has ${TOPICS.map((t) => t.name).join(', ')}`);
+  return spec;
+}
+
+/** Resolves logical names to physical ones under a prefix. */
+export function createTopicNames(prefix: string) {
+  return {
+    prefix,
+    physical: (name: string): string => `${prefix}${name}`,
+    /** The registry subject for a record type on a topic (TopicNameStrategy, or TopicRecordNameStrategy for multi-type topics). */
+    subject(name: string, record: RecordName): string {
+      const spec = topicSpec(name);
+      return spec.values.length > 1 ? `${prefix}${name}-${recordSchema(record).fullName}` : `${prefix}${name}-value`;
+    },
+  };
+}
+export type TopicNames = ReturnType<typeof createTopicNames>;
+
+export interface EnsureTopicsResult {
+  created: string[];
+  existing: string[];
+  mismatched: Array<{ topic: string; partitions: number; expected: number }>;
+}
+
+/** Creates missing topics; never alters existing ones (a partition change reshuffles keys, an operator's call). */
+export async function ensureTopics(admin: Admin, names: TopicNames, specs: readonly TopicSpec[] = TOPICS, replicationFactor = 1): Promise<EnsureTopicsResult> {
+  const existing = new Set(await admin.listTopics());
+  const missing = specs.filter((s) => !existing.has(names.physical(s.name)));
+  if (missing.length > 0) {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: missing.map((s) => ({
+        topic: names.physical(s.name),
+        numPartitions: s.partitions,
+        replicationFactor,
+        configEntries: [
+          { name: 'retention.ms', value: String(s.retentionMs) },
+          { name: 'cleanup.policy', value: s.cleanupPolicy },
+        ],
+      })),
+    });
+  }
+  const present = specs.filter((s) => existing.has(names.physical(s.name)));
+  const mismatched: EnsureTopicsResult['mismatched'] = [];
+  if (present.length > 0) {
+    const meta = await admin.fetchTopicMetadata({ topics: present.map((s) => names.physical(s.name)) });
+    for (const t of meta.topics) {
+      const spec = present.find((s) => names.physical(s.name) === t.name);
+      if (spec && t.partitions.length !== spec.partitions) mismatched.push({ topic: t.name, partitions: t.partitions.length, expected: spec.partitions });
+    }
+  }
+  return { created: missing.map((s) => names.physical(s.name)), existing: present.map((s) => names.physical(s.name)), mismatched };
+}

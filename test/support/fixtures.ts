@@ -1,0 +1,73 @@
+/**
+ * Per-test-file isolation on shared real servers: a fresh topic prefix and a
+ * fresh keyspace, bootstrapped like production, dropped afterwards.
+ */
+import crypto from 'node:crypto';
+import type { Admin, Kafka } from 'kafkajs';
+import { loadConfig, type LooplineConfig } from '../../config/config.js';
+import { bootstrapInfra, type BootstrapResult } from '../../infra/bootstrap.js';
+import { createCodec, type Codec } from '../../schemas/codec.js';
+import { createRegistryClient, type RegistryClient } from '../../schemas/registry-client.js';
+import { createCassandraClient, type CassandraClient } from '../../store/cassandra.js';
+import { createKafka } from '../../streams/kafka.js';
+import { createLogger, type Logger } from '../../streams/logger.js';
+import { createTopicNames, type TopicNames } from '../../streams/topics.js';
+
+export interface TestEnv {
+  id: string;
+  config: LooplineConfig;
+  logger: Logger;
+  kafka: Kafka;
+  admin: Admin;
+  cql: CassandraClient;
+  registry: RegistryClient;
+  codec: Codec;
+  names: TopicNames;
+  bootstrap: BootstrapResult;
+  cleanup(): Promise<void>;
+}
+
+export async function createTestEnv(label: string): Promise<TestEnv> {
+  const id = crypto.randomBytes(4).toString('hex');
+  const config = loadConfig({
+    ...process.env,
+    LOOPLINE_TOPIC_PREFIX: `t-${label}-${id}.`,
+    LOOPLINE_CASSANDRA_KEYSPACE: `t_${label.replace(/[^a-z0-9]/g, '_')}_${id}`.slice(0, 48),
+    LOOPLINE_LOG_LEVEL: process.env.LOOPLINE_TEST_LOG_LEVEL ?? 'warn',
+  });
+  const logger = createLogger({ level: config.logLevel, name: `test-${label}` });
+  const bootstrap = await bootstrapInfra(config, logger);
+  const kafka = createKafka(config.kafka, logger, `test-${label}`);
+  const admin = kafka.admin();
+  await admin.connect();
+  const cql = createCassandraClient(config.cassandra);
+  await cql.connect();
+  const registry = createRegistryClient({ url: config.registry.url });
+  const names = createTopicNames(config.kafka.topicPrefix);
+  return {
+    id, config, logger, kafka, admin, cql, registry, codec: createCodec(registry), names, bootstrap,
+    async cleanup() {
+      const mine = (await admin.listTopics()).filter((t) => t.startsWith(config.kafka.topicPrefix));
+      if (mine.length > 0) await admin.deleteTopics({ topics: mine }).catch(() => {});
+      await admin.disconnect().catch(() => {});
+      await cql.execute(`DROP KEYSPACE IF EXISTS ${config.cassandra.keyspace}`).catch(() => {});
+      await cql.shutdown().catch(() => {});
+    },
+  };
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or fails with `what` at the deadline. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 60_000, intervalMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v as T;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
