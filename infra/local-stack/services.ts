@@ -264,7 +264,8 @@ const registry: ServiceDef = {
         '-jar', path.join(paths.registryDist, runner),
       ],
       // Schemas persist in an H2 file database, so ids stay valid across restarts.
-      env: { REGISTRY_DATASOURCE_URL: `jdbc:h2:file:${path.join(run, 'data', 'registry')}` },
+      // WRITE_DELAY=0: every commit reaches the file at once, so an acknowledged registration survives kill -9.
+      env: { REGISTRY_DATASOURCE_URL: `jdbc:h2:file:${path.join(run, 'data', 'registry')};WRITE_DELAY=0` },
     };
   },
   async probe(ports) {

@@ -1,0 +1,229 @@
+/**
+ * The pipeline spec: one declarative file describes one use case, so a new
+ * pipeline needs configuration, not code. Validated at load; every error
+ * names the field path (`featureSets[0].features.price: ...`).
+ *
+ * A spec says: the entity key; the event fields and their types; the online
+ * feature sets and how they are fed; which features the model uses; the
+ * label, its type and expected delay; the task; the trainer; monitoring
+ * windows and drift thresholds; the retrain policy; the promotion gate; and
+ * how to replay a CSV dataset as a live stream.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from '../streams/errors.js';
+
+const name = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'must be lower-case letters, digits, "_" or "-", starting with a letter');
+const featureName = z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,62}$/, 'must be a letter then letters, digits or "_"');
+const kind = z.enum(['numeric', 'categorical']);
+const positiveMs = z.number().int().positive();
+
+const featureSet = z.object({
+  name,
+  /** How the set is fed: `stream` = FeatureUpdate records on features.updates. */
+  source: z.literal('stream').default('stream'),
+  features: z.record(featureName, kind).refine((r) => Object.keys(r).length > 0, 'must declare at least one feature'),
+  /** A value older than this at event time is served as missing (stale). */
+  maxAgeMs: positiveMs.optional(),
+  /** Rows expire from the online store after this long without an update. */
+  ttlSeconds: z.number().int().positive().default(30 * 24 * 3600),
+});
+
+const feedValue = z.union([
+  z.object({ lag: z.object({ column: z.string(), rows: z.number().int().min(0).default(0) }) }),
+  z.object({ mean: z.object({ column: z.string(), rows: z.number().int().min(1) }) }),
+]);
+
+export const PipelineSpecSchema = z
+  .object({
+    name,
+    description: z.string().default(''),
+    task: z.enum(['binary', 'multiclass', 'regression']),
+    entity: z.object({ name: z.string().min(1), doc: z.string().default('') }),
+    events: z.object({
+      fields: z.record(featureName, kind).refine((r) => Object.keys(r).length > 0, 'must declare at least one field'),
+    }),
+    featureSets: z.array(featureSet).default([]),
+    /** What happens when an entity has no row in a feature set: impute (serve nulls, flag missing) or dead-letter the event. */
+    missingEntity: z.enum(['impute', 'dead-letter']).default('impute'),
+    model: z.object({
+      name,
+      /** Model inputs in order: event fields and feature-set features, by name. */
+      features: z.array(featureName).min(1),
+      /** Known categories of categorical inputs (otherwise learned at training). */
+      categories: z.record(featureName, z.array(z.string()).min(1)).default({}),
+    }),
+    label: z.object({
+      type: z.enum(['categorical', 'numeric']),
+      classes: z.array(z.string()).default([]),
+      /** Expected delay from event to ground truth. */
+      delayMs: positiveMs,
+      /** Labels arriving later than this after their event are late: counted, kept, not joined. */
+      horizonMs: positiveMs,
+    }),
+    trainer: z
+      .object({
+        kind: z.enum(['builtin', 'command']).default('builtin'),
+        /** For kind=command: argv; {train} and {out} are replaced by the training-set file and the output folder. */
+        command: z.array(z.string()).optional(),
+        settings: z
+          .object({
+            epochs: z.number().int().min(1).max(10_000).optional(),
+            learningRate: z.number().positive().optional(),
+            l2: z.number().min(0).optional(),
+            batchSize: z.number().int().min(1).optional(),
+            seed: z.number().int().optional(),
+          })
+          .default({}),
+        /** Rows of the replay used to train the bootstrap model. */
+        bootstrapRows: z.number().int().min(10).default(5000),
+        /** Labeled rows a retrain learns from (the most recent). */
+        windowRows: z.number().int().min(10).default(2000),
+      })
+      .default({}),
+    monitoring: z
+      .object({
+        windowSize: z.number().int().min(10).default(500),
+        detector: z.enum(['adwin', 'page-hinkley']).default('adwin'),
+        psiThreshold: z.number().positive().default(0.2),
+        pValueThreshold: z.number().positive().max(1).default(0.01),
+      })
+      .default({}),
+    retrain: z
+      .object({
+        /** Retrain when the window's primary metric falls below this. */
+        minMetric: z.number().optional(),
+        /** Retrain when the metric falls this fraction below the model's training-time metric. */
+        maxRelativeDrop: z.number().positive().max(1).optional(),
+        onDetectorAlarm: z.boolean().default(true),
+        onDrift: z.boolean().default(false),
+        /** Retrain at least every this many labeled predictions. */
+        everyLabels: z.number().int().positive().optional(),
+        cooldownLabels: z.number().int().min(0).default(500),
+        minFreshLabels: z.number().int().min(1).default(500),
+      })
+      .default({}),
+    promotion: z
+      .object({
+        metric: z.enum(['accuracy', 'log_loss', 'auc', 'mae', 'rmse']).default('accuracy'),
+        /** The candidate must beat the champion by at least this much on the held-out window. */
+        minImprovement: z.number().default(0),
+        /** Confidence of the paired bootstrap interval of the improvement. */
+        confidence: z.number().min(0.5).max(0.999).default(0.9),
+        holdoutRows: z.number().int().min(10).default(500),
+        /** Roll back when the new champion's live metric is worse than the old one's by more than this. */
+        rollbackMargin: z.number().min(0).default(0.02),
+      })
+      .default({}),
+    replay: z
+      .object({
+        /** CSV path, relative to the spec file. */
+        csv: z.string().min(1),
+        eventId: z.string().min(1),
+        eventTime: z.string().min(1),
+        /** Entity id: a CSV column, or a constant for single-entity data. */
+        entityId: z.union([z.object({ column: z.string() }), z.object({ constant: z.string() })]),
+        label: z.string().min(1),
+        /** Feature-set feeds computed from the CSV: each row publishes values known once `availableAfterMs` has passed. */
+        feeds: z
+          .array(
+            z.object({
+              featureSet: name,
+              availableAfterMs: z.number().int().min(0).default(0),
+              features: z.record(featureName, feedValue),
+            }),
+          )
+          .default([]),
+      })
+      .optional(),
+  })
+  .superRefine((spec, ctx) => {
+    const fields = new Set(Object.keys(spec.events.fields));
+    const known = new Map<string, string>(Object.entries(spec.events.fields));
+    spec.featureSets.forEach((set, i) => {
+      for (const [f, k] of Object.entries(set.features)) {
+        if (known.has(f)) ctx.addIssue({ code: 'custom', path: ['featureSets', i, 'features', f], message: `name clashes with ${fields.has(f) ? 'an event field' : 'another feature set'}` });
+        known.set(f, k);
+      }
+    });
+    const sets = new Set(spec.featureSets.map((s) => s.name));
+    if (sets.size !== spec.featureSets.length) ctx.addIssue({ code: 'custom', path: ['featureSets'], message: 'feature set names must be unique' });
+    spec.model.features.forEach((f, i) => {
+      if (!known.has(f)) ctx.addIssue({ code: 'custom', path: ['model', 'features', i], message: `"${f}" is neither an event field nor a feature-set feature` });
+    });
+    for (const c of Object.keys(spec.model.categories)) {
+      if (known.get(c) !== 'categorical') ctx.addIssue({ code: 'custom', path: ['model', 'categories', c], message: 'categories given for a feature that is not categorical' });
+    }
+    if (spec.task === 'regression' && spec.label.type !== 'numeric') ctx.addIssue({ code: 'custom', path: ['label', 'type'], message: 'a regression task needs a numeric label' });
+    if (spec.task !== 'regression') {
+      if (spec.label.type !== 'categorical') ctx.addIssue({ code: 'custom', path: ['label', 'type'], message: 'a classification task needs a categorical label' });
+      const need = spec.task === 'binary' ? 2 : 3;
+      if (spec.label.classes.length !== 0 && (spec.task === 'binary' ? spec.label.classes.length !== 2 : spec.label.classes.length < need)) {
+        ctx.addIssue({ code: 'custom', path: ['label', 'classes'], message: spec.task === 'binary' ? 'a binary task has exactly 2 classes' : 'a multiclass task has at least 3 classes' });
+      }
+    }
+    if (spec.label.horizonMs < spec.label.delayMs) ctx.addIssue({ code: 'custom', path: ['label', 'horizonMs'], message: 'must be at least label.delayMs' });
+    if (spec.trainer.kind === 'command' && !spec.trainer.command?.length) ctx.addIssue({ code: 'custom', path: ['trainer', 'command'], message: 'required when trainer.kind is "command"' });
+    spec.replay?.feeds.forEach((feed, i) => {
+      const set = spec.featureSets.find((s) => s.name === feed.featureSet);
+      if (!set) {
+        ctx.addIssue({ code: 'custom', path: ['replay', 'feeds', i, 'featureSet'], message: `no feature set named "${feed.featureSet}"` });
+        return;
+      }
+      for (const f of Object.keys(feed.features)) {
+        if (!(f in set.features)) ctx.addIssue({ code: 'custom', path: ['replay', 'feeds', i, 'features', f], message: `feature set "${set.name}" has no feature "${f}"` });
+      }
+    });
+  });
+
+export type PipelineSpec = z.infer<typeof PipelineSpecSchema>;
+export type FeatureSetSpec = PipelineSpec['featureSets'][number];
+
+export interface LoadedSpec {
+  spec: PipelineSpec;
+  /** Folder of the spec file: relative paths in it resolve from here. */
+  dir: string;
+  file: string;
+}
+
+/** Validates a parsed spec; throws ConfigError listing every problem with its field path. */
+export function parseSpec(raw: unknown, source = 'pipeline spec'): PipelineSpec {
+  const r = PipelineSpecSchema.safeParse(raw);
+  if (r.success) return r.data;
+  const lines = r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
+  throw new ConfigError(`${source} is invalid:\n  ${lines.join('\n  ')}`);
+}
+
+export function loadSpec(file: string): LoadedSpec {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read pipeline spec ${file}: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`pipeline spec ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  return { spec: parseSpec(raw, `pipeline spec ${file}`), dir: path.dirname(path.resolve(file)), file: path.resolve(file) };
+}
+
+/** Every input name with its kind, event fields first. */
+export function inputKinds(spec: PipelineSpec): Map<string, 'numeric' | 'categorical'> {
+  const m = new Map<string, 'numeric' | 'categorical'>(Object.entries(spec.events.fields));
+  for (const set of spec.featureSets) for (const [f, k] of Object.entries(set.features)) m.set(f, k);
+  return m;
+}
+
+/** The model's feature spec (inputs in order, with kinds and known categories). */
+export function modelFeatureDefs(spec: PipelineSpec): Array<{ name: string; kind: 'numeric' | 'categorical'; categories?: string[] }> {
+  const kinds = inputKinds(spec);
+  return spec.model.features.map((f) => {
+    const kind = kinds.get(f)!;
+    const categories = spec.model.categories[f];
+    return categories ? { name: f, kind, categories } : { name: f, kind };
+  });
+}

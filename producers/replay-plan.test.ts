@@ -1,0 +1,207 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { loadSpec, parseSpec } from '../pipelines/spec.js';
+import { ConfigError } from '../streams/errors.js';
+import { parseCsv, readCsv } from './csv.js';
+import { buildReplayPlan, pointInTimeRows, type ReplayPlan } from './replay-plan.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const MIN = 60_000;
+const T0 = Date.UTC(2024, 0, 1);
+
+const spec = parseSpec({
+  name: 'tiny',
+  task: 'binary',
+  entity: { name: 'shop' },
+  events: { fields: { x: 'numeric', color: 'categorical' } },
+  featureSets: [{ name: 'stats', features: { y_prev: 'numeric', y_mean2: 'numeric', color_prev: 'categorical' }, maxAgeMs: 90_000 }],
+  model: { name: 'tiny-model', features: ['x', 'color', 'y_prev', 'y_mean2'] },
+  label: { type: 'categorical', classes: ['no', 'yes'], delayMs: 2 * MIN, horizonMs: 10 * MIN },
+  replay: {
+    csv: 'tiny.csv',
+    eventId: 'id',
+    eventTime: 'ts',
+    entityId: { column: 'shop' },
+    label: 'ok',
+    feeds: [
+      {
+        featureSet: 'stats',
+        availableAfterMs: MIN,
+        features: {
+          y_prev: { lag: { column: 'y', rows: 0 } },
+          y_mean2: { mean: { column: 'y', rows: 2 } },
+          color_prev: { lag: { column: 'color', rows: 1 } },
+        },
+      },
+    ],
+  },
+});
+
+// Shop s1 has rows a, b, d, e; s2 has c. Minute spacing, then a 3-minute gap before e.
+const rows = parseCsv(
+  [
+    'id,ts,shop,x,color,y,ok',
+    'a,2024-01-01T00:00:00,s1,1.5,red,10,yes',
+    'b,2024-01-01T00:01:00,s1,,blue,20,no',
+    'c,2024-01-01T00:02:00,s2,NaN,"green, light",30,yes',
+    'd,2024-01-01T00:03:00,s1,4,red,,no',
+    'e,2024-01-01T00:06:00,s1,5,red,50,',
+  ].join('\n'),
+);
+
+const summary = (plan: ReplayPlan) =>
+  plan.map((a) => `${(a.at - T0) / MIN} ${a.kind} ${a.kind === 'feature' ? a.record.update_id : a.record.event_id}`);
+
+describe('buildReplayPlan', () => {
+  const plan = buildReplayPlan(spec, rows);
+
+  it('orders by time; at a tie feature updates, then events, then labels', () => {
+    expect(summary(plan)).toEqual([
+      '0 event a',
+      '1 feature stats:s1:a',
+      '1 event b',
+      '2 feature stats:s1:b',
+      '2 event c',
+      '2 label a',
+      '3 feature stats:s2:c',
+      '3 event d',
+      '3 label b',
+      '4 feature stats:s1:d',
+      '4 label c',
+      '5 label d',
+      '6 event e',
+      '7 feature stats:s1:e',
+    ]);
+  });
+
+  it('builds events: UTC times, typed fields, produced_at left to the sender', () => {
+    const events = plan.flatMap((a) => (a.kind === 'event' ? [a.record] : []));
+    expect(events[0]).toEqual({ event_id: 'a', pipeline: 'tiny', entity_id: 's1', event_time: T0, produced_at: 0, fields: { x: 1.5, color: 'red' } });
+    expect(events.map((e) => e.fields)).toEqual([
+      { x: 1.5, color: 'red' },
+      { x: null, color: 'blue' },
+      { x: null, color: 'green, light' },
+      { x: 4, color: 'red' },
+      { x: 5, color: 'red' },
+    ]);
+  });
+
+  it("computes feeds from the entity's rows up to this one, as of availableAfterMs later", () => {
+    const updates = plan.flatMap((a) => (a.kind === 'feature' ? [a.record] : []));
+    expect(updates.map((u) => [u.update_id, (u.event_time - T0) / MIN, u.values])).toEqual([
+      ['stats:s1:a', 1, { y_prev: 10, y_mean2: 10, color_prev: null }],
+      ['stats:s1:b', 2, { y_prev: 20, y_mean2: 15, color_prev: 'red' }],
+      ['stats:s2:c', 3, { y_prev: 30, y_mean2: 30, color_prev: null }],
+      ['stats:s1:d', 4, { y_prev: null, y_mean2: 20, color_prev: 'blue' }],
+      ['stats:s1:e', 7, { y_prev: 50, y_mean2: 50, color_prev: 'red' }],
+    ]);
+    for (const a of plan) if (a.kind === 'feature') expect(a.at).toBe(a.record.event_time);
+    expect(updates[0]).toMatchObject({ feature_set: 'stats', entity_id: 's1' });
+  });
+
+  it('delivers each label delayMs after its event; a row without a label has none', () => {
+    const labels = plan.flatMap((a) => (a.kind === 'label' ? [a] : []));
+    expect(labels.map((l) => l.record)).toEqual([
+      { event_id: 'a', pipeline: 'tiny', label: 'yes', event_time: T0, label_time: T0 + 2 * MIN },
+      { event_id: 'b', pipeline: 'tiny', label: 'no', event_time: T0 + MIN, label_time: T0 + 3 * MIN },
+      { event_id: 'c', pipeline: 'tiny', label: 'yes', event_time: T0 + 2 * MIN, label_time: T0 + 4 * MIN },
+      { event_id: 'd', pipeline: 'tiny', label: 'no', event_time: T0 + 3 * MIN, label_time: T0 + 5 * MIN },
+    ]);
+    for (const l of labels) expect(l.at).toBe(l.record.label_time);
+  });
+
+  it('numeric labels are numbers', () => {
+    const reg = parseSpec({ ...structuredClone(spec), task: 'regression', label: { ...spec.label, type: 'numeric', classes: [] } });
+    const labels = buildReplayPlan(reg, rows).flatMap((a) => (a.kind === 'label' ? [a.record.label] : []));
+    expect(labels).toEqual([]); // "yes"/"no" are not numbers: no ground truth
+    const numeric = parseCsv('id,ts,shop,x,color,y,ok\na,2024-01-01T00:00:00,s1,1,red,1,0.25');
+    expect(buildReplayPlan(reg, numeric).find((a) => a.kind === 'label')?.record).toMatchObject({ label: 0.25 });
+  });
+
+  it('is deterministic', () => {
+    expect(buildReplayPlan(spec, rows)).toEqual(plan);
+    expect(JSON.stringify(buildReplayPlan(spec, rows))).toBe(JSON.stringify(plan));
+  });
+
+  it('offset and limit select rows; feeds still see earlier rows as history', () => {
+    const part = buildReplayPlan(spec, rows, { offset: 1, limit: 2 });
+    expect(part.filter((a) => a.kind === 'event').map((a) => a.record.event_id)).toEqual(['b', 'c']);
+    const b = part.find((a) => a.kind === 'feature' && a.record.update_id === 'stats:s1:b');
+    expect(b?.record).toMatchObject({ values: { y_prev: 20, y_mean2: 15, color_prev: 'red' } });
+    expect(buildReplayPlan(spec, rows, { limit: 0 })).toEqual([]);
+    expect(() => buildReplayPlan(spec, rows, { offset: -1 })).toThrow(ConfigError);
+  });
+
+  it('names missing columns, bad times and repeated ids', () => {
+    const noY = parseCsv('id,ts,shop,x,color,ok\na,2024-01-01T00:00:00,s1,1,red,yes');
+    expect(() => buildReplayPlan(spec, noY)).toThrow(ConfigError);
+    expect(() => buildReplayPlan(spec, noY)).toThrow(/column "y" \(replay\.feeds\.0\.features\.y_prev\.lag\.column\)/);
+    const badTime = parseCsv('id,ts,shop,x,color,y,ok\na,yesterday,s1,1,red,1,yes');
+    expect(() => buildReplayPlan(spec, badTime)).toThrow(/row 0 \(a\): ts "yesterday" is not a date-time/);
+    const twice = parseCsv('id,ts,shop,x,color,y,ok\na,2024-01-01,s1,1,red,1,yes\na,2024-01-02,s1,1,red,1,yes');
+    expect(() => buildReplayPlan(spec, twice)).toThrow(/row 1: id "a" repeats/);
+  });
+
+  it('reads times with a zone as given and without one as UTC', () => {
+    const zoned = parseCsv('id,ts,shop,x,color,y,ok\na,2024-01-01T01:00:00+01:00,s1,1,red,1,yes\nb,2024-01-01,s1,1,red,1,yes');
+    expect(buildReplayPlan(spec, zoned).filter((a) => a.kind === 'event').map((a) => a.record.event_time)).toEqual([T0, T0]);
+  });
+});
+
+describe('pointInTimeRows', () => {
+  const plan = buildReplayPlan(spec, rows);
+  const pit = pointInTimeRows(spec, plan);
+
+  it('serves each event the latest feed values known at its time, null when none or stale', () => {
+    expect(pit.map((r) => [r.event.event_id, r.values, r.label])).toEqual([
+      ['a', { x: 1.5, color: 'red', y_prev: null, y_mean2: null, color_prev: null }, 'yes'],
+      // a's update is as of exactly b's time: visible. b's own (as of 00:02) is not.
+      ['b', { x: null, color: 'blue', y_prev: 10, y_mean2: 10, color_prev: null }, 'no'],
+      // another entity's values are never served.
+      ['c', { x: null, color: 'green, light', y_prev: null, y_mean2: null, color_prev: null }, 'yes'],
+      ['d', { x: 4, color: 'red', y_prev: 20, y_mean2: 15, color_prev: 'red' }, 'no'],
+      // d's update is 2 minutes old at e's time, past maxAgeMs (90 s): stale, so null.
+      ['e', { x: 5, color: 'red', y_prev: null, y_mean2: null, color_prev: null }, null],
+    ]);
+  });
+
+  it('never serves a value whose as-of time is after the event, whatever the plan order', () => {
+    const early = plan.find((a) => a.kind === 'feature' && a.record.update_id === 'stats:s1:b')!;
+    const shuffled: ReplayPlan = [early, ...plan.filter((a) => a !== early)];
+    const b = pointInTimeRows(spec, shuffled).find((r) => r.event.event_id === 'b');
+    expect(b?.values).toMatchObject({ y_prev: null, y_mean2: null });
+  });
+});
+
+describe('the Elec2 replay', () => {
+  const { spec: elec2, dir } = loadSpec(path.join(here, '..', 'pipelines', 'elec2.json'));
+  const all = readCsv(path.join(dir, elec2.replay!.csv));
+  const plan = buildReplayPlan(elec2, all, { limit: 200 });
+  const count = (kind: string) => plan.filter((a) => a.kind === kind).length;
+
+  it('has one event, one feature update and one label per row', () => {
+    expect([count('event'), count('feature'), count('label')]).toEqual([200, 200, 200]);
+    const first = plan[0];
+    expect(first?.kind).toBe('event');
+    expect(first?.record).toMatchObject({ event_id: '0', entity_id: 'nsw', pipeline: 'elec2', event_time: Date.UTC(1996, 4, 7) });
+    for (const a of plan) {
+      if (a.kind === 'label') expect(a.record.label_time - a.record.event_time).toBe(86_400_000);
+    }
+  });
+
+  it("serves the previous period's price and its 48-period mean, never the event's own price", () => {
+    const pit = pointInTimeRows(elec2, plan);
+    const price = all.slice(0, 200).map((r) => Number(r.nswprice));
+    expect(pit[0]?.values.nswprice_prev).toBeNull();
+    for (let t = 1; t < 200; t++) {
+      const row = pit[t]!;
+      expect(row.event.event_id).toBe(String(t));
+      expect(row.values.nswprice_prev).toBe(price[t - 1]);
+      const window = price.slice(Math.max(0, t - 48), t);
+      expect(row.values.nswprice_ma48).toBeCloseTo(window.reduce((s, v) => s + v, 0) / window.length, 12);
+      expect(row.label).toBe(all[t]!.class);
+      expect(Object.keys(row.values)).toEqual(expect.arrayContaining(elec2.model.features));
+    }
+  });
+});

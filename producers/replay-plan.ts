@@ -1,0 +1,225 @@
+/**
+ * The replay plan: a CSV dataset turned, by a pipeline spec's `replay`
+ * section, into the time-ordered stream of records a live system would have
+ * seen — events, feature-store feed updates and delayed ground truth. Pure
+ * and deterministic: the same spec and rows always give the same plan.
+ *
+ * Per data row t (in file order):
+ * - one ClientEvent at its event time (`at` = event_time);
+ * - per feed, one FeatureUpdate whose values are computed from the entity's
+ *   rows up to and including t, as of event_time + availableAfterMs (`at` =
+ *   that as-of time, so a value is published only once it is known);
+ * - one GroundTruth at event_time + label.delayMs, unless the row's label is
+ *   empty (or not a finite number, for a numeric label).
+ *
+ * Feed windows count the entity's own rows in file order (with a constant
+ * entity id that is every row): `lag k` is the entity's k-th previous row
+ * (0 = this row), `mean n` averages the finite values of its last n rows
+ * (fewer at the start). `offset`/`limit` select the rows that are replayed;
+ * feeds still see the rows before `offset` as history.
+ *
+ * Order: by `at`; at equal times feature updates, then events, then labels
+ * (a value that becomes available exactly at an event's time is visible to
+ * it); then by row.
+ */
+import type { PipelineSpec } from '../pipelines/spec.js';
+import type { ClientEvent, FeatureUpdate, GroundTruth } from '../schemas/types.js';
+import { ConfigError } from '../streams/errors.js';
+
+export type ReplayAction =
+  | { at: number; kind: 'feature'; record: FeatureUpdate }
+  | { at: number; kind: 'event'; record: ClientEvent }
+  | { at: number; kind: 'label'; record: GroundTruth };
+export type ReplayKind = ReplayAction['kind'];
+export type ReplayPlan = ReplayAction[];
+
+export interface ReplayPlanOptions {
+  /** Replay at most this many rows. Default: all. */
+  limit?: number;
+  /** Skip this many data rows first. Default 0. */
+  offset?: number;
+}
+
+export type FeatureValue = number | string | null;
+export type FeatureRow = Record<string, FeatureValue>;
+
+export interface PointInTimeRow {
+  event: ClientEvent;
+  /** The event's fields plus every feature-set feature as an up-to-date online store would serve it. */
+  values: FeatureRow;
+  /** The event's ground truth in the plan, or null when it has none. */
+  label: string | number | null;
+}
+
+const KIND_ORDER: Record<ReplayKind, number> = { feature: 0, event: 1, label: 2 };
+
+/** Builds the replay plan of `rows` (parsed CSV records) under `spec`; throws ConfigError when a column the spec names is missing. */
+export function buildReplayPlan(spec: PipelineSpec, rows: Array<Record<string, string>>, opts: ReplayPlanOptions = {}): ReplayPlan {
+  const replay = spec.replay;
+  if (!replay) throw new ConfigError(`pipeline spec ${spec.name} has no replay section`);
+  const offset = opts.offset ?? 0;
+  const limit = opts.limit ?? Number.POSITIVE_INFINITY;
+  if (!Number.isInteger(offset) || offset < 0) throw new ConfigError(`replay offset must be a non-negative integer (got ${offset})`);
+  if (limit !== Number.POSITIVE_INFINITY && (!Number.isInteger(limit) || limit < 0)) throw new ConfigError(`replay limit must be a non-negative integer (got ${limit})`);
+  const first = rows[0];
+  if (!first) return [];
+  checkColumns(spec, replay, new Set(Object.keys(first)));
+
+  const entityOf = (row: Record<string, string>): string => ('column' in replay.entityId ? (row[replay.entityId.column] as string) : replay.entityId.constant);
+  // Each row's position among its entity's rows, and each entity's rows, in file order.
+  const entityRows = new Map<string, number[]>();
+  const position: number[] = [];
+  rows.forEach((row, i) => {
+    const entity = entityOf(row);
+    let list = entityRows.get(entity);
+    if (!list) entityRows.set(entity, (list = []));
+    position.push(list.length);
+    list.push(i);
+  });
+
+  const numbers = new Map<string, Array<number | null>>();
+  const numericColumn = (column: string): Array<number | null> => {
+    let values = numbers.get(column);
+    if (!values) numbers.set(column, (values = rows.map((row) => toNumber(row[column]))));
+    return values;
+  };
+
+  const setKinds = new Map(spec.featureSets.map((s) => [s.name, s.features]));
+  const feedValue = (featureSet: string, feature: string, how: FeedDef, t: number): FeatureValue => {
+    const own = entityRows.get(entityOf(rows[t] as Record<string, string>)) as number[];
+    const pos = position[t] as number;
+    if ('lag' in how) {
+      const j = own[pos - how.lag.rows];
+      if (j === undefined) return null;
+      return setKinds.get(featureSet)?.[feature] === 'numeric' ? (numericColumn(how.lag.column)[j] as number | null) : (rows[j] as Record<string, string>)[how.lag.column] as string;
+    }
+    const column = numericColumn(how.mean.column);
+    let sum = 0;
+    let n = 0;
+    for (let p = Math.max(0, pos - how.mean.rows + 1); p <= pos; p++) {
+      const v = column[own[p] as number];
+      if (v !== null && v !== undefined) {
+        sum += v;
+        n++;
+      }
+    }
+    return n === 0 ? null : sum / n;
+  };
+
+  const end = Math.min(rows.length, offset + limit);
+  const staged: Array<{ action: ReplayAction; row: number }> = [];
+  const seen = new Set<string>();
+  for (let t = offset; t < end; t++) {
+    const row = rows[t] as Record<string, string>;
+    const eventId = row[replay.eventId] as string;
+    if (eventId === '') throw new Error(`replay row ${t}: empty ${replay.eventId}`);
+    if (seen.has(eventId)) throw new Error(`replay row ${t}: ${replay.eventId} "${eventId}" repeats an earlier row's`);
+    seen.add(eventId);
+    const eventTime = parseUtc(row[replay.eventTime] as string);
+    if (eventTime === null) throw new Error(`replay row ${t} (${eventId}): ${replay.eventTime} "${row[replay.eventTime]}" is not a date-time`);
+    const entity = entityOf(row);
+
+    const fields: FeatureRow = {};
+    for (const [name, kind] of Object.entries(spec.events.fields)) {
+      fields[name] = kind === 'numeric' ? numericColumn(name)[t] ?? null : (row[name] as string);
+    }
+    staged.push({ row: t, action: { at: eventTime, kind: 'event', record: { event_id: eventId, pipeline: spec.name, entity_id: entity, event_time: eventTime, produced_at: 0, fields } } });
+
+    for (const feed of replay.feeds) {
+      const asOf = eventTime + feed.availableAfterMs;
+      const values: FeatureRow = {};
+      for (const [feature, how] of Object.entries(feed.features)) values[feature] = feedValue(feed.featureSet, feature, how, t);
+      staged.push({ row: t, action: { at: asOf, kind: 'feature', record: { update_id: `${feed.featureSet}:${entity}:${eventId}`, feature_set: feed.featureSet, entity_id: entity, event_time: asOf, values } } });
+    }
+
+    const raw = row[replay.label] as string;
+    const label = spec.label.type === 'numeric' ? toNumber(raw) : raw === '' ? null : raw;
+    if (label !== null) {
+      const labelTime = eventTime + spec.label.delayMs;
+      staged.push({ row: t, action: { at: labelTime, kind: 'label', record: { event_id: eventId, pipeline: spec.name, label, event_time: eventTime, label_time: labelTime } } });
+    }
+  }
+  // Array.prototype.sort is stable: several feeds of one row keep spec order.
+  staged.sort((a, b) => a.action.at - b.action.at || KIND_ORDER[a.action.kind] - KIND_ORDER[b.action.kind] || a.row - b.row);
+  return staged.map((s) => s.action);
+}
+
+/**
+ * For each event of `plan`, in plan order, the values an up-to-date online
+ * store would serve it: the event's fields, plus each feature-set feature at
+ * its latest as-of time not after the event's time — null when there is none
+ * or it is older than the set's maxAgeMs. The training rows that match
+ * serving exactly.
+ */
+export function pointInTimeRows(spec: PipelineSpec, plan: ReplayPlan): PointInTimeRow[] {
+  const labels = new Map<string, string | number>();
+  for (const a of plan) if (a.kind === 'label') labels.set(a.record.event_id, a.record.label);
+
+  // Like the store: one cell per (set, entity, feature); an older as-of never overwrites a newer one.
+  const cells = new Map<string, { value: FeatureValue; asOf: number }>();
+  const key = (set: string, entity: string, feature: string) => `${set}\u0000${entity}\u0000${feature}`;
+  const out: PointInTimeRow[] = [];
+  for (const a of plan) {
+    if (a.kind === 'feature') {
+      const u = a.record;
+      for (const [feature, value] of Object.entries(u.values)) {
+        const k = key(u.feature_set, u.entity_id, feature);
+        const cell = cells.get(k);
+        if (!cell || cell.asOf <= u.event_time) cells.set(k, { value, asOf: u.event_time });
+      }
+    } else if (a.kind === 'event') {
+      const e = a.record;
+      const values: FeatureRow = { ...e.fields };
+      for (const set of spec.featureSets) {
+        for (const feature of Object.keys(set.features)) {
+          const cell = cells.get(key(set.name, e.entity_id, feature));
+          const served = cell !== undefined && cell.asOf <= e.event_time && (set.maxAgeMs === undefined || e.event_time - cell.asOf <= set.maxAgeMs);
+          values[feature] = served ? cell.value : null;
+        }
+      }
+      out.push({ event: e, values, label: labels.get(e.event_id) ?? null });
+    }
+  }
+  return out;
+}
+
+type ReplaySpec = NonNullable<PipelineSpec['replay']>;
+type FeedDef = ReplaySpec['feeds'][number]['features'][string];
+
+/** Every column the spec reads must be in the header; a `mean` feed must feed a numeric feature. */
+function checkColumns(spec: PipelineSpec, replay: ReplaySpec, header: Set<string>): void {
+  const needed: Array<[string, string]> = [
+    [replay.eventId, 'replay.eventId'],
+    [replay.eventTime, 'replay.eventTime'],
+    [replay.label, 'replay.label'],
+    ...Object.keys(spec.events.fields).map((f): [string, string] => [f, `events.fields.${f}`]),
+  ];
+  if ('column' in replay.entityId) needed.push([replay.entityId.column, 'replay.entityId.column']);
+  replay.feeds.forEach((feed, i) => {
+    const set = spec.featureSets.find((s) => s.name === feed.featureSet);
+    for (const [feature, how] of Object.entries(feed.features)) {
+      const at = `replay.feeds.${i}.features.${feature}`;
+      needed.push('lag' in how ? [how.lag.column, `${at}.lag.column`] : [how.mean.column, `${at}.mean.column`]);
+      if ('mean' in how && set?.features[feature] !== 'numeric') throw new ConfigError(`${at}: a mean feeds only a numeric feature`);
+    }
+  });
+  const missing = needed.filter(([column]) => !header.has(column));
+  if (missing.length > 0) {
+    throw new ConfigError(`replay CSV lacks ${missing.map(([c, by]) => `column "${c}" (${by})`).join(', ')}; it has ${[...header].join(', ')}`);
+  }
+}
+
+/** A finite number, or null for an empty or non-numeric value. */
+function toNumber(raw: string | undefined): number | null {
+  if (raw === undefined || raw.trim() === '') return null;
+  const n = Number(raw);
+  return Number.isFinite(n) ? n : null;
+}
+
+/** Epoch ms of an ISO date-time; one without a zone is UTC. Null when unparseable. */
+function parseUtc(raw: string): number | null {
+  const s = raw.trim();
+  const zoned = /^\d{4}-\d{2}-\d{2}$/.test(s) || /(Z|[+-]\d{2}:?\d{2})$/i.test(s);
+  const ms = Date.parse(zoned ? s : `${s}Z`);
+  return Number.isFinite(ms) ? ms : null;
+}

@@ -1,0 +1,50 @@
+/**
+ * Reads every committed message of a topic from the beginning (read_committed),
+ * stopping once `until` holds or the deadline passes.
+ */
+import type { IHeaders, Kafka } from 'kafkajs';
+
+export interface ReadMessage {
+  partition: number;
+  offset: string;
+  key: string | null;
+  value: Buffer | null;
+  headers: IHeaders;
+}
+
+export async function readTopic(kafka: Kafka, topic: string, until: (messages: ReadMessage[]) => boolean, timeoutMs = 60_000): Promise<ReadMessage[]> {
+  const consumer = kafka.consumer({ groupId: `reader-${topic}-${process.hrtime.bigint()}`, readUncommitted: false });
+  const got: ReadMessage[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    await consumer.run({
+      eachMessage: async ({ partition, message }) => {
+        got.push({ partition, offset: message.offset, key: message.key?.toString() ?? null, value: message.value, headers: message.headers ?? {} });
+        if (until(got)) done();
+      },
+    });
+    if (!until(got)) {
+      await Promise.race([finished, new Promise((r) => setTimeout(r, timeoutMs))]);
+    }
+    return got;
+  } finally {
+    await consumer.disconnect();
+  }
+}
+
+/** The number of committed records in a topic: end offsets minus start offsets, without reading. */
+export function header(headers: IHeaders, name: string): string | undefined {
+  const v = headers[name];
+  if (v === undefined) return undefined;
+  return Array.isArray(v) ? v[0]?.toString() : v.toString();
+}
+
+/** True once `groupId` has committed every partition of `topic` up to its high watermark. */
+export async function groupCaughtUp(admin: import('kafkajs').Admin, groupId: string, topic: string): Promise<boolean> {
+  const [ends, committed] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId, topics: [topic] })]);
+  const byPartition = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
+  return ends.every((e) => Number(e.high) === 0 || (byPartition.get(e.partition) ?? -1) >= Number(e.high));
+}
