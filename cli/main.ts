@@ -9,6 +9,9 @@
 import { Command } from 'commander';
 import { registerStackCommands } from './stack.js';
 import { registerSetupCommand } from './setup.js';
+import { registerModelCommands } from './models.js';
+import { registerRunCommand } from './workers.js';
+import { registerReplayCommand } from '../producers/cli.js';
 
 export function buildProgram(): Command {
   const program = new Command('loopline')
@@ -17,6 +20,9 @@ export function buildProgram(): Command {
     .enablePositionalOptions();
   registerStackCommands(program);
   registerSetupCommand(program);
+  registerModelCommands(program);
+  registerRunCommand(program);
+  registerReplayCommand(program);
   return program;
 }
 

@@ -51,6 +51,11 @@ interface RawRecord {
   line: number;
 }
 
+const QUOTE = 34;
+const COMMA = 44;
+const LF = 10;
+const CR = 13;
+
 function splitRecords(text: string, source: string): RawRecord[] {
   const records: RawRecord[] = [];
   let fields: string[] = [];
@@ -60,6 +65,7 @@ function splitRecords(text: string, source: string): RawRecord[] {
   let i = 0;
   /** The current record holds nothing yet: an empty line ends no record. */
   let empty = true;
+  const lineBreakAt = (k: number) => text.charCodeAt(k) === LF || (text.charCodeAt(k) === CR && text.charCodeAt(k + 1) === LF);
 
   const endRecord = () => {
     if (!empty) {
@@ -72,51 +78,42 @@ function splitRecords(text: string, source: string): RawRecord[] {
   };
 
   while (i < text.length) {
-    const c = text[i] as string;
-    if (c === '"') {
-      if (field !== '') throw new Error(`${source} line ${line}: a quote inside an unquoted field`);
-      empty = false;
-      const start = line;
-      i++;
-      for (;;) {
-        if (i >= text.length) throw new Error(`${source} line ${start}: unterminated quoted field`);
-        const q = text[i] as string;
-        if (q === '"') {
-          if (text[i + 1] === '"') {
-            field += '"';
-            i += 2;
-            continue;
-          }
-          i++;
-          break;
-        }
-        if (q === '\n') line++;
-        field += q;
-        i++;
-      }
-      const next = text[i];
-      if (next !== undefined && next !== ',' && next !== '\n' && !(next === '\r' && text[i + 1] === '\n')) {
-        throw new Error(`${source} line ${line}: text after a closing quote`);
-      }
-      continue;
-    }
-    if (c === ',') {
+    const c = text.charCodeAt(i);
+    if (c === COMMA) {
       empty = false;
       fields.push(field);
       field = '';
       i++;
-      continue;
-    }
-    if (c === '\n' || (c === '\r' && text[i + 1] === '\n')) {
+    } else if (lineBreakAt(i)) {
       endRecord();
-      i += c === '\n' ? 1 : 2;
-      line++;
-      recordLine = line;
-      continue;
+      i += c === LF ? 1 : 2;
+      recordLine = ++line;
+    } else if (c === QUOTE) {
+      empty = false;
+      const start = line;
+      i++;
+      for (;;) {
+        const close = text.indexOf('"', i);
+        if (close === -1) throw new Error(`${source} line ${start}: unterminated quoted field`);
+        const part = text.slice(i, close);
+        for (let k = part.indexOf('\n'); k !== -1; k = part.indexOf('\n', k + 1)) line++;
+        field += part;
+        i = close + 1;
+        if (text.charCodeAt(i) !== QUOTE) break;
+        field += '"';
+        i++;
+      }
+      if (i < text.length && text.charCodeAt(i) !== COMMA && !lineBreakAt(i)) throw new Error(`${source} line ${line}: text after a closing quote`);
+    } else {
+      empty = false;
+      let j = i;
+      while (j < text.length && text.charCodeAt(j) !== COMMA && !lineBreakAt(j)) {
+        if (text.charCodeAt(j) === QUOTE) throw new Error(`${source} line ${line}: a quote inside an unquoted field`);
+        j++;
+      }
+      field = text.slice(i, j);
+      i = j;
     }
-    empty = false;
-    field += c;
-    i++;
   }
   endRecord();
   return records;

@@ -130,7 +130,29 @@ describe('buildReplayPlan', () => {
     const b = part.find((a) => a.kind === 'feature' && a.record.update_id === 'stats:s1:b');
     expect(b?.record).toMatchObject({ values: { y_prev: 20, y_mean2: 15, color_prev: 'red' } });
     expect(buildReplayPlan(spec, rows, { limit: 0 })).toEqual([]);
+    expect(buildReplayPlan(spec, rows, { offset: 9 })).toEqual([]);
     expect(() => buildReplayPlan(spec, rows, { offset: -1 })).toThrow(ConfigError);
+  });
+
+  it('an offset plan warms the store up: the latest earlier update per entity, due at the window start', () => {
+    const tail = buildReplayPlan(spec, rows, { offset: 3 });
+    expect(summary(tail)).toEqual([
+      '3 feature stats:s1:b',
+      '3 feature stats:s2:c',
+      '3 event d',
+      '4 feature stats:s1:d',
+      '5 label d',
+      '6 event e',
+      '7 feature stats:s1:e',
+    ]);
+    expect(tail[0]?.record).toMatchObject({ event_time: T0 + 2 * MIN }); // the true as-of
+    expect(pointInTimeRows(spec, tail).map((r) => r.values)).toEqual(pointInTimeRows(spec, plan).slice(3).map((r) => r.values));
+
+    // Values known only after the window starts keep their own time.
+    const slow = parseSpec({ ...structuredClone(spec), replay: { ...spec.replay!, feeds: [{ ...spec.replay!.feeds[0]!, availableAfterMs: 2.5 * MIN }] } });
+    const slowTail = buildReplayPlan(slow, rows, { offset: 2 });
+    expect(summary(slowTail).slice(0, 3)).toEqual(['2 event c', '2.5 feature stats:s1:a', '3 event d']);
+    expect(pointInTimeRows(slow, slowTail)).toEqual(pointInTimeRows(slow, buildReplayPlan(slow, rows)).slice(2));
   });
 
   it('names missing columns, bad times and repeated ids', () => {
@@ -203,5 +225,11 @@ describe('the Elec2 replay', () => {
       expect(row.label).toBe(all[t]!.class);
       expect(Object.keys(row.values)).toEqual(expect.arrayContaining(elec2.model.features));
     }
+  });
+
+  it('serves an offset replay exactly what the full replay would', () => {
+    const full = pointInTimeRows(elec2, plan);
+    const tail = pointInTimeRows(elec2, buildReplayPlan(elec2, all, { offset: 120, limit: 80 }));
+    expect(tail).toEqual(full.slice(120));
   });
 });

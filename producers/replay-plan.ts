@@ -15,8 +15,14 @@
  * Feed windows count the entity's own rows in file order (with a constant
  * entity id that is every row): `lag k` is the entity's k-th previous row
  * (0 = this row), `mean n` averages the finite values of its last n rows
- * (fewer at the start). `offset`/`limit` select the rows that are replayed;
- * feeds still see the rows before `offset` as history.
+ * (fewer at the start). Rows are expected in time order per entity.
+ *
+ * `offset`/`limit` select the rows that are replayed. Feeds still see the
+ * rows before `offset` as history, and an offset plan starts the store where
+ * the full replay would have it: per feed and entity, the latest earlier
+ * update known at the window's first event time is due at that time (its
+ * record keeps its true as-of), and earlier updates not yet known by then
+ * keep their own times. Earlier rows' events and labels are not replayed.
  *
  * Order: by `at`; at equal times feature updates, then events, then labels
  * (a value that becomes available exactly at an event's time is visible to
@@ -26,6 +32,7 @@ import type { PipelineSpec } from '../pipelines/spec.js';
 import type { ClientEvent, FeatureUpdate, GroundTruth } from '../schemas/types.js';
 import { ConfigError } from '../streams/errors.js';
 
+/** One record to send, due at `at` in event time (ms). */
 export type ReplayAction =
   | { at: number; kind: 'feature'; record: FeatureUpdate }
   | { at: number; kind: 'event'; record: ClientEvent }
@@ -106,37 +113,70 @@ export function buildReplayPlan(spec: PipelineSpec, rows: Array<Record<string, s
     return n === 0 ? null : sum / n;
   };
 
+  const times: Array<number | undefined> = [];
+  const timeOf = (t: number): number => {
+    let time = times[t];
+    if (time === undefined) {
+      const row = rows[t] as Record<string, string>;
+      const parsed = parseUtc(row[replay.eventTime] as string);
+      if (parsed === null) throw new Error(`replay row ${t} (${row[replay.eventId]}): ${replay.eventTime} "${row[replay.eventTime]}" is not a date-time`);
+      times[t] = time = parsed;
+    }
+    return time;
+  };
+  const update = (feed: FeedSpec, t: number, at: number): ReplayAction => {
+    const row = rows[t] as Record<string, string>;
+    const entity = entityOf(row);
+    const asOf = timeOf(t) + feed.availableAfterMs;
+    const values: FeatureRow = {};
+    for (const [feature, how] of Object.entries(feed.features)) values[feature] = feedValue(feed.featureSet, feature, how, t);
+    return { at, kind: 'feature', record: { update_id: `${feed.featureSet}:${entity}:${row[replay.eventId]}`, feature_set: feed.featureSet, entity_id: entity, event_time: asOf, values } };
+  };
+
   const end = Math.min(rows.length, offset + limit);
   const staged: Array<{ action: ReplayAction; row: number }> = [];
   const seen = new Set<string>();
+  let windowStart = Number.POSITIVE_INFINITY;
   for (let t = offset; t < end; t++) {
     const row = rows[t] as Record<string, string>;
     const eventId = row[replay.eventId] as string;
     if (eventId === '') throw new Error(`replay row ${t}: empty ${replay.eventId}`);
     if (seen.has(eventId)) throw new Error(`replay row ${t}: ${replay.eventId} "${eventId}" repeats an earlier row's`);
     seen.add(eventId);
-    const eventTime = parseUtc(row[replay.eventTime] as string);
-    if (eventTime === null) throw new Error(`replay row ${t} (${eventId}): ${replay.eventTime} "${row[replay.eventTime]}" is not a date-time`);
-    const entity = entityOf(row);
+    const eventTime = timeOf(t);
+    windowStart = Math.min(windowStart, eventTime);
 
     const fields: FeatureRow = {};
     for (const [name, kind] of Object.entries(spec.events.fields)) {
       fields[name] = kind === 'numeric' ? numericColumn(name)[t] ?? null : (row[name] as string);
     }
-    staged.push({ row: t, action: { at: eventTime, kind: 'event', record: { event_id: eventId, pipeline: spec.name, entity_id: entity, event_time: eventTime, produced_at: 0, fields } } });
-
-    for (const feed of replay.feeds) {
-      const asOf = eventTime + feed.availableAfterMs;
-      const values: FeatureRow = {};
-      for (const [feature, how] of Object.entries(feed.features)) values[feature] = feedValue(feed.featureSet, feature, how, t);
-      staged.push({ row: t, action: { at: asOf, kind: 'feature', record: { update_id: `${feed.featureSet}:${entity}:${eventId}`, feature_set: feed.featureSet, entity_id: entity, event_time: asOf, values } } });
-    }
+    staged.push({ row: t, action: { at: eventTime, kind: 'event', record: { event_id: eventId, pipeline: spec.name, entity_id: entityOf(row), event_time: eventTime, produced_at: 0, fields } } });
+    for (const feed of replay.feeds) staged.push({ row: t, action: update(feed, t, eventTime + feed.availableAfterMs) });
 
     const raw = row[replay.label] as string;
     const label = spec.label.type === 'numeric' ? toNumber(raw) : raw === '' ? null : raw;
     if (label !== null) {
       const labelTime = eventTime + spec.label.delayMs;
       staged.push({ row: t, action: { at: labelTime, kind: 'label', record: { event_id: eventId, pipeline: spec.name, label, event_time: eventTime, label_time: labelTime } } });
+    }
+  }
+
+  // Warm-up of an offset replay: per feed and entity, the latest earlier update known at the
+  // window's start (due then) and every earlier update that only becomes known after it.
+  if (offset > 0 && windowStart !== Number.POSITIVE_INFINITY) {
+    for (const feed of replay.feeds) {
+      const latest = new Map<string, { row: number; asOf: number }>();
+      for (let t = 0; t < offset; t++) {
+        const asOf = timeOf(t) + feed.availableAfterMs;
+        if (asOf > windowStart) {
+          staged.push({ row: t, action: update(feed, t, asOf) });
+          continue;
+        }
+        const entity = entityOf(rows[t] as Record<string, string>);
+        const known = latest.get(entity);
+        if (!known || asOf >= known.asOf) latest.set(entity, { row: t, asOf });
+      }
+      for (const { row } of latest.values()) staged.push({ row, action: update(feed, row, windowStart) });
     }
   }
   // Array.prototype.sort is stable: several feeds of one row keep spec order.
@@ -184,7 +224,8 @@ export function pointInTimeRows(spec: PipelineSpec, plan: ReplayPlan): PointInTi
 }
 
 type ReplaySpec = NonNullable<PipelineSpec['replay']>;
-type FeedDef = ReplaySpec['feeds'][number]['features'][string];
+type FeedSpec = ReplaySpec['feeds'][number];
+type FeedDef = FeedSpec['features'][string];
 
 /** Every column the spec reads must be in the header; a `mean` feed must feed a numeric feature. */
 function checkColumns(spec: PipelineSpec, replay: ReplaySpec, header: Set<string>): void {

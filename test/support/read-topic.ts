@@ -42,9 +42,14 @@ export function header(headers: IHeaders, name: string): string | undefined {
   return Array.isArray(v) ? v[0]?.toString() : v.toString();
 }
 
-/** True once `groupId` has committed every partition of `topic` up to its high watermark. */
-export async function groupCaughtUp(admin: import('kafkajs').Admin, groupId: string, topic: string): Promise<boolean> {
+/**
+ * True once `groupId` has committed every partition of `topic` up to its high
+ * watermark. A topic written in transactions ends each partition with a
+ * commit marker, which occupies an offset no consumer is handed: pass
+ * `transactional` to accept a committed offset at that marker.
+ */
+export async function groupCaughtUp(admin: import('kafkajs').Admin, groupId: string, topic: string, transactional = false): Promise<boolean> {
   const [ends, committed] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId, topics: [topic] })]);
   const byPartition = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
-  return ends.every((e) => Number(e.high) === 0 || (byPartition.get(e.partition) ?? -1) >= Number(e.high));
+  return ends.every((e) => Number(e.high) === 0 || (byPartition.get(e.partition) ?? -1) >= Number(e.high) - (transactional ? 1 : 0));
 }

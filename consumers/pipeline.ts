@@ -1,0 +1,110 @@
+/**
+ * Runs a pipeline's workers in this process: each is an ordinary consumer
+ * group member, so the same command on more machines scales out (up to one
+ * member per input partition). The scorer also follows control.models (its
+ * own group, so every instance sees every announcement) and re-reads the
+ * registry on a timer, whichever comes first.
+ */
+import crypto from 'node:crypto';
+import type { Consumer } from 'kafkajs';
+import { Gauge, Registry } from 'prom-client';
+import type { LooplineConfig } from '../config/config.js';
+import { createModelRegistry } from '../models/registry.js';
+import type { PipelineSpec } from '../pipelines/spec.js';
+import { createCodec } from '../schemas/codec.js';
+import { createRegistryClient } from '../schemas/registry-client.js';
+import { createCassandraClient, type CassandraClient } from '../store/cassandra.js';
+import { createFeatureStore } from '../store/feature-store.js';
+import { createPredictionLog } from '../store/prediction-log.js';
+import { createKafka } from '../streams/kafka.js';
+import type { Logger } from '../streams/logger.js';
+import { createWorkerMetrics } from '../streams/metrics.js';
+import { createWorker, type Worker, type WorkerOptions } from '../streams/runtime.js';
+import { createTopicNames } from '../streams/topics.js';
+import { createFeatureWriter } from './feature-writer/feature-writer.js';
+import { createPreprocessor } from './preprocessor/preprocessor.js';
+import { createScorer, type Scorer } from './scorer/scorer.js';
+
+export const WORKER_NAMES = ['feature-writer', 'preprocessor', 'scorer'] as const;
+export type WorkerName = (typeof WORKER_NAMES)[number];
+
+export interface PipelineOptions {
+  workers?: readonly WorkerName[];
+  worker?: WorkerOptions;
+  /** Registry poll period of the scorer. Default 10 000 ms. */
+  reloadIntervalMs?: number;
+  metrics?: Registry;
+}
+
+export interface RunningPipeline {
+  workers: Worker[];
+  scorer: Scorer | null;
+  metrics: Registry;
+  cql: CassandraClient;
+  stop(): Promise<void>;
+}
+
+export async function startPipeline(config: LooplineConfig, spec: PipelineSpec, logger: Logger, options: PipelineOptions = {}): Promise<RunningPipeline> {
+  const wanted = options.workers ?? WORKER_NAMES;
+  const metrics = options.metrics ?? new Registry();
+  const kafka = createKafka(config.kafka, logger, spec.name);
+  const codec = createCodec(createRegistryClient({ url: config.registry.url, basicAuth: config.registry.basicAuth ?? undefined }));
+  const names = createTopicNames(config.kafka.topicPrefix);
+  const cql = createCassandraClient(config.cassandra);
+  await cql.connect();
+  const deps = { kafka, codec, names, logger, metrics: createWorkerMetrics(metrics) };
+  const store = createFeatureStore(cql);
+  const championGauge = new Gauge({ name: 'loopline_scorer_champion_version', help: 'Model version serving as champion.', labelNames: ['pipeline'], registers: [metrics] });
+
+  let scorer: Scorer | null = null;
+  const workers: Worker[] = [];
+  for (const name of wanted) {
+    if (name === 'feature-writer') workers.push(createWorker(createFeatureWriter({ spec, store }), deps, options.worker));
+    if (name === 'preprocessor') workers.push(createWorker(createPreprocessor({ spec, store }), deps, options.worker));
+    if (name === 'scorer') {
+      scorer = createScorer({
+        spec,
+        registry: createModelRegistry(cql),
+        log: createPredictionLog(cql),
+        logger: logger.child({ worker: 'scorer' }),
+        onSwap: (s) => championGauge.set({ pipeline: spec.name }, s.champion.version),
+      });
+      workers.push(createWorker(scorer, deps, options.worker));
+    }
+  }
+
+  let control: Consumer | null = null;
+  let timer: NodeJS.Timeout | null = null;
+  if (scorer) {
+    const s = scorer;
+    const reload = (why: string) => s.reload().catch((err: unknown) => logger.error({ err, why }, 'scorer reload failed'));
+    control = kafka.consumer({ groupId: `${names.prefix}loopline-scorer-control-${crypto.randomUUID()}` });
+    await control.connect();
+    await control.subscribe({ topic: names.physical('control.models'), fromBeginning: false });
+    await control.run({
+      eachMessage: async ({ message }) => {
+        const d = await codec.decode('ModelEvent', message.value);
+        if (d.ok && d.value.pipeline === spec.name && d.value.model_name === spec.model.name) {
+          logger.info({ action: d.value.action, version: d.value.model_version }, 'model event received');
+          await reload('control event');
+        }
+      },
+    });
+    timer = setInterval(() => void reload('poll'), options.reloadIntervalMs ?? 10_000);
+    timer.unref();
+  }
+
+  await Promise.all(workers.map((w) => w.start()));
+  return {
+    workers,
+    scorer,
+    metrics,
+    cql,
+    async stop() {
+      if (timer) clearInterval(timer);
+      await control?.disconnect().catch(() => {});
+      await Promise.all(workers.map((w) => w.stop()));
+      await cql.shutdown().catch(() => {});
+    },
+  };
+}

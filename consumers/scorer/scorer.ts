@@ -1,0 +1,228 @@
+/**
+ * scorer: feature vectors are scored in batches by the serving model
+ * (onnxruntime-node, one session.run per chunk); each prediction goes to the
+ * `predictions` topic and the prediction log. Optional variants: an A/B arm
+ * serves a share of events (chosen by a hash of the event id, so a replay
+ * picks the same arm), and a shadow model scores every event side by side,
+ * logged with variant "shadow" but never served.
+ *
+ * Hot swap: `reload()` reads the serving state from the registry and loads
+ * any new version; the swap takes effect between chunks, so every event is
+ * scored by exactly one champion and no chunk is half old, half new. A model
+ * whose feature spec does not match the pipeline's is refused at load and the
+ * current one keeps serving.
+ *
+ *   const scorer = createScorer({ spec, registry, log, logger });
+ *   await scorer.reload();  // on a control.models event, and on a timer
+ */
+import crypto from 'node:crypto';
+import { loadOnnxModel, type OnnxModel } from '../../models/onnx-model.js';
+import type { ModelOutput } from '../../models/model-output.js';
+import type { ModelRegistry, ServingState } from '../../models/registry.js';
+import { modelFeatureDefs, type PipelineSpec } from '../../pipelines/spec.js';
+import type { FeatureVector, Prediction } from '../../schemas/types.js';
+import type { PredictionLog } from '../../store/prediction-log.js';
+import { LooplineError } from '../../streams/errors.js';
+import type { Logger } from '../../streams/logger.js';
+import type { InputRecord, OutputRecord, RecordFailure, WorkerHandler } from '../../streams/runtime.js';
+import { checkValue } from '../validate.js';
+
+export class NoChampionError extends LooplineError {
+  constructor(pipeline: string, model: string) {
+    super(`pipeline ${pipeline} has no champion for model ${model}; train and promote one first (loopline train --bootstrap)`, { code: 'NO_CHAMPION', retriable: false });
+  }
+}
+
+export interface ScorerDeps {
+  spec: PipelineSpec;
+  registry: ModelRegistry;
+  log: PredictionLog;
+  logger: Logger;
+  now?: () => number;
+  /** Called after each swap of the serving set, for metrics. */
+  onSwap?: (serving: Serving) => void;
+}
+
+interface Loaded {
+  version: number;
+  model: OnnxModel;
+}
+
+export interface Serving {
+  champion: Loaded;
+  shadow: Loaded | null;
+  ab: (Loaded & { share: number }) | null;
+}
+
+export interface Scorer extends WorkerHandler<'FeatureVector'> {
+  /** Re-reads the serving state; loads and swaps in changed versions. Returns the champion version. */
+  reload(): Promise<number>;
+  serving(): { champion: number | null; shadow: number | null; ab: number | null };
+}
+
+/** Which arm serves an event: a stable hash of its id against the A/B share. */
+export function abArm(eventId: string, share: number): 'ab' | 'champion' {
+  if (share <= 0) return 'champion';
+  const h = crypto.createHash('sha1').update(eventId).digest().readUInt32BE(0) / 0x1_0000_0000;
+  return h < share ? 'ab' : 'champion';
+}
+
+export function predictionId(eventId: string, model: string, version: number, variant: string): string {
+  return `${eventId}/${model}@${version}/${variant}`;
+}
+
+/** Pure: a Prediction record from a model output. */
+export function toPrediction(
+  v: FeatureVector,
+  out: ModelOutput,
+  m: { name: string; version: number; variant: string; classes: string[] },
+  scoredAt: number,
+): Prediction {
+  const probabilities: Record<string, number> = {};
+  if (out.probabilities) m.classes.forEach((c, i) => (probabilities[c] = out.probabilities![i]!));
+  return {
+    prediction_id: predictionId(v.event_id, m.name, m.version, m.variant),
+    event_id: v.event_id,
+    pipeline: v.pipeline,
+    entity_id: v.entity_id,
+    model_name: m.name,
+    model_version: m.version,
+    variant: m.variant,
+    label: out.label,
+    score: out.score,
+    probabilities,
+    value: out.value,
+    features: v.values,
+    missing: v.missing,
+    event_time: v.event_time,
+    produced_at: v.produced_at,
+    scored_at: scoredAt,
+  };
+}
+
+export function createScorer(deps: ScorerDeps): Scorer {
+  const { spec, registry, log, logger } = deps;
+  const now = deps.now ?? Date.now;
+  const modelName = spec.model.name;
+  const expected = modelFeatureDefs(spec);
+  const cache = new Map<number, Promise<Loaded>>();
+  let current: Serving | null = null;
+  let reloading: Promise<number> | null = null;
+
+  function specProblem(features: Array<{ name: string; kind: string }>): string | null {
+    if (features.length !== expected.length) return `model has ${features.length} features, the pipeline serves ${expected.length}`;
+    for (let i = 0; i < expected.length; i++) {
+      const want = expected[i]!;
+      const got = features[i]!;
+      if (want.name !== got.name || want.kind !== got.kind) return `feature ${i} is ${got.name} (${got.kind}) in the model but ${want.name} (${want.kind}) in the pipeline`;
+    }
+    return null;
+  }
+
+  function load(version: number): Promise<Loaded> {
+    let p = cache.get(version);
+    if (!p) {
+      p = (async () => {
+        const mv = await registry.get(spec.name, modelName, version);
+        const problem = specProblem(mv.spec.features);
+        if (problem) throw new LooplineError(`refusing ${modelName}@${version}: its feature spec does not match pipeline ${spec.name}: ${problem}`, { code: 'MODEL_SPEC_MISMATCH', retriable: false });
+        return { version, model: await loadOnnxModel(mv.onnx, mv.spec) };
+      })();
+      p.catch(() => cache.delete(version));
+      cache.set(version, p);
+    }
+    return p;
+  }
+
+  async function build(state: ServingState): Promise<Serving> {
+    if (state.champion === null) throw new NoChampionError(spec.name, modelName);
+    let champion: Loaded;
+    try {
+      champion = await load(state.champion);
+    } catch (err) {
+      if (current && err instanceof LooplineError && !err.retriable) {
+        logger.error({ err, version: state.champion }, 'new champion refused; the current one keeps serving');
+        champion = current.champion;
+      } else throw err;
+    }
+    const optional = async (version: number | null): Promise<Loaded | null> => {
+      if (version === null) return null;
+      try {
+        return await load(version);
+      } catch (err) {
+        logger.error({ err, version }, 'variant model refused; scoring without it');
+        return null;
+      }
+    };
+    const shadow = await optional(state.shadow);
+    const ab = await optional(state.ab);
+    return { champion, shadow, ab: ab ? { ...ab, share: state.abShare } : null };
+  }
+
+  async function score(l: Loaded, variant: string, vectors: FeatureVector[], scoredAt: number): Promise<Prediction[]> {
+    if (vectors.length === 0) return [];
+    const outs = await l.model.predict(vectors.map((v) => v.values));
+    return vectors.map((v, i) => toPrediction(v, outs[i]!, { name: modelName, version: l.version, variant, classes: l.model.spec.classes }, scoredAt));
+  }
+
+  const scorer: Scorer = {
+    name: 'scorer',
+    input: { topic: 'features.vectors', record: 'FeatureVector' },
+
+    async open() {
+      await scorer.reload();
+    },
+
+    reload() {
+      reloading ??= (async () => {
+        try {
+          const next = await build(await registry.serving(spec.name, modelName));
+          const changed = !current || next.champion.version !== current.champion.version || next.shadow?.version !== current.shadow?.version || next.ab?.version !== current.ab?.version || next.ab?.share !== current.ab?.share;
+          current = next;
+          if (changed) {
+            logger.info({ champion: next.champion.version, shadow: next.shadow?.version ?? null, ab: next.ab?.version ?? null }, 'serving models swapped in');
+            deps.onSwap?.(next);
+          }
+          return next.champion.version;
+        } finally {
+          reloading = null;
+        }
+      })();
+      return reloading;
+    },
+
+    serving: () => ({ champion: current?.champion.version ?? null, shadow: current?.shadow?.version ?? null, ab: current?.ab?.version ?? null }),
+
+    async process(records: Array<InputRecord<FeatureVector>>) {
+      const serving = current; // one snapshot for the whole chunk
+      if (!serving) throw new NoChampionError(spec.name, modelName);
+      const deadLetters: RecordFailure[] = [];
+      const champ: FeatureVector[] = [];
+      const arm: FeatureVector[] = [];
+      const all: FeatureVector[] = [];
+      records.forEach((r, index) => {
+        for (const f of expected) {
+          const problem = checkValue(f.name, f.kind, r.value.values[f.name]);
+          if (problem) {
+            deadLetters.push({ index, stage: 'VALIDATION', ...problem });
+            return;
+          }
+        }
+        all.push(r.value);
+        (serving.ab && abArm(r.value.event_id, serving.ab.share) === 'ab' ? arm : champ).push(r.value);
+      });
+      const scoredAt = now();
+      const served = [...(await score(serving.champion, 'champion', champ, scoredAt)), ...(serving.ab ? await score(serving.ab, 'ab', arm, scoredAt) : [])];
+      const shadow = serving.shadow ? await score(serving.shadow, 'shadow', all, scoredAt) : [];
+      await log.write([...served, ...shadow]);
+      const outputs: OutputRecord[] = served.map((p) => ({ topic: 'predictions', record: 'Prediction', key: p.entity_id, value: p }));
+      return { outputs, deadLetters };
+    },
+
+    async close() {
+      for (const p of cache.values()) await p.then((l) => l.model.close()).catch(() => {});
+      cache.clear();
+    },
+  };
+  return scorer;
+}
