@@ -2,13 +2,14 @@
  * The loopline command line: one entry for the local stack, set-up, workers,
  * replay, models and the demo. `--help` on every command.
  *
- *   npm start                      # the demo: the whole loop on the local stack
+ *   npm start                      # the demo: the whole loop on the local stack (default command)
  *   npm start -- stack up|down|status
  *   npm start -- setup             # topics, migrations, schemas (idempotent)
  */
 import { Command } from 'commander';
 import { registerStackCommands } from './stack.js';
 import { registerSetupCommand } from './setup.js';
+import { registerDemoCommand } from './demo.js';
 import { registerModelCommands } from './models.js';
 import { registerRunCommand } from './workers.js';
 import { registerReplayCommand } from '../producers/cli.js';
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
     .description('Loopline: keeps an ML model useful in production on Kafka and Cassandra')
     .showHelpAfterError()
     .enablePositionalOptions();
+  registerDemoCommand(program);
   registerStackCommands(program);
   registerSetupCommand(program);
   registerModelCommands(program);

@@ -21,11 +21,23 @@ import type { Logger } from '../streams/logger.js';
 import { createWorkerMetrics } from '../streams/metrics.js';
 import { createWorker, type Worker, type WorkerOptions } from '../streams/runtime.js';
 import { createTopicNames } from '../streams/topics.js';
+import { createCheckpointStore } from './checkpoint.js';
+import { createDriftMonitor } from './drift-monitor/drift-monitor.js';
+import { createEvaluator } from './evaluator/evaluator.js';
 import { createFeatureWriter } from './feature-writer/feature-writer.js';
+import { createLabelJoiner, createPredictionJoiner } from './joiner/joiner.js';
+import { createModelBuilder } from './model-builder/model-builder.js';
+import { createRetrainTrigger } from './retrain-trigger/retrain-trigger.js';
 import { createPreprocessor } from './preprocessor/preprocessor.js';
 import { createScorer, type Scorer } from './scorer/scorer.js';
 
-export const WORKER_NAMES = ['feature-writer', 'preprocessor', 'scorer'] as const;
+/** Every worker of the loop, in the order data flows through them. */
+export const WORKER_NAMES = [
+  'feature-writer', 'preprocessor', 'scorer', 'label-joiner', 'prediction-joiner',
+  'drift-monitor', 'retrain-trigger', 'model-builder', 'evaluator',
+] as const;
+/** The online scoring path alone. */
+export const SCORING_WORKERS = ['feature-writer', 'preprocessor', 'scorer'] as const;
 export type WorkerName = (typeof WORKER_NAMES)[number];
 
 export interface PipelineOptions {
@@ -54,6 +66,8 @@ export async function startPipeline(config: LooplineConfig, spec: PipelineSpec, 
   await cql.connect();
   const deps = { kafka, codec, names, logger, metrics: createWorkerMetrics(metrics) };
   const store = createFeatureStore(cql);
+  const registry = createModelRegistry(cql);
+  const log = createPredictionLog(cql);
   const championGauge = new Gauge({ name: 'loopline_scorer_champion_version', help: 'Model version serving as champion.', labelNames: ['pipeline'], registers: [metrics] });
 
   let scorer: Scorer | null = null;
@@ -64,13 +78,22 @@ export async function startPipeline(config: LooplineConfig, spec: PipelineSpec, 
     if (name === 'scorer') {
       scorer = createScorer({
         spec,
-        registry: createModelRegistry(cql),
-        log: createPredictionLog(cql),
+        registry,
+        log,
         logger: logger.child({ worker: 'scorer' }),
         onSwap: (s) => championGauge.set({ pipeline: spec.name }, s.champion.version),
       });
       workers.push(createWorker(scorer, deps, options.worker));
     }
+    const child = logger.child({ worker: name });
+    if (name === 'label-joiner') workers.push(createWorker(createLabelJoiner({ spec, cql, log, metrics, logger: child }), deps, options.worker));
+    if (name === 'prediction-joiner') workers.push(createWorker(createPredictionJoiner({ spec, cql, log, metrics, logger: child }), deps, options.worker));
+    if (name === 'drift-monitor') workers.push(createWorker(createDriftMonitor({ spec, cql, registry, logger: child, metrics }), deps, options.worker));
+    if (name === 'retrain-trigger') {
+      workers.push(createWorker(createRetrainTrigger({ spec, registry, checkpoints: createCheckpointStore(cql, 'retrain-trigger'), logger: child }), deps, options.worker));
+    }
+    if (name === 'model-builder') workers.push(createWorker(createModelBuilder({ spec, cql, registry, logger: child }), deps, { ...options.worker, sessionTimeoutMs: 120_000 }));
+    if (name === 'evaluator') workers.push(createWorker(createEvaluator({ spec, cql, registry, logger: child }), deps, { ...options.worker, sessionTimeoutMs: 120_000 }));
   }
 
   let control: Consumer | null = null;

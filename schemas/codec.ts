@@ -48,6 +48,11 @@ export interface Codec {
   encode<N extends RecordName>(name: N, subject: string, value: RecordTypes[N]): Promise<Buffer>;
   /** Decodes a framed message as record `name`; never throws for bad bytes. */
   decode<N extends RecordName>(name: N, bytes: Buffer | null): Promise<Decoded<RecordTypes[N]>>;
+  /**
+   * Decodes a message of a topic that carries several record types
+   * (TopicRecordNameStrategy): the writer schema's full name picks the type.
+   */
+  decodeAny<N extends RecordName>(names: readonly N[], bytes: Buffer | null): Promise<Decoded<RecordTypes[N]> & { record?: N }>;
   /** The schema id registered for `subject` with record `name`. */
   schemaId(name: RecordName, subject: string): Promise<number>;
 }
@@ -103,8 +108,26 @@ export function createCodec(registry: RegistryClient): Codec {
     return w;
   }
 
-  return {
+  const codec: Codec = {
     schemaId,
+    async decodeAny(names, bytes) {
+      const header = readHeader(bytes);
+      if (!header.ok) return header;
+      let writer: avro.Type | null;
+      try {
+        writer = await writerType(header.schemaId);
+      } catch (err) {
+        if (err instanceof TransientError) throw err;
+        writer = null;
+      }
+      const match = names.find((n) => recordSchema(n).fullName === writer?.name);
+      if (!match) {
+        if (!writer) return { ok: false, error: { code: 'UNKNOWN_SCHEMA', message: `schema id ${header.schemaId} is not in the registry`, schemaId: header.schemaId } };
+        return { ok: false, error: { code: 'SCHEMA_MISMATCH', message: `writer schema ${header.schemaId} is ${writer.name ?? 'anonymous'}, expected one of ${names.join(', ')}`, schemaId: header.schemaId } };
+      }
+      const d = await codec.decode(match, bytes);
+      return d.ok ? { ...d, record: match } : d;
+    },
     async encode(name, subject, value) {
       const id = await schemaId(name, subject);
       return frame(id, recordSchema(name).type.toBuffer(value));
@@ -148,4 +171,5 @@ export function createCodec(registry: RegistryClient): Codec {
       }
     },
   };
+  return codec;
 }

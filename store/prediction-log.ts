@@ -11,7 +11,7 @@ import { TransientError } from '../streams/errors.js';
 const BY_ID =
   'INSERT INTO prediction_log (event_id, model_name, model_version, variant, prediction_id, pipeline, entity_id, label, score, probabilities, value, features_num, features_str, missing, event_time, produced_at, scored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
 const BY_TIME =
-  'INSERT INTO predictions_by_time (pipeline, day, model_version, event_time, event_id, variant, model_name, entity_id, label, score, value, features_num, features_str, missing, scored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+  'INSERT INTO predictions_by_time (pipeline, day, event_time, event_id, variant, model_version, model_name, entity_id, label, score, value, features_num, features_str, missing, scored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
 
 /** Splits served values into the typed maps the tables hold (nulls are omitted: absent = missing). */
 export function splitValues(values: Record<string, number | string | null>): { num: Record<string, number>; str: Record<string, string> } {
@@ -24,8 +24,10 @@ export function splitValues(values: Record<string, number | string | null>): { n
   return { num, str };
 }
 
+/** The UTC calendar day of an instant (day partitions must not depend on the server's time zone). */
 export function dayOf(ms: number): cassandra.types.LocalDate {
-  return cassandra.types.LocalDate.fromDate(new Date(ms));
+  const d = new Date(ms);
+  return new cassandra.types.LocalDate(d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate());
 }
 
 export interface LoggedPrediction {
@@ -35,6 +37,8 @@ export interface LoggedPrediction {
   variant: string;
   prediction_id: string;
   pipeline: string;
+  entity_id: string;
+  produced_at: number;
   label: string | null;
   score: number;
   probabilities: Record<string, number>;
@@ -65,7 +69,7 @@ export function createPredictionLog(client: cassandra.Client, options: { concurr
           p.probabilities, p.value, num, str, p.missing, new Date(p.event_time), new Date(p.produced_at), new Date(p.scored_at),
         ]);
         timeParams.push([
-          p.pipeline, dayOf(p.event_time), p.model_version, new Date(p.event_time), p.event_id, p.variant, p.model_name, p.entity_id,
+          p.pipeline, dayOf(p.event_time), new Date(p.event_time), p.event_id, p.variant, p.model_version, p.model_name, p.entity_id,
           p.label, p.score, p.value, num, str, p.missing, new Date(p.scored_at),
         ]);
       }
@@ -81,7 +85,7 @@ export function createPredictionLog(client: cassandra.Client, options: { concurr
     },
     async byEvent(eventId) {
       const rs = await client.execute(
-        'SELECT event_id, model_name, model_version, variant, prediction_id, pipeline, label, score, probabilities, value, features_num, features_str, missing, event_time, scored_at FROM prediction_log WHERE event_id = ?',
+        'SELECT event_id, model_name, model_version, variant, prediction_id, pipeline, entity_id, produced_at, label, score, probabilities, value, features_num, features_str, missing, event_time, scored_at FROM prediction_log WHERE event_id = ?',
         [eventId],
         { prepare: true, isIdempotent: true },
       );
@@ -92,6 +96,8 @@ export function createPredictionLog(client: cassandra.Client, options: { concurr
         variant: r.get('variant'),
         prediction_id: r.get('prediction_id'),
         pipeline: r.get('pipeline'),
+        entity_id: r.get('entity_id'),
+        produced_at: (r.get('produced_at') as Date).getTime(),
         label: r.get('label'),
         score: r.get('score'),
         probabilities: r.get('probabilities') ?? {},

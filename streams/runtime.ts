@@ -69,8 +69,8 @@ export interface ProcessResult {
 export interface WorkerHandler<N extends RecordName> {
   /** Worker name: consumer group suffix, metrics label, transactional id part. */
   name: string;
-  /** Logical input topic and the record type it carries. */
-  input: { topic: string; record: N };
+  /** Logical input topic and the record type it carries (several for a multi-type topic such as monitor.reports). */
+  input: { topic: string; record: N | readonly N[] };
   /** Processes decoded records in offset order. Throw a retriable error to retry, a PoisonRecordError to dead-letter. */
   process(records: Array<InputRecord<RecordTypes[N]>>): Promise<ProcessResult>;
   /** Called once before consuming starts (load models, warm caches). */
@@ -232,7 +232,9 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
   async function processChunk(payload: EachBatchPayload, chunk: KafkaMessage[]): Promise<boolean> {
     const { partition } = payload.batch;
     const started = process.hrtime.bigint();
-    const decoded = await withRetry('decoding', payload, () => Promise.all(chunk.map((m) => codec.decode(handler.input.record, m.value))));
+    const { record } = handler.input;
+    const decode = (m: KafkaMessage) => (typeof record === 'string' ? codec.decode(record as N, m.value) : codec.decodeAny(record, m.value));
+    const decoded = await withRetry('decoding', payload, () => Promise.all(chunk.map(decode)));
     if (!decoded) return false;
     const good: Array<InputRecord<RecordTypes[N]>> = [];
     const goodMessages: KafkaMessage[] = [];

@@ -46,11 +46,11 @@ export const TOPICS: readonly TopicSpec[] = [
   { name: 'predictions', partitions: 3, key: 'entity_id', retentionMs: 7 * DAY_MS, cleanupPolicy: 'delete', values: ['Prediction'], deadLetter: 'predictions.dlq', compatibility: 'FULL_TRANSITIVE', doc: 'Predictions, for services and the joiner.' },
   { name: 'labels.ground-truth', partitions: 3, key: 'event_id', retentionMs: 14 * DAY_MS, cleanupPolicy: 'delete', values: ['GroundTruth'], deadLetter: 'labels.ground-truth.dlq', compatibility: 'FULL_TRANSITIVE', doc: 'Ground truth as it becomes known.' },
   { name: 'labels.late', partitions: 1, key: 'event_id', retentionMs: 30 * DAY_MS, cleanupPolicy: 'delete', values: ['GroundTruth'], deadLetter: null, compatibility: 'FULL_TRANSITIVE', doc: 'Labels past the join horizon: counted, kept, not joined.' },
-  { name: 'predictions.labeled', partitions: 3, key: 'event_id', retentionMs: 14 * DAY_MS, cleanupPolicy: 'delete', values: ['LabeledPrediction'], deadLetter: 'predictions.labeled.dlq', compatibility: 'FULL_TRANSITIVE', doc: 'Predictions joined with ground truth.' },
-  { name: 'monitor.reports', partitions: 1, key: 'model', retentionMs: 90 * DAY_MS, cleanupPolicy: 'delete', values: ['QualityReport', 'DriftReport'], deadLetter: null, compatibility: 'BACKWARD', doc: 'Quality and drift reports per window.' },
+  { name: 'predictions.labeled', partitions: 3, key: 'model', retentionMs: 14 * DAY_MS, cleanupPolicy: 'delete', values: ['LabeledPrediction'], deadLetter: 'predictions.labeled.dlq', compatibility: 'FULL_TRANSITIVE', doc: 'Predictions joined with ground truth.' },
+  { name: 'monitor.reports', partitions: 1, key: 'model', retentionMs: 90 * DAY_MS, cleanupPolicy: 'delete', values: ['QualityReport', 'DriftReport'], deadLetter: 'monitor.reports.dlq', compatibility: 'BACKWARD', doc: 'Quality and drift reports per window.' },
   { name: 'control.retrain', partitions: 1, key: 'pipeline', retentionMs: 90 * DAY_MS, cleanupPolicy: 'delete', values: ['RetrainRequest'], deadLetter: 'control.retrain.dlq', compatibility: 'BACKWARD', doc: 'Retrain decisions.' },
   { name: 'control.candidates', partitions: 1, key: 'pipeline', retentionMs: 90 * DAY_MS, cleanupPolicy: 'delete', values: ['ModelCandidate'], deadLetter: 'control.candidates.dlq', compatibility: 'BACKWARD', doc: 'Trained candidates awaiting evaluation.' },
-  { name: 'control.models', partitions: 1, key: 'model', retentionMs: 365 * DAY_MS, cleanupPolicy: 'delete', values: ['ModelEvent'], deadLetter: null, compatibility: 'BACKWARD', doc: 'Promotions and rollbacks; scorers hot-swap on them.' },
+  { name: 'control.models', partitions: 1, key: 'model', retentionMs: 365 * DAY_MS, cleanupPolicy: 'delete', values: ['ModelEvent'], deadLetter: 'control.models.dlq', compatibility: 'BACKWARD', doc: 'Promotions and rollbacks; scorers hot-swap on them.' },
   dlq('events.client.dlq'),
   dlq('features.updates.dlq'),
   dlq('features.vectors.dlq'),
@@ -59,6 +59,8 @@ export const TOPICS: readonly TopicSpec[] = [
   dlq('predictions.labeled.dlq'),
   dlq('control.retrain.dlq'),
   dlq('control.candidates.dlq'),
+  dlq('monitor.reports.dlq'),
+  dlq('control.models.dlq'),
 ];
 
 export type TopicName = (typeof TOPICS)[number]['name'];

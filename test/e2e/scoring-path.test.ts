@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPipeline, type RunningPipeline } from '../../consumers/pipeline.js';
+import { SCORING_WORKERS, startPipeline, type RunningPipeline } from '../../consumers/pipeline.js';
 import { createModelAnnouncer } from '../../models/control.js';
 import { trainBootstrap, trainForPipeline } from '../../models/pipeline-training.js';
 import { createModelRegistry } from '../../models/registry.js';
@@ -33,7 +33,7 @@ beforeAll(async () => {
   const registry = createModelRegistry(env.cql);
   const boot = await trainBootstrap(spec, dir, registry);
   expect(boot.promoted).toBe(true);
-  pipeline = await startPipeline(env.config, spec, env.logger, { reloadIntervalMs: 60_000, worker: { batchMax: 200 } });
+  pipeline = await startPipeline(env.config, spec, env.logger, { workers: SCORING_WORKERS, reloadIntervalMs: 60_000, worker: { batchMax: 200 } });
 });
 afterAll(async () => {
   await pipeline?.stop();

@@ -1,0 +1,165 @@
+/**
+ * evaluator: contender against champion, then promote or reject.
+ *
+ * Both models score the same held-out window: the newest labeled rows after
+ * the candidate's training window (a time-based split; the builder never
+ * trains on them), with the feature values that were served live. Per row
+ * the promotion metric gives a score (accuracy: 1 if correct; log loss: minus
+ * the row's log loss; MAE/RMSE: minus the absolute error); a paired bootstrap
+ * interval of the mean difference (candidate − champion) at the spec's
+ * confidence must lie above `promotion.minImprovement` for a promotion.
+ *
+ * A promotion is a compare-and-set on the registry (it fails if the champion
+ * changed meanwhile), after which the old champion keeps scoring as shadow so
+ * the retrain-trigger can roll back a champion that does worse live. The
+ * PROMOTE ModelEvent goes to control.models in the worker's transaction.
+ */
+import type cassandra from 'cassandra-driver';
+import { loadOnnxModel, type OnnxModel } from '../../models/onnx-model.js';
+import type { ModelOutput } from '../../models/model-output.js';
+import type { ModelRegistry } from '../../models/registry.js';
+import type { PipelineSpec } from '../../pipelines/spec.js';
+import type { ModelCandidate, ModelEvent } from '../../schemas/types.js';
+import { bootstrapDiffCI } from '../../stats/bootstrap.js';
+import type { Logger } from '../../streams/logger.js';
+import type { InputRecord, OutputRecord, WorkerHandler } from '../../streams/runtime.js';
+import { readTrainingRows } from '../joiner/store.js';
+
+export interface Evaluation {
+  candidate: number;
+  champion: number;
+  rows: number;
+  metric: string;
+  candidateMetric: number;
+  championMetric: number;
+  meanDiff: number;
+  lower: number;
+  upper: number;
+  promote: boolean;
+}
+
+/** Pure: the per-row score of a prediction under the promotion metric (higher is better). */
+export function rowScore(metric: string, out: ModelOutput, truth: string | number, classes: string[]): number {
+  switch (metric) {
+    case 'accuracy':
+    case 'auc': // per-row AUC does not exist; accuracy stands in for the paired test
+      return out.label === String(truth) ? 1 : 0;
+    case 'log_loss': {
+      const i = classes.indexOf(String(truth));
+      const p = out.probabilities?.[i] ?? 0;
+      return Math.log(Math.min(Math.max(p, 1e-15), 1 - 1e-15));
+    }
+    case 'mae':
+    case 'rmse':
+      return -Math.abs((out.value ?? Number.NaN) - Number(truth));
+    default:
+      throw new Error(`unknown promotion metric ${metric}`);
+  }
+}
+
+export interface EvaluatorDeps {
+  spec: PipelineSpec;
+  cql: cassandra.Client;
+  registry: ModelRegistry;
+  logger: Logger;
+  onEvaluated?: (e: Evaluation) => void;
+}
+
+export function createEvaluator(deps: EvaluatorDeps): WorkerHandler<'ModelCandidate'> {
+  const { spec, cql, registry, logger } = deps;
+  const p = spec.promotion;
+
+  async function scores(version: number, rows: Array<{ values: Record<string, number | string | null>; label: string | number }>): Promise<number[]> {
+    const mv = await registry.get(spec.name, spec.model.name, version);
+    let model: OnnxModel | null = null;
+    try {
+      model = await loadOnnxModel(mv.onnx, mv.spec);
+      const outs = await model.predict(rows.map((r) => r.values));
+      return outs.map((o, i) => rowScore(p.metric, o, rows[i]!.label, mv.spec.classes));
+    } finally {
+      await model?.close();
+    }
+  }
+
+  function promoteEvent(c: ModelCandidate, previous: number | null, reason: string): OutputRecord {
+    const event: ModelEvent = {
+      event_id: `${spec.name}/${spec.model.name}/promote/${c.model_version}`,
+      pipeline: spec.name,
+      model_name: spec.model.name,
+      action: 'PROMOTE',
+      model_version: c.model_version,
+      previous_version: previous,
+      traffic_share: null,
+      reason,
+      actor: 'evaluator',
+      created_at: c.created_at,
+    };
+    return { topic: 'control.models', record: 'ModelEvent', key: `${spec.name}/${spec.model.name}`, value: event };
+  }
+
+  return {
+    name: 'evaluator',
+    input: { topic: 'control.candidates', record: 'ModelCandidate' },
+    async process(records: Array<InputRecord<ModelCandidate>>) {
+      const outputs: OutputRecord[] = [];
+      for (const { value: c } of records) {
+        if (c.pipeline !== spec.name || c.model_name !== spec.model.name) continue;
+        const serving = await registry.serving(spec.name, spec.model.name);
+        const info = (await registry.list(spec.name, spec.model.name)).find((m) => m.version === c.model_version);
+        if (!info) continue;
+        if (serving.champion === c.model_version) {
+          outputs.push(promoteEvent(c, serving.previous, 'promoted (replayed announcement)'));
+          continue;
+        }
+        if (info.status !== 'candidate') continue; // judged before a restart
+        if (serving.champion === null) {
+          logger.warn({ version: c.model_version }, 'no champion to compare with; promoting the candidate');
+        }
+        const holdout = (await readTrainingRows(cql, spec.name, { limit: p.holdoutRows })).filter((r) => r.eventTime > c.window_end);
+        if (serving.champion !== null && holdout.length < 30) {
+          logger.warn({ version: c.model_version, rows: holdout.length }, 'held-out window too small to judge; candidate rejected');
+          await registry.setStatus(spec.name, spec.model.name, c.model_version, 'rejected');
+          continue;
+        }
+        let evaluation: Evaluation | null = null;
+        if (serving.champion !== null) {
+          const [cand, champ] = await Promise.all([scores(c.model_version, holdout), scores(serving.champion, holdout)]);
+          const ci = bootstrapDiffCI(cand, champ, { confidence: p.confidence, iterations: 1000, seed: c.model_version });
+          const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+          evaluation = {
+            candidate: c.model_version,
+            champion: serving.champion,
+            rows: holdout.length,
+            metric: p.metric,
+            candidateMetric: mean(cand),
+            championMetric: mean(champ),
+            meanDiff: ci?.meanDiff ?? 0,
+            lower: ci?.lower ?? 0,
+            upper: ci?.upper ?? 0,
+            promote: ci !== null && ci.lower > p.minImprovement,
+          };
+          deps.onEvaluated?.(evaluation);
+        }
+        const verdict = evaluation
+          ? `${p.metric} on ${evaluation.rows} held-out rows: candidate ${evaluation.candidateMetric.toFixed(4)} vs champion ${evaluation.championMetric.toFixed(4)}, difference ${evaluation.meanDiff.toFixed(4)} [${evaluation.lower.toFixed(4)}, ${evaluation.upper.toFixed(4)}] at ${p.confidence}`
+          : 'no champion';
+        if (evaluation && !evaluation.promote) {
+          logger.info({ version: c.model_version, verdict }, 'candidate rejected');
+          await registry.setStatus(spec.name, spec.model.name, c.model_version, 'rejected');
+          continue;
+        }
+        const ok = await registry.promote({ pipeline: spec.name, modelName: spec.model.name, version: c.model_version, expected: serving.champion, actor: 'evaluator', reason: verdict });
+        if (!ok) {
+          logger.warn({ version: c.model_version }, 'champion changed during evaluation; candidate left for a later judgement');
+          continue;
+        }
+        if (serving.champion !== null) {
+          await registry.setShadow({ pipeline: spec.name, modelName: spec.model.name, version: serving.champion, actor: 'evaluator', reason: 'previous champion shadows the new one for the rollback guard' });
+        }
+        logger.info({ version: c.model_version, previous: serving.champion, verdict }, 'candidate promoted');
+        outputs.push(promoteEvent(c, serving.champion, verdict));
+      }
+      return { outputs };
+    },
+  };
+}

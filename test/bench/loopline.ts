@@ -1,0 +1,320 @@
+/**
+ * Loopline's scoring path under load: the bootstrap model trained and
+ * promoted, the feature-writer, preprocessor and scorer running in this
+ * process, Elec2 replayed into events.client / features.updates, and a
+ * read_committed consumer on `predictions` observing every prediction.
+ *
+ * Runs, each on its own rows of the dataset (so ids and side effects never
+ * overlap): a warm-up (schemas, prepared statements, ONNX session, group
+ * joins), a saturation run (speed 'max') and a paced run (a fixed events/s).
+ */
+import type { Admin, Kafka } from 'kafkajs';
+import type { Registry } from 'prom-client';
+import type { LooplineConfig } from '../../config/config.js';
+import { startPipeline, type RunningPipeline } from '../../consumers/pipeline.js';
+import { trainBootstrap, type BootstrapResult } from '../../models/pipeline-training.js';
+import { createModelRegistry } from '../../models/registry.js';
+import type { PipelineSpec } from '../../pipelines/spec.js';
+import { createLooplineProducer } from '../../producers/client.js';
+import { buildReplayPlan } from '../../producers/replay-plan.js';
+import { createReplayer, type ReplayProgress } from '../../producers/replayer.js';
+import type { Codec } from '../../schemas/codec.js';
+import type { ClientEvent } from '../../schemas/types.js';
+import type { CassandraClient } from '../../store/cassandra.js';
+import { createPredictionLog } from '../../store/prediction-log.js';
+import type { Logger } from '../../streams/logger.js';
+import type { TopicNames } from '../../streams/topics.js';
+import { groupCaughtUp } from '../support/read-topic.js';
+import { startReader } from './reader.js';
+import { DeliveryTracker, fmt, logCounts, progress, sleep, summarize, waitWithProgress, type LatencySummary } from './stats.js';
+
+export interface LooplineDeps {
+  config: LooplineConfig;
+  kafka: Kafka;
+  admin: Admin;
+  codec: Codec;
+  names: TopicNames;
+  cql: CassandraClient;
+  logger: Logger;
+  spec: PipelineSpec;
+  specDir: string;
+  csv: Array<Record<string, string>>;
+}
+
+export interface RunPlan {
+  label: 'saturation' | 'paced';
+  offset: number;
+  events: number;
+  /** events/s cap; undefined = as fast as possible. */
+  rate?: number;
+}
+
+export interface WorkerChunkStats {
+  chunks: number;
+  records: number;
+  recordsPerChunk: number;
+  meanChunkMs: number;
+  /** Share of the run's wall time this worker spent inside chunks (can exceed 1 with several partitions at once). */
+  busy: number;
+  /** Retriable failures the runtime backed off on (e.g. CONCURRENT_TRANSACTIONS from the transaction coordinator), by code. */
+  retries: Record<string, number>;
+}
+
+export interface RunResult {
+  label: string;
+  events: number;
+  rateTarget: number | null;
+  /** Replayer: first send to last send acknowledged. */
+  sendSeconds: number;
+  sendEventsPerSecond: number;
+  /** Largest delay of a paced batch behind its due time, as the replayer reported it. */
+  maxSendLagMs: number;
+  /** First send to the last prediction read from `predictions`. */
+  seconds: number;
+  eventsPerSecond: number;
+  /** Prediction read (read_committed) − ClientEvent.produced_at. */
+  latencyMs: LatencySummary;
+  /** Split of the latency: produced_at → scored_at (scorer started on the chunk) and scored_at → read. */
+  toScorerMs: LatencySummary;
+  scorerToReadMs: LatencySummary;
+  predictions: number;
+  lost: number;
+  duplicated: number;
+  unexpected: number;
+  deadLetters: Record<string, string>;
+  logSample: { checked: number; found: number; mismatched: number };
+  workers: Record<string, WorkerChunkStats>;
+  /** Transaction-coordinator CONCURRENT_TRANSACTIONS answers during the run (each costs a retry backoff of ~200 ms or more). */
+  concurrentTransactions: number;
+}
+
+export interface LooplineResult {
+  bootstrap: { version: number; rows: number; seconds: number; promoted: boolean };
+  warmup: { events: number; seconds: number };
+  runs: RunResult[];
+  problems: string[];
+}
+
+const WARMUP_EVENTS = 300;
+const LOG_SAMPLE = 200;
+
+type Snapshot = Map<string, { chunks: number; seconds: number; records: number; retries: Record<string, number> }>;
+
+async function chunkSnapshot(metrics: Registry): Promise<Snapshot> {
+  const out: Snapshot = new Map();
+  const entry = (w: string) => {
+    let e = out.get(w);
+    if (!e) out.set(w, (e = { chunks: 0, seconds: 0, records: 0, retries: {} }));
+    return e;
+  };
+  const hist = await metrics.getSingleMetric('loopline_worker_chunk_seconds')?.get();
+  for (const v of hist?.values ?? []) {
+    const w = String(v.labels.worker);
+    const name = (v as { metricName?: string }).metricName;
+    if (name?.endsWith('_count')) entry(w).chunks += v.value;
+    if (name?.endsWith('_sum')) entry(w).seconds += v.value;
+  }
+  const recs = await metrics.getSingleMetric('loopline_worker_records_total')?.get();
+  for (const v of recs?.values ?? []) entry(String(v.labels.worker)).records += v.value;
+  const retries = await metrics.getSingleMetric('loopline_worker_retries_total')?.get();
+  for (const v of retries?.values ?? []) {
+    const r = entry(String(v.labels.worker)).retries;
+    const code = String(v.labels.code);
+    r[code] = (r[code] ?? 0) + v.value;
+  }
+  return out;
+}
+
+function chunkDelta(before: Snapshot, after: Snapshot, wallSeconds: number): Record<string, WorkerChunkStats> {
+  const out: Record<string, WorkerChunkStats> = {};
+  for (const [w, a] of after) {
+    const b = before.get(w) ?? { chunks: 0, seconds: 0, records: 0, retries: {} };
+    const chunks = a.chunks - b.chunks;
+    const records = a.records - b.records;
+    const seconds = a.seconds - b.seconds;
+    const retries: Record<string, number> = {};
+    for (const [code, n] of Object.entries(a.retries)) if (n - (b.retries[code] ?? 0) > 0) retries[code] = n - (b.retries[code] ?? 0);
+    out[w] = { chunks, records, recordsPerChunk: chunks ? records / chunks : 0, meanChunkMs: chunks ? (seconds / chunks) * 1000 : 0, busy: seconds / wallSeconds, retries };
+  }
+  return out;
+}
+
+export async function runLoopline(deps: LooplineDeps, opts: { batchMax: number; runs: RunPlan[]; pacedRate: (saturation: RunResult) => number }): Promise<LooplineResult> {
+  const { kafka, admin, codec, names, cql, logger, spec, specDir, csv } = deps;
+  const problems: string[] = [];
+
+  progress('loopline: training the bootstrap model');
+  const boot: BootstrapResult = await trainBootstrap(spec, specDir, createModelRegistry(cql), 'bench');
+  progress(`loopline: bootstrap model v${boot.model.version} trained on ${fmt(boot.rows)} rows in ${boot.seconds.toFixed(1)} s (promoted: ${boot.promoted})`);
+  if (!boot.promoted) throw new Error('the bootstrap model was not promoted: the keyspace already had a champion');
+
+  progress(`loopline: starting feature-writer, preprocessor, scorer (batchMax ${opts.batchMax})`);
+  const pipeline: RunningPipeline = await startPipeline(deps.config, spec, logger, {
+    workers: ['feature-writer', 'preprocessor', 'scorer'],
+    worker: { batchMax: opts.batchMax },
+    reloadIntervalMs: 60_000,
+  });
+
+  // Every prediction read, by event id; the latency split needs scored_at too.
+  const tracker = new DeliveryTracker();
+  const scoredAt = new Map<string, number>();
+  const reader = await startReader(kafka, names.physical('predictions'), async (messages, readAt) => {
+    for (const m of messages) {
+      const d = await codec.decode('Prediction', m.value);
+      if (!d.ok) throw new Error(`a record on predictions is not a Prediction: ${d.error.message}`);
+      tracker.record(d.value.event_id, { readAt, sentAt: d.value.produced_at });
+      if (!scoredAt.has(d.value.event_id)) scoredAt.set(d.value.event_id, d.value.scored_at);
+    }
+  });
+
+  const producer = createLooplineProducer({ kafka, codec, names, logger });
+  await producer.connect();
+  const replayer = createReplayer({ producer, logger });
+  const groupOf = (w: string) => `${names.prefix}loopline-${w}`;
+  const allIds = new Set<string>();
+
+  /** Replays `events` rows from `offset`; waits for their predictions; settles; accounts. */
+  async function replay(label: string, offset: number, events: number, rate: number | undefined) {
+    const plan = buildReplayPlan(spec, csv, { offset, limit: events }).filter((a) => a.kind !== 'label');
+    const ids = plan.filter((a) => a.kind === 'event').map((a) => (a.record as ClientEvent).event_id);
+    for (const id of ids) allIds.add(id);
+    let maxLag = 0;
+    let last: ReplayProgress | null = null;
+    const sent = replayer.run(plan, {
+      speed: 'max',
+      ...(rate !== undefined ? { eventsPerSecond: rate } : {}),
+      onProgress: (p) => {
+        maxLag = Math.max(maxLag, p.lagMs);
+        last = p;
+      },
+    });
+    let sendDone = false;
+    void sent.then(() => (sendDone = true), () => (sendDone = true));
+    const complete = await waitWithProgress({
+      done: () => sendDone && tracker.countOf(ids) === ids.length,
+      progressOf: () => tracker.records + ((last as ReplayProgress | null)?.sent ?? 0),
+      describe: () => {
+        const p = last as ReplayProgress | null;
+        const lag = Object.entries(Object.fromEntries(pipeline.workers.map((w) => [w.name, Object.values(w.health().lag).reduce((s, v) => s + v, 0)])))
+          .map(([w, l]) => `${w} ${fmt(l)}`)
+          .join(', ');
+        return `${label}: sent ${fmt(p?.events ?? 0)}/${fmt(ids.length)} events, ${fmt(tracker.countOf(ids))} predictions read; worker lag: ${lag}`;
+      },
+      stallMs: 60_000,
+    });
+    const result = await sent; // rejects on a send error
+    if (!complete) problems.push(`${label}: stalled for 60 s with ${ids.length - tracker.countOf(ids)} of ${ids.length} predictions missing`);
+    return { ids, result, maxLag };
+  }
+
+  async function settle(): Promise<void> {
+    // Every stage has committed all it was given, then a moment for a late duplicate to be read.
+    await waitWithProgress({
+      done: async () =>
+        (await groupCaughtUp(admin, groupOf('preprocessor'), names.physical('events.client'))) &&
+        (await groupCaughtUp(admin, groupOf('feature-writer'), names.physical('features.updates'))) &&
+        (await groupCaughtUp(admin, groupOf('scorer'), names.physical('features.vectors'), true)),
+      progressOf: () => tracker.records,
+      describe: () => 'settling: waiting for every worker group to commit to the end of its input',
+      stallMs: 30_000,
+      pollMs: 250,
+    }).catch(() => false);
+    await sleep(1500);
+  }
+
+  async function deadLetterCounts(): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const t of ['events.client.dlq', 'features.updates.dlq', 'features.vectors.dlq']) {
+      const offsets = await admin.fetchTopicOffsets(names.physical(t));
+      out[t] = String(offsets.reduce((s, o) => s + Number(o.high), 0));
+    }
+    return out;
+  }
+
+  async function checkLog(ids: string[]): Promise<RunResult['logSample']> {
+    const log = createPredictionLog(cql);
+    const step = Math.max(1, Math.floor(ids.length / LOG_SAMPLE));
+    const sample = ids.filter((_, i) => i % step === 0).slice(0, LOG_SAMPLE);
+    const rows = await Promise.all(sample.map((id) => log.byEvent(id)));
+    let found = 0;
+    let mismatched = 0;
+    rows.forEach((r, i) => {
+      const champion = r.filter((x) => x.variant === 'champion');
+      if (champion.length === 1) found++;
+      if (champion.length !== 1 || champion[0]!.model_version !== boot.model.version || champion[0]!.event_id !== sample[i]) mismatched++;
+    });
+    return { checked: sample.length, found, mismatched };
+  }
+
+  try {
+    const warmStart = Date.now();
+    progress(`loopline: warm-up with ${WARMUP_EVENTS} events (group joins, schemas, prepared statements, ONNX session)`);
+    await replay('warm-up', 0, WARMUP_EVENTS, undefined);
+    await settle();
+    const warmup = { events: WARMUP_EVENTS, seconds: (Date.now() - warmStart) / 1000 };
+    progress(`loopline: warm-up done in ${warmup.seconds.toFixed(1)} s`);
+
+    const runs: RunResult[] = [];
+    for (const planned of opts.runs) {
+      const saturation = runs.find((r) => r.label === 'saturation');
+      const rate = planned.label === 'paced' ? planned.rate ?? (saturation ? opts.pacedRate(saturation) : undefined) : undefined;
+      if (planned.label === 'paced' && rate === undefined) throw new Error('a paced run needs --rate or a saturation run before it');
+      progress(`loopline ${planned.label}: replaying ${fmt(planned.events)} Elec2 events (rows ${fmt(planned.offset)}..${fmt(planned.offset + planned.events - 1)}) ${rate ? `at ${fmt(rate)} events/s` : "at speed 'max'"}`);
+      const before = await chunkSnapshot(pipeline.metrics);
+      const concurrentBefore = logCounts.concurrentTransactions;
+      const { ids, result, maxLag } = await replay(planned.label, planned.offset, planned.events, rate);
+      const acc0 = tracker.account(ids);
+      const seconds = (acc0.lastReadAt - result.startedAt) / 1000;
+      const after = await chunkSnapshot(pipeline.metrics);
+      const concurrentTransactions = logCounts.concurrentTransactions - concurrentBefore;
+      await settle();
+      const acc = tracker.account(ids, allIds);
+      const toScorer: number[] = [];
+      const scorerToRead: number[] = [];
+      for (const id of ids) {
+        const d = tracker.get(id);
+        const s = scoredAt.get(id);
+        if (!d || s === undefined) continue;
+        toScorer.push(s - d.first.sentAt);
+        scorerToRead.push(d.first.readAt - s);
+      }
+      const deadLetters = await deadLetterCounts();
+      const logSample = await checkLog(ids.filter((id) => tracker.has(id)));
+      const run: RunResult = {
+        label: planned.label,
+        events: ids.length,
+        rateTarget: rate ?? null,
+        sendSeconds: (result.finishedAt - result.startedAt) / 1000,
+        sendEventsPerSecond: result.events / ((result.finishedAt - result.startedAt) / 1000),
+        maxSendLagMs: maxLag,
+        seconds,
+        eventsPerSecond: acc.delivered / seconds,
+        latencyMs: summarize(acc.latencies),
+        toScorerMs: summarize(toScorer),
+        scorerToReadMs: summarize(scorerToRead),
+        predictions: acc.delivered,
+        lost: acc.lost,
+        duplicated: acc.duplicated,
+        unexpected: acc.unexpected,
+        deadLetters,
+        logSample,
+        workers: chunkDelta(before, after, seconds),
+        concurrentTransactions,
+      };
+      runs.push(run);
+      if (acc.lost) problems.push(`${planned.label}: ${acc.lost} events without a prediction (e.g. ${acc.lostExamples.join(', ')})`);
+      if (acc.duplicated) problems.push(`${planned.label}: ${acc.duplicated} events with more than one prediction (e.g. ${acc.duplicatedExamples.join(', ')})`);
+      if (acc.unexpected) problems.push(`${planned.label}: ${acc.unexpected} predictions for events this benchmark never sent`);
+      if (logSample.found !== logSample.checked || logSample.mismatched) problems.push(`${planned.label}: prediction log sample: ${logSample.found}/${logSample.checked} rows found, ${logSample.mismatched} not matching`);
+      for (const [t, n] of Object.entries(deadLetters)) if (n !== '0') problems.push(`${planned.label}: ${t} holds records (high watermark ${n})`);
+      progress(
+        `loopline ${planned.label}: ${fmt(run.eventsPerSecond)} events/s, latency p50 ${fmt(run.latencyMs.p50)} ms p99 ${fmt(run.latencyMs.p99)} ms max ${fmt(run.latencyMs.max)} ms; lost ${acc.lost}, duplicated ${acc.duplicated}`,
+      );
+    }
+    return { bootstrap: { version: boot.model.version, rows: boot.rows, seconds: boot.seconds, promoted: boot.promoted }, warmup, runs, problems };
+  } finally {
+    await producer.disconnect().catch(() => {});
+    await reader.stop();
+    await pipeline.stop();
+  }
+}
