@@ -7,7 +7,7 @@
  */
 import crypto from 'node:crypto';
 import type { Consumer } from 'kafkajs';
-import { Gauge, Registry } from 'prom-client';
+import { Gauge, Histogram, Registry } from 'prom-client';
 import type { LooplineConfig } from '../config/config.js';
 import { createModelRegistry } from '../models/registry.js';
 import type { PipelineSpec } from '../pipelines/spec.js';
@@ -74,7 +74,11 @@ export async function startPipeline(config: LooplineConfig, spec: PipelineSpec, 
   const workers: Worker[] = [];
   for (const name of wanted) {
     if (name === 'feature-writer') workers.push(createWorker(createFeatureWriter({ spec, store }), deps, options.worker));
-    if (name === 'preprocessor') workers.push(createWorker(createPreprocessor({ spec, store }), deps, options.worker));
+    if (name === 'preprocessor') {
+      const waited = new Histogram({ name: 'loopline_preprocessor_watermark_wait_seconds', help: 'Time spent waiting for the feature-writer to reach the events\' time.', labelNames: ['feature_set', 'caught_up'], buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [metrics] });
+      const onWait = (set: string, ms: number, caughtUp: boolean) => waited.observe({ feature_set: set, caught_up: String(caughtUp) }, ms / 1000);
+      workers.push(createWorker(createPreprocessor({ spec, store, onWait }), deps, options.worker));
+    }
     if (name === 'scorer') {
       scorer = createScorer({
         spec,

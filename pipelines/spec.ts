@@ -28,6 +28,17 @@ const featureSet = z.object({
   maxAgeMs: positiveMs.optional(),
   /** Rows expire from the online store after this long without an update. */
   ttlSeconds: z.number().int().positive().default(30 * 24 * 3600),
+  /**
+   * Serve each event the values current at its event time (an as-of join on the feature
+   * history) rather than the latest values. Right for replays and for late or lagging events.
+   */
+  pointInTime: z.boolean().default(false),
+  /**
+   * Wait up to this long for the feature-writer to have applied every update known at an
+   * event's time (its watermark reaching the event time) before serving. 0 = never wait.
+   * Assumes updates of an entity arrive in as-of order.
+   */
+  waitForWatermarkMs: z.number().int().min(0).max(60_000).default(0),
 });
 
 const feedValue = z.union([

@@ -22,14 +22,26 @@ export interface StoredFeature {
 /** feature name → stored value, for one entity in one set. */
 export type EntityFeatures = Map<string, StoredFeature>;
 
+/** A feature's past values, newest first. */
+export type FeatureHistory = Map<string, Array<{ asOf: number; value: number | string | null }>>;
+
 export interface FeatureStore {
   /** Current rows of each entity in `set`; entities without rows are absent from the map. */
   lookup(set: string, entityIds: string[]): Promise<Map<string, EntityFeatures>>;
+  /** Values of `features` of one entity with as-of time in [from, to], newest first. */
+  history(set: string, entityId: string, features: string[], from: number, to: number): Promise<FeatureHistory>;
+  /** The newest as-of time the writer has applied, per entity (absent = nothing yet). */
+  watermarks(set: string, entityIds: string[]): Promise<Map<string, number>>;
   /** Applies updates in order; returns how many feature values changed. */
   apply(updates: FeatureUpdate[], ttlSeconds: (set: string) => number): Promise<{ written: number; skipped: number }>;
 }
 
 const SELECT = 'SELECT feature, num_value, str_value, as_of, prev_num_value, prev_str_value, prev_as_of FROM features_online WHERE feature_set = ? AND entity_id = ?';
+const HISTORY_INSERT =
+  'INSERT INTO features_history (feature_set, entity_id, feature, as_of, num_value, str_value, update_id) VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ?';
+const HISTORY_SELECT =
+  'SELECT as_of, num_value, str_value FROM features_history WHERE feature_set = ? AND entity_id = ? AND feature = ? AND as_of >= ? AND as_of <= ?';
+const WATERMARK_UPSERT = 'UPDATE feature_watermarks USING TIMESTAMP ? AND TTL ? SET as_of = ? WHERE feature_set = ? AND entity_id = ?';
 const INSERT =
   'INSERT INTO features_online (feature_set, entity_id, feature, num_value, str_value, as_of, update_id, prev_num_value, prev_str_value, prev_as_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?';
 
@@ -70,6 +82,39 @@ export function createFeatureStore(client: cassandra.Client, options: { concurre
       return out;
     },
 
+    async history(set, entityId, features, from, to) {
+      const out: FeatureHistory = new Map();
+      try {
+        await Promise.all(
+          features.map(async (f) => {
+            const rs = await client.execute(HISTORY_SELECT, [set, entityId, f, new Date(from), new Date(to)], { prepare: true, isIdempotent: true, fetchSize: 10_000 });
+            out.set(
+              f,
+              rs.rows.map((r) => ({ asOf: (r.get('as_of') as Date).getTime(), value: (r.get('num_value') as number | null) ?? (r.get('str_value') as string | null) })),
+            );
+          }),
+        );
+      } catch (err) {
+        throw new TransientError(`reading feature history of ${set}/${entityId}: ${(err as Error).message}`, err, 'STORE_UNAVAILABLE');
+      }
+      return out;
+    },
+
+    async watermarks(set, entityIds) {
+      const out = new Map<string, number>();
+      try {
+        await Promise.all(
+          [...new Set(entityIds)].map(async (e) => {
+            const row = (await client.execute('SELECT as_of FROM feature_watermarks WHERE feature_set = ? AND entity_id = ?', [set, e], { prepare: true, isIdempotent: true })).first();
+            if (row) out.set(e, (row.get('as_of') as Date).getTime());
+          }),
+        );
+      } catch (err) {
+        throw new TransientError(`reading feature watermarks of ${set}: ${(err as Error).message}`, err, 'STORE_UNAVAILABLE');
+      }
+      return out;
+    },
+
     async apply(updates, ttlSeconds) {
       const byEntity = new Map<string, FeatureUpdate[]>();
       for (const u of updates) {
@@ -100,6 +145,18 @@ export function createFeatureStore(client: cassandra.Client, options: { concurre
               }
             }
             const ttl = ttlSeconds(set);
+            // History first, watermark last: a reader that sees the watermark finds every value up to it.
+            await Promise.all(
+              list.flatMap((u) =>
+                Object.entries(u.values).map(([feature, value]) =>
+                  client.execute(
+                    HISTORY_INSERT,
+                    [set, entity, feature, new Date(u.event_time), typeof value === 'number' ? value : null, typeof value === 'string' ? value : null, u.update_id, ttl],
+                    { prepare: true, isIdempotent: true },
+                  ),
+                ),
+              ),
+            );
             await Promise.all(
               [...changed].map(([feature, { f, updateId }]) =>
                 client.execute(
@@ -116,6 +173,8 @@ export function createFeatureStore(client: cassandra.Client, options: { concurre
                 ),
               ),
             );
+            const newest = Math.max(...list.map((u) => u.event_time));
+            await client.execute(WATERMARK_UPSERT, [cassandra.types.Long.fromNumber(newest * 1000), ttl, new Date(newest), set, entity], { prepare: true, isIdempotent: true });
             written += changed.size;
           }),
         );
@@ -125,6 +184,12 @@ export function createFeatureStore(client: cassandra.Client, options: { concurre
       return { written, skipped };
     },
   };
+}
+
+/** Pure: the newest value with as-of ≤ `eventTime` from a newest-first history, as a StoredFeature for valueAt. */
+export function asOfValue(history: Array<{ asOf: number; value: number | string | null }> | undefined, eventTime: number): StoredFeature | undefined {
+  const hit = history?.find((h) => h.asOf <= eventTime);
+  return hit ? { value: hit.value, asOf: hit.asOf, prevValue: null, prevAsOf: null } : undefined;
 }
 
 /**

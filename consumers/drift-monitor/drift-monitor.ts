@@ -35,6 +35,12 @@
  *   instance wrote last (first call, or another instance moved the
  *   checkpoint after a rebalance) the whole row is reloaded.
  *
+ * Metrics (when a registry is given): gauges `loopline_monitor_metric`
+ * {pipeline, model_version, variant, metric}, `loopline_monitor_feature_psi`
+ * {…, feature} and `loopline_monitor_prediction_psi`, set from the latest
+ * report, and the counter `loopline_monitor_alarms_total` (a report
+ * re-emitted on a replay counts again: its first emission never committed).
+ *
  * Records of another pipeline or model are ignored; records the task cannot
  * use (no predicted label, non-finite score, non-numeric regression label)
  * are dead-lettered with stage VALIDATION. A version missing from the

@@ -7,8 +7,8 @@
  *   classification 1 − correct (0/1); regression |error| / scale, where the
  *   scale is `regressionErrorScale` when given, otherwise the running maximum
  *   of |error| seen by the slot (values land in [0, 1], as ADWIN's bound
- *   assumes; an outlier lowers later values, i.e. lowers sensitivity, but can
- *   never raise a false "error rose" alarm);
+ *   assumes; an outlier shrinks every later value, which lowers sensitivity
+ *   but reads as a falling error, never as an "error rose" alarm);
  * - when the version has a training baseline: a `FeatureDriftAccumulator`
  *   over the served features (`prediction.features`) and a histogram of the
  *   predicted score (classification: 10 bins on [0, 1]; regression: the
@@ -127,7 +127,7 @@ export class InvalidLabeledPredictionError extends RangeError {
 }
 
 /** A served feature as the drift accumulator sees it. */
-interface MonitoredFeature {
+export interface MonitoredFeature {
   name: string;
   kind: 'numeric' | 'categorical';
   /** Categorical: the baseline's known categories (a value outside them counts as `__other__`). */
@@ -135,7 +135,7 @@ interface MonitoredFeature {
 }
 
 /** Histogram of the predicted score against the baseline's. */
-interface PredictionHistogramState {
+export interface PredictionHistogramState {
   /** Regression: interior cut points (baseline `binIndex` rule); classification: null (10 equal bins of [0, 1]). */
   cuts: number[] | null;
   proportions: number[];
@@ -153,8 +153,9 @@ export interface SlotState {
   windowEnd: number | null;
   quality: QualityWindowState;
   detector: AdwinState | PageHinkleyState;
-  /** Exponentially weighted recent error (weight 1/20), for alarm messages. */
-  recentError: number | null;
+  /** The detector's last RECENT inputs (a ring buffer; `recentNext` is the slot to overwrite next), for alarm messages. */
+  recent: number[];
+  recentNext: number;
   /** Regression: running max of |error| (the default error scale). */
   errorMax: number;
   features: MonitoredFeature[];
@@ -172,7 +173,8 @@ export interface MonitorStateJSON {
   slots: Record<string, SlotState>;
 }
 
-const RECENT_WEIGHT = 1 / 20;
+/** Alarm messages quote the error over this many latest predictions. */
+export const RECENT = 100;
 
 class Slot {
   modelVersion: number;
@@ -184,7 +186,8 @@ class Slot {
   windowEnd: number | null = null;
   quality: QualityWindow;
   detector: Adwin | PageHinkley;
-  recentError: number | null = null;
+  recent: number[] = [];
+  recentNext = 0;
   errorMax = 0;
   features: MonitoredFeature[];
   drift: FeatureDriftAccumulator | null;
@@ -200,7 +203,8 @@ class Slot {
     this.windowEnd = s.windowEnd;
     this.quality = QualityWindow.fromJSON(s.quality);
     this.detector = s.detector.kind === 'adwin' ? Adwin.fromJSON(s.detector) : PageHinkley.fromJSON(s.detector);
-    this.recentError = s.recentError;
+    this.recent = [...s.recent];
+    this.recentNext = s.recentNext;
     this.errorMax = s.errorMax;
     this.features = structuredClone(s.features);
     this.drift = s.drift ? FeatureDriftAccumulator.fromJSON(s.drift) : null;
@@ -218,7 +222,8 @@ class Slot {
       windowEnd: this.windowEnd,
       quality: this.quality.toJSON(),
       detector: this.detector.toJSON(),
-      recentError: this.recentError,
+      recent: [...this.recent],
+      recentNext: this.recentNext,
       errorMax: this.errorMax,
       features: structuredClone(this.features),
       drift: this.drift ? this.drift.toJSON() : null,
@@ -324,7 +329,9 @@ export function applyRecord(state: MonitorState, lp: LabeledPrediction, baseline
   }
 
   const error = errorValue(config, slot, lp);
-  slot.recentError = slot.recentError === null ? error : slot.recentError + RECENT_WEIGHT * (error - slot.recentError);
+  if (slot.recent.length < RECENT) slot.recent.push(error);
+  else slot.recent[slot.recentNext] = error;
+  slot.recentNext = (slot.recentNext + 1) % RECENT;
   const alarm = detect(config, slot, error);
   const base = reportBase(config.pipeline, config.modelName, p.model_version, p.variant);
   if (alarm) {
@@ -398,26 +405,31 @@ function errorValue(config: MonitorConfig, slot: Slot, lp: LabeledPrediction): n
   return slot.errorMax > 0 ? error / slot.errorMax : 0;
 }
 
-/** Feeds the detector; an alarm message when it detects a rise of the error (then the detector is reset). */
+/**
+ * Feeds the detector; an alarm message when it detects a rise of the error
+ * (then the detector is reset). The message gives the error level before the
+ * change (ADWIN: the mean of the part of its window it dropped; Page-Hinkley:
+ * the mean since its last reset) and over the latest RECENT predictions.
+ */
 function detect(config: MonitorConfig, slot: Slot, x: number): string | null {
   const what = config.task === 'regression' ? 'scaled absolute error' : 'error rate';
+  const recent = `${fmt(slot.recent.reduce((a, b) => a + b, 0) / slot.recent.length)} over the last ${slot.recent.length} predictions`;
   const d = slot.detector;
   if (d instanceof Adwin) {
     const widthBefore = d.width + 1;
     const totalBefore = d.width * d.estimation + x;
     if (!d.update(x)) return null;
-    const recent = d.estimation;
-    const droppedWidth = widthBefore - d.width;
-    const older = droppedWidth > 0 ? (totalBefore - d.width * recent) / droppedWidth : recent;
-    if (!(recent > older)) return null; // the error fell: ADWIN adapts, nothing to alarm about
-    const recentWidth = d.width;
+    const kept = d.estimation;
+    const dropped = widthBefore - d.width;
+    const older = dropped > 0 ? (totalBefore - d.width * kept) / dropped : kept;
+    if (!(kept > older)) return null; // the error fell: ADWIN adapts, nothing to alarm about
+    const message = `adwin: ${what} rose from ${fmt(older)} to ${recent} (window cut: ${dropped} older predictions at ${fmt(older)}, ${d.width} newer at ${fmt(kept)})`;
     d.reset();
-    return `adwin: ${what} rose from ${fmt(older)} to ${fmt(recent)} (last ${recentWidth} predictions vs the ${droppedWidth} before)`;
+    return message;
   }
   const before = d.mean;
   if (!d.update(x)) return null; // Page-Hinkley resets itself on detection
-  const recent = slot.recentError ?? x;
-  return `page-hinkley: ${what} rose from ${fmt(before)} to ${fmt(recent)}`;
+  return `page-hinkley: ${what} rose from ${fmt(before)} to ${recent}`;
 }
 
 function fmt(x: number): string {
@@ -502,7 +514,7 @@ function newSlotState(config: MonitorConfig, lp: LabeledPrediction, version: Ver
   const positiveLabel = config.positiveLabel ?? (version && version.classes.length === 2 ? version.classes[1]! : null) ?? inferPositive(lp);
   const quality = new QualityWindow(config.task, config.task === 'binary' ? { positiveLabel } : {});
   const detector = config.detector === 'adwin' ? new Adwin(config.adwin) : new PageHinkley(config.pageHinkley);
-  const monitored = version ? monitoredFeatures(version.baseline) : null;
+  const monitored = version ? driftBaselines(version.baseline) : null;
   return {
     modelVersion: p.model_version,
     variant: p.variant,
@@ -513,7 +525,8 @@ function newSlotState(config: MonitorConfig, lp: LabeledPrediction, version: Ver
     windowEnd: null,
     quality: quality.toJSON(),
     detector: detector.toJSON(),
-    recentError: null,
+    recent: [],
+    recentNext: 0,
     errorMax: 0,
     features: monitored?.features ?? [],
     drift: monitored
@@ -544,10 +557,6 @@ function inferPositive(lp: LabeledPrediction): string {
  * present value at training) are not monitored.
  */
 export function driftBaselines(baseline: BaselineStats): { features: MonitoredFeature[]; baselines: Record<string, DriftFeatureBaseline> } {
-  return monitoredFeatures(baseline);
-}
-
-function monitoredFeatures(baseline: BaselineStats): { features: MonitoredFeature[]; baselines: Record<string, DriftFeatureBaseline> } {
   const features: MonitoredFeature[] = [];
   const baselines: Record<string, DriftFeatureBaseline> = {};
   for (const [name, b] of Object.entries(baseline.features)) {

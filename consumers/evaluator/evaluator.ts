@@ -108,6 +108,7 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerHandler<'ModelCandid
         const info = (await registry.list(spec.name, spec.model.name)).find((m) => m.version === c.model_version);
         if (!info) continue;
         if (serving.champion === c.model_version) {
+          if (serving.previous !== null && serving.shadow === null) await registry.setShadow({ pipeline: spec.name, modelName: spec.model.name, version: serving.previous, actor: 'evaluator', reason: 'previous champion shadows the new one for the rollback guard (completed on replay)' });
           outputs.push(promoteEvent(c, serving.previous, 'promoted (replayed announcement)'));
           continue;
         }

@@ -9,13 +9,18 @@
  *   and lists the features in `missing` (the model imputes its training mean),
  *   `dead-letter` dead-letters the event (UNKNOWN_ENTITY);
  * - a feature value is served only if it was known at the event's time (as-of ≤
- *   event time) and is not older than the set's `maxAgeMs`; otherwise null + missing.
+ *   event time) and is not older than the set's `maxAgeMs`; otherwise null + missing;
+ * - a set with `pointInTime` serves each event the value current at its event time
+ *   from the feature history (an as-of join), not merely the latest value; a set with
+ *   `waitForWatermarkMs` first waits (up to that long) until the feature-writer has
+ *   applied every update known at the chunk's newest event time, then serves what is there
+ *   (entities the writer has never seen are not waited for).
  *
  *   const handler = createPreprocessor({ spec, store });
  */
 import type { PipelineSpec } from '../../pipelines/spec.js';
 import type { ClientEvent, FeatureVector } from '../../schemas/types.js';
-import { valueAt, type EntityFeatures, type FeatureStore } from '../../store/feature-store.js';
+import { asOfValue, valueAt, type EntityFeatures, type FeatureStore } from '../../store/feature-store.js';
 import type { InputRecord, OutputRecord, RecordFailure, WorkerHandler } from '../../streams/runtime.js';
 import { checkValue } from '../validate.js';
 
@@ -23,7 +28,12 @@ export interface PreprocessorDeps {
   spec: PipelineSpec;
   store: FeatureStore;
   now?: () => number;
+  /** Called when a watermark wait ends, with how long it took and whether the writer caught up. */
+  onWait?: (set: string, waitedMs: number, caughtUp: boolean) => void;
 }
+
+/** How far back an as-of join looks when the set has no maxAgeMs. */
+const DEFAULT_LOOKBACK_MS = 7 * 24 * 3600 * 1000;
 
 /** Pure: the problem with an event, or null. */
 export function checkEvent(spec: PipelineSpec, e: ClientEvent): Omit<RecordFailure, 'index'> | null {
@@ -79,6 +89,21 @@ export function buildVector(spec: PipelineSpec, e: ClientEvent, rows: Map<string
 export function createPreprocessor(deps: PreprocessorDeps): WorkerHandler<'ClientEvent'> {
   const now = deps.now ?? Date.now;
   const { spec } = deps;
+
+  /** Polls the writer's watermarks until each entity's reaches its newest event time, or the wait runs out. */
+  async function waitForWriter(set: string, maxMs: number, newest: Map<string, number>): Promise<void> {
+    const started = Date.now();
+    let pending = [...newest.keys()];
+    while (pending.length > 0) {
+      const marks = await deps.store.watermarks(set, pending);
+      // Entities the writer has never seen are not waited for: nothing is on its way for them.
+      pending = pending.filter((e) => marks.has(e) && marks.get(e)! < newest.get(e)!);
+      if (pending.length === 0 || Date.now() - started >= maxMs) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    deps.onWait?.(set, Date.now() - started, pending.length === 0);
+  }
+
   return {
     name: 'preprocessor',
     input: { topic: 'events.client', record: 'ClientEvent' },
@@ -91,12 +116,45 @@ export function createPreprocessor(deps: PreprocessorDeps): WorkerHandler<'Clien
         else ok.push({ index, e: r.value });
       });
       const entities = ok.map((x) => x.e.entity_id);
+      const newestByEntity = new Map<string, number>();
+      const oldestByEntity = new Map<string, number>();
+      for (const { e } of ok) {
+        newestByEntity.set(e.entity_id, Math.max(newestByEntity.get(e.entity_id) ?? -Infinity, e.event_time));
+        oldestByEntity.set(e.entity_id, Math.min(oldestByEntity.get(e.entity_id) ?? Infinity, e.event_time));
+      }
+      await Promise.all(spec.featureSets.filter((s) => s.waitForWatermarkMs > 0).map((s) => waitForWriter(s.name, s.waitForWatermarkMs, newestByEntity)));
       const perSet = new Map<string, Map<string, EntityFeatures>>();
-      await Promise.all(spec.featureSets.map(async (s) => perSet.set(s.name, await deps.store.lookup(s.name, entities))));
+      const histories = new Map<string, Map<string, Awaited<ReturnType<FeatureStore['history']>>>>();
+      await Promise.all(
+        spec.featureSets.map(async (s) => {
+          perSet.set(s.name, await deps.store.lookup(s.name, entities));
+          if (!s.pointInTime) return;
+          const byEntity = new Map<string, Awaited<ReturnType<FeatureStore['history']>>>();
+          await Promise.all(
+            [...newestByEntity].map(async ([entity, newest]) => {
+              const from = oldestByEntity.get(entity)! - (s.maxAgeMs ?? DEFAULT_LOOKBACK_MS);
+              byEntity.set(entity, await deps.store.history(s.name, entity, Object.keys(s.features), from, newest));
+            }),
+          );
+          histories.set(s.name, byEntity);
+        }),
+      );
       const outputs: OutputRecord[] = [];
       const t = now();
       for (const { index, e } of ok) {
-        const rows = new Map(spec.featureSets.map((s) => [s.name, perSet.get(s.name)?.get(e.entity_id)] as const));
+        const rows = new Map(
+          spec.featureSets.map((s) => {
+            const latest = perSet.get(s.name)?.get(e.entity_id);
+            const history = histories.get(s.name)?.get(e.entity_id);
+            if (!latest || !history) return [s.name, latest] as const;
+            const asOf: EntityFeatures = new Map();
+            for (const f of Object.keys(s.features)) {
+              const v = asOfValue(history.get(f), e.event_time);
+              if (v) asOf.set(f, v);
+            }
+            return [s.name, asOf] as const;
+          }),
+        );
         const vector = buildVector(spec, e, rows, t);
         if (!vector) {
           deadLetters.push({ index, stage: 'VALIDATION', code: 'UNKNOWN_ENTITY', message: `entity "${e.entity_id}" has no online features and the pipeline dead-letters unknown entities` });

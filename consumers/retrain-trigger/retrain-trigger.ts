@@ -104,7 +104,7 @@ export function decide(spec: PipelineSpec, s0: TriggerState, report: Report, ser
     }
     // Rollback guard: the champion against the old champion shadowing it, window by window.
     const champ = serving.champion;
-    if (champ !== null && serving.shadow !== null && !s.judged.includes(champ) && full && report.model_version === champ) {
+    if (champ !== null && serving.shadow !== null && !s.judged.includes(champ) && full && (report.model_version === champ || report.model_version === serving.shadow)) {
       const w = windowIndex(report.report_id);
       const mine = s.windows[`${champ}/champion/${w}`];
       const theirs = s.windows[`${serving.shadow}/shadow/${w}`];

@@ -21,7 +21,7 @@ import type { Codec } from '../../schemas/codec.js';
 import type { ClientEvent } from '../../schemas/types.js';
 import type { TopicNames } from '../../streams/topics.js';
 import { startReader } from './reader.js';
-import { DeliveryTracker, fmt, progress, sleep, summarize, waitWithProgress, type LatencySummary } from './stats.js';
+import { closeOnInterrupt, DeliveryTracker, fmt, progress, sleep, summarize, waitWithProgress, type LatencySummary } from './stats.js';
 
 export interface BaselineDeps {
   kafka: Kafka;
@@ -80,6 +80,10 @@ export async function runBaseline(deps: BaselineDeps, events: ClientEvent[], bat
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   const passProducer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   const consumer = kafka.consumer({ groupId: `${names.prefix}bench-passthrough`, readUncommitted: false });
+  const unregister = closeOnInterrupt(async () => {
+    await consumer.disconnect().catch(() => {});
+    await reader.stop();
+  });
   try {
     await Promise.all([producer.connect(), passProducer.connect()]);
 
@@ -163,6 +167,7 @@ export async function runBaseline(deps: BaselineDeps, events: ClientEvent[], bat
       problems,
     };
   } finally {
+    unregister();
     await consumer.disconnect().catch(() => {});
     await reader.stop();
     await Promise.all([producer.disconnect().catch(() => {}), passProducer.disconnect().catch(() => {})]);

@@ -26,7 +26,7 @@ import type { Logger } from '../../streams/logger.js';
 import type { TopicNames } from '../../streams/topics.js';
 import { groupCaughtUp } from '../support/read-topic.js';
 import { startReader } from './reader.js';
-import { DeliveryTracker, fmt, logCounts, progress, sleep, summarize, waitWithProgress, type LatencySummary } from './stats.js';
+import { closeOnInterrupt, DeliveryTracker, fmt, logCounts, progress, sleep, summarize, waitWithProgress, type LatencySummary } from './stats.js';
 
 export interface LooplineDeps {
   config: LooplineConfig;
@@ -155,6 +155,8 @@ export async function runLoopline(deps: LooplineDeps, opts: { batchMax: number; 
     reloadIntervalMs: 60_000,
   });
 
+  const unregisterPipeline = closeOnInterrupt(() => pipeline.stop());
+
   // Every prediction read, by event id; the latency split needs scored_at too.
   const tracker = new DeliveryTracker();
   const scoredAt = new Map<string, number>();
@@ -167,6 +169,7 @@ export async function runLoopline(deps: LooplineDeps, opts: { batchMax: number; 
     }
   });
 
+  const unregisterReader = closeOnInterrupt(() => reader.stop());
   const producer = createLooplineProducer({ kafka, codec, names, logger });
   await producer.connect();
   const replayer = createReplayer({ producer, logger });
@@ -316,5 +319,7 @@ export async function runLoopline(deps: LooplineDeps, opts: { batchMax: number; 
     await producer.disconnect().catch(() => {});
     await reader.stop();
     await pipeline.stop();
+    unregisterReader();
+    unregisterPipeline();
   }
 }

@@ -23,7 +23,7 @@ import { createTestEnv, type TestEnv } from '../support/fixtures.js';
 import { acquireServices, type TestServices } from '../support/services.js';
 import { runBaseline, type BaselineResult } from './baseline.js';
 import { runLoopline, type LooplineResult, type RunPlan } from './loopline.js';
-import { countLogLine, fmt, progress, table, type LatencySummary } from './stats.js';
+import { countLogLine, fmt, progress, runInterruptClosers, table, type LatencySummary } from './stats.js';
 
 const WARMUP_ROWS = 300;
 
@@ -112,10 +112,17 @@ function cleanup(): Promise<void> {
   })();
   return cleaning;
 }
-process.once('SIGINT', () => {
-  progress('interrupted; cleaning up');
-  void cleanup().finally(() => process.exit(130));
-});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    progress(`${signal}: stopping the workers and consumers, then cleaning up`);
+    void runInterruptClosers()
+      .then(() => cleanup())
+      .finally(() => {
+        progress('interrupted (exit 130)');
+        process.exit(130);
+      });
+  });
+}
 
 /** Kafka protocol error codes the runtime's retry metric may carry, by number. */
 const KAFKA_CODES: Record<string, string> = { '51': 'CONCURRENT_TRANSACTIONS', '47': 'INVALID_PRODUCER_EPOCH', '48': 'INVALID_TXN_STATE', '90': 'PRODUCER_FENCED' };
@@ -155,7 +162,7 @@ function report(baseline: BaselineResult | null, loopline: LooplineResult, probl
   const chunks: string[][] = [['worker chunks', 'run', 'chunks', 'records/chunk', 'mean chunk ms', 'busy %', 'retries']];
   const order = (w: string) => ['feature-writer', 'preprocessor', 'scorer'].indexOf(w);
   for (const r of loopline.runs) {
-    for (const [w, s] of Object.entries(r.workers).sort(([a], [b]) => order(a) - order(b))) chunks.push([w, r.label, fmt(s.chunks), fmt(s.recordsPerChunk, 1), fmt(s.meanChunkMs, 1), fmt(s.busy * 100), Object.entries(s.retries).map(([c, n]) => `${n} ${KAFKA_CODES[c] ?? c}`).join(', ') || '0']);
+    for (const [w, s] of Object.entries(r.workers).sort(([a], [b]) => order(a) - order(b))) chunks.push([w, r.label, fmt(s.chunks), fmt(s.recordsPerChunk, 1), fmt(s.meanChunkMs, 1), fmt(s.busy * 100), Object.entries(s.retries).map(([c, n]) => `${n} ${KAFKA_CODES[c] ?? c}`).join(', ') || 'none']);
   }
   out.push(table(chunks));
   out.push('');

@@ -151,6 +151,18 @@ export function table(rows: string[][]): string {
   return out.join('\n');
 }
 
+/** What to close first when the benchmark is interrupted (workers, consumers), newest first. */
+const closers = new Set<() => Promise<void>>();
+export function closeOnInterrupt(close: () => Promise<void>): () => void {
+  closers.add(close);
+  return () => closers.delete(close);
+}
+export async function runInterruptClosers(timeoutMs = 20_000): Promise<void> {
+  const all = [...closers].reverse();
+  closers.clear();
+  for (const close of all) await Promise.race([close().catch(() => {}), sleep(timeoutMs)]);
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**

@@ -152,8 +152,9 @@ describe('scoring path', () => {
         expect(source, `${e.event_id} was served nswprice_prev=${served}, which no update known at its time carried`).toBeDefined();
       }
     }
-    // How fresh depends on how far the feature-writer lags the preprocessor at this replay speed: reported, not asserted.
-    console.log(`[scoring-path] nswprice_prev equal to the point-in-time value for ${exact}/${events.length} events`);
+    // The market set is served point-in-time after waiting for the writer's watermark: every event
+    // gets exactly the value an up-to-date store had at its event time, however far the replay runs ahead.
+    expect(exact).toBe(events.length);
 
     // The swap: every event scored by exactly one version; v1 before, v2 after, per partition in order.
     const versions = new Set(predictions.map((p) => p.model_version));

@@ -214,7 +214,7 @@ describe('drift monitor after a kill', () => {
   it('replays the chunk a SIGKILL left uncommitted and a later stop interrupted: the reports equal an uninterrupted run, each id once', async () => {
     const { env, registry, expected } = f;
     const BATCH = 100;
-    const KILL_AT = 250; // the chunk holding offsets 200-299 of the model's partition
+    const KILL_AT = 250; // with batchMax 100: the chunk holding offsets 200-299 of the model's partition
 
     // Run 1, in its own process: killed right after the process() call of the chunk holding offset 250 saved its checkpoint, before the runtime's commit.
     const code = await runKilledChild(env, { killAtOffset: KILL_AT, batchMax: BATCH });
@@ -222,10 +222,11 @@ describe('drift monitor after a kill', () => {
     const cp = await checkpointRow(env);
     expect(cp).not.toBeNull();
     const [partition, saved] = [...cp!.offsets][0]!;
-    expect(saved).toBe(BigInt(3 * BATCH - 1));
+    expect(saved).toBeGreaterThanOrEqual(BigInt(KILL_AT)); // the killed chunk was applied and checkpointed …
     const committed = (await env.admin.fetchOffsets({ groupId: group(env), topics: [env.names.physical('predictions.labeled')] }))[0]!.partitions.find((p) => p.partition === partition)!;
-    expect(BigInt(committed.offset)).toBe(BigInt(2 * BATCH)); // the killed chunk's transaction never committed
-    const inKilledChunk = cp!.body.emitted.filter((e) => BigInt(e.offset) >= BigInt(2 * BATCH));
+    expect(BigInt(committed.offset)).toBeGreaterThan(0n);
+    expect(BigInt(committed.offset)).toBeLessThanOrEqual(BigInt(KILL_AT)); // … but its transaction never committed
+    const inKilledChunk = cp!.body.emitted.filter((e) => BigInt(e.offset) >= BigInt(committed.offset));
     expect(inKilledChunk.length).toBeGreaterThan(0); // … and it had produced reports, which must be re-emitted
 
     // Run 2, in this process, another chunk size so chunk boundaries differ; stopped mid-stream (each call slowed a little).
