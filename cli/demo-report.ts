@@ -46,22 +46,37 @@ interface Read {
   partition: number;
 }
 
-/** Reads a whole topic (read_committed) until no message arrives for `idleMs`. */
-export async function drainTopic(kafka: Kafka, topic: string, idleMs = 3000): Promise<Read[]> {
-  const consumer = kafka.consumer({ groupId: `report-${topic}-${process.hrtime.bigint()}`, maxBytes: 50 * 1024 * 1024 });
+/**
+ * Reads whole topics (read_committed) until every partition is at its high
+ * watermark (a transactional topic's last offset is a commit marker no
+ * consumer is handed, hence the allowance of one) or nothing arrived for `idleMs`.
+ */
+export async function drainTopic(kafka: Kafka, topic: string | string[], idleMs = 3000): Promise<Read[]> {
+  const topics = Array.isArray(topic) ? topic : [topic];
+  const admin = kafka.admin();
+  await admin.connect();
+  const ends = new Map<string, number>();
+  for (const t of topics) for (const p of await admin.fetchTopicOffsets(t)) ends.set(`${t}/${p.partition}`, Number(p.high));
+  await admin.disconnect();
+  const position = new Map<string, number>();
+  const done = () => [...ends].every(([k, high]) => high === 0 || (position.get(k) ?? -1) >= high - 2);
+  const consumer = kafka.consumer({ groupId: `report-${process.hrtime.bigint()}`, maxBytes: 50 * 1024 * 1024 });
   const got: Read[] = [];
   let last = Date.now();
   await consumer.connect();
   try {
-    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.subscribe({ topics, fromBeginning: true });
     await consumer.run({
       eachBatch: async ({ batch }) => {
         for (const m of batch.messages) got.push({ value: m.value, timestamp: Number(m.timestamp), partition: batch.partition });
+        const lastMessage = batch.messages.at(-1);
+        if (lastMessage) position.set(`${batch.topic}/${batch.partition}`, Number(lastMessage.offset));
         last = Date.now();
       },
     });
+    if (ends.size > 0 && [...ends.values()].every((h) => h === 0)) return got;
     const started = Date.now();
-    while (Date.now() - last < idleMs || (got.length === 0 && Date.now() - started < idleMs * 3)) await new Promise((r) => setTimeout(r, 250));
+    while (!done() && (Date.now() - last < idleMs || (got.length === 0 && Date.now() - started < idleMs * 3))) await new Promise((r) => setTimeout(r, 100));
     return got;
   } finally {
     await consumer.disconnect();
@@ -116,8 +131,7 @@ export async function buildReport(r: ReportInput): Promise<DemoReport> {
   }
 
   progress('counting dead letters');
-  let deadLettered = 0;
-  for (const t of TOPICS.filter((x) => x.name.endsWith('.dlq'))) deadLettered += (await drainTopic(kafka, names.physical(t.name), 1000)).length;
+  const deadLettered = (await drainTopic(kafka, TOPICS.filter((x) => x.name.endsWith('.dlq')).map((t) => names.physical(t.name)), 1000)).length;
 
   progress('reading joined labels');
   const labeled: LabeledPrediction[] = [];

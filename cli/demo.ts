@@ -19,7 +19,7 @@ import { createModelRegistry } from '../models/registry.js';
 import { loadSpec } from '../pipelines/spec.js';
 import { createLooplineProducer } from '../producers/client.js';
 import { readCsv } from '../producers/csv.js';
-import { buildReplayPlan } from '../producers/replay-plan.js';
+import { buildReplayPlan, type ReplayPlan } from '../producers/replay-plan.js';
 import { createReplayer } from '../producers/replayer.js';
 import { createCodec } from '../schemas/codec.js';
 import { createRegistryClient } from '../schemas/registry-client.js';
@@ -38,6 +38,31 @@ export interface DemoOptions {
   eventsPerSecond: number;
   report: 'text' | 'json';
   metricsPort: number;
+  /** Share of labels delivered past the spec's join horizon, to show late labels are counted, not joined. Default 0.01. */
+  lateShare?: number;
+}
+
+export interface DemoRun {
+  report: DemoReport;
+  /** Where this run's data lives (its own topic prefix and keyspace). */
+  config: ReturnType<typeof loadConfig>;
+  html: string;
+}
+
+/** Moves a deterministic share of labels past the join horizon (a label system's stragglers). */
+export function delayLabelsPastHorizon(plan: ReplayPlan, horizonMs: number, share: number): number {
+  let moved = 0;
+  for (const a of plan) {
+    if (a.kind !== 'label') continue;
+    const h = crypto.createHash('sha1').update(a.record.event_id).digest().readUInt32BE(0) / 0x1_0000_0000;
+    if (h >= share) continue;
+    a.record = { ...a.record, label_time: a.record.event_time + horizonMs + 3_600_000 };
+    a.at = a.record.label_time;
+    moved++;
+  }
+  const order = { feature: 0, event: 1, label: 2 } as const;
+  plan.sort((x, y) => x.at - y.at || order[x.kind] - order[y.kind]);
+  return moved;
 }
 
 async function metricSum(metrics: import('prom-client').Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
@@ -47,7 +72,7 @@ async function metricSum(metrics: import('prom-client').Registry, name: string, 
   return values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((a, v) => a + v.value, 0);
 }
 
-export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
+export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   const progress = createProgress();
   const started = Date.now();
   const external = Boolean(process.env.LOOPLINE_KAFKA_BROKERS && process.env.LOOPLINE_CASSANDRA_CONTACT_POINTS && process.env.LOOPLINE_SCHEMA_REGISTRY_URL);
@@ -90,9 +115,10 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
   const csv = readCsv(path.resolve(dir, spec.replay!.csv));
   const remaining = csv.length - spec.trainer.bootstrapRows;
   const plan = buildReplayPlan(spec, csv, { offset: spec.trainer.bootstrapRows, limit: opts.rows ?? remaining });
+  const late = delayLabelsPastHorizon(plan, spec.label.horizonMs, opts.lateShare ?? 0.01);
   const labelsSent = plan.filter((a) => a.kind === 'label').length;
   const eventsTotal = plan.filter((a) => a.kind === 'event').length;
-  progress(`replaying ${eventsTotal} events at ${opts.eventsPerSecond}/s with labels ${spec.label.delayMs / 3_600_000} h of event time later`);
+  progress(`replaying ${eventsTotal} events at ${opts.eventsPerSecond}/s with labels ${spec.label.delayMs / 3_600_000} h of event time later (${late} of them past the ${spec.label.horizonMs / 86_400_000}-day horizon)`);
 
   let stopTicker = false;
   const ticker = (async () => {
@@ -115,7 +141,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
   // Drained when scoring has caught up and joined labels stop growing for a while.
   let lastJoined = -1;
   let stableSince = Date.now();
-  const deadline = Date.now() + 10 * 60_000;
+  const deadline = Date.now() + 20 * 60_000;
+  const expectedJoins = labelsSent - late;
   while (Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 2000));
     const scored = await metricSum(pipeline.metrics, 'loopline_worker_records_total', { worker: 'scorer' });
@@ -124,7 +151,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
       lastJoined = joined;
       stableSince = Date.now();
     }
-    if (scored >= replay.events && Date.now() - stableSince > 15_000) break;
+    const labelJoins = await metricSum(pipeline.metrics, 'loopline_joiner_labels_total', { outcome: 'joined' });
+    if (scored >= replay.events && (labelJoins >= expectedJoins || Date.now() - stableSince > 30_000)) break;
   }
   stopTicker = true;
   await ticker;
@@ -136,7 +164,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
   const html = path.join(projectRoot, '.infra', 'demo', `report-${run}.html`);
   writeHtmlReport(report, html);
   progress(`chart written to ${html}`);
-  return report;
+  return { report, config, html };
 }
 
 export function registerDemoCommand(program: Command): void {
@@ -150,7 +178,7 @@ export function registerDemoCommand(program: Command): void {
     .option('--metrics-port <port>', 'port of /metrics during the run', '9464')
     .action(async (o: { spec: string; rows?: string; eventsPerSecond: string; report: string; metricsPort: string }) => {
       if (o.report !== 'text' && o.report !== 'json') throw new Error(`--report must be text or json, got ${o.report}`);
-      const report = await runDemo({
+      const { report } = await runDemo({
         spec: o.spec,
         ...(o.rows ? { rows: Number(o.rows) } : {}),
         eventsPerSecond: Number(o.eventsPerSecond),

@@ -19,7 +19,7 @@ export interface Checkpoint<S> {
   /** Last applied input offset per partition. */
   offsets: Record<number, string>;
   /** Outputs of the last applied chunk and the offsets it spanned, for replays. */
-  last: { partition: number; from: string; to: string; outputs: OutputRecord[] } | null;
+  last: { partition: number; from: string; to: string; outputs: OutputRecord[]; rollbacks?: Array<{ from: number; reason: string }> } | null;
 }
 
 export interface CheckpointStore {

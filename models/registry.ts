@@ -216,8 +216,8 @@ export function createModelRegistry(client: cassandra.Client): ModelRegistry {
       const s = await registry.serving(c.pipeline, c.modelName);
       if (s.champion !== c.expected || s.previous === null) return null;
       const rs = await q(
-        'UPDATE model_serving SET champion_version = ?, previous_version = ?, updated_at = ?, updated_by = ? WHERE pipeline = ? AND model_name = ? IF champion_version = ?',
-        [s.previous, null, new Date(), c.actor, c.pipeline, c.modelName, c.expected],
+        'UPDATE model_serving SET champion_version = ?, previous_version = ?, shadow_version = ?, updated_at = ?, updated_by = ? WHERE pipeline = ? AND model_name = ? IF champion_version = ?',
+        [s.previous, null, null, new Date(), c.actor, c.pipeline, c.modelName, c.expected],
         false,
       );
       if (!rs.wasApplied()) return null;

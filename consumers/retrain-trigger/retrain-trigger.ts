@@ -175,6 +175,7 @@ export function createRetrainTrigger(deps: RetrainTriggerDeps): WorkerHandler<'Q
       const replayed = cp?.last && cp.last.partition === first.partition && cp.last.from === first.offset ? cp.last : null;
       let state = cp?.state ?? initialTriggerState();
       const outputs: OutputRecord[] = [...(replayed?.outputs ?? [])];
+      const rollbacks: Array<{ from: number; reason: string }> = [...(replayed?.rollbacks ?? [])];
       for (const rec of records) {
         if (applied(cp, rec.partition, rec.offset)) continue;
         const report = rec.value;
@@ -187,24 +188,24 @@ export function createRetrainTrigger(deps: RetrainTriggerDeps): WorkerHandler<'Q
           outputs.push({ topic: 'control.retrain', record: 'RetrainRequest', key: spec.name, value: d.request });
         }
         let restored: number | null = null;
-        if (d.rollback) {
-          restored = await registry.rollback({ pipeline: spec.name, modelName: spec.model.name, expected: d.rollback.from, actor: 'retrain-trigger', reason: d.rollback.reason });
-          logger.warn({ from: d.rollback.from, to: restored, reason: d.rollback.reason }, restored === null ? 'rollback wanted but the champion changed meanwhile' : 'champion rolled back');
-          if (restored !== null) {
-            const event: ModelEvent = {
-              event_id: `${scope}/rollback/${report.report_id}`,
-              pipeline: spec.name,
-              model_name: spec.model.name,
-              action: 'ROLLBACK',
-              model_version: restored,
-              previous_version: d.rollback.from,
-              traffic_share: null,
-              reason: d.rollback.reason,
-              actor: 'retrain-trigger',
-              created_at: report.created_at,
-            };
-            outputs.push({ topic: 'control.models', record: 'ModelEvent', key: scope, value: event });
-          }
+        if (d.rollback && serving.previous !== null && serving.champion === d.rollback.from) {
+          // The event is decided and checkpointed before the registry changes (below), so a crash in
+          // between cannot lose it: the replay re-emits it and re-applies the idempotent rollback.
+          restored = serving.previous;
+          rollbacks.push({ from: d.rollback.from, reason: d.rollback.reason });
+          const event: ModelEvent = {
+            event_id: `${scope}/rollback/${report.report_id}`,
+            pipeline: spec.name,
+            model_name: spec.model.name,
+            action: 'ROLLBACK',
+            model_version: restored,
+            previous_version: d.rollback.from,
+            traffic_share: null,
+            reason: d.rollback.reason,
+            actor: 'retrain-trigger',
+            created_at: report.created_at,
+          };
+          outputs.push({ topic: 'control.models', record: 'ModelEvent', key: scope, value: event });
         }
         deps.onDecision?.({ request: d.request, rollback: d.rollback ? { from: d.rollback.from, to: restored } : null });
       }
@@ -212,9 +213,13 @@ export function createRetrainTrigger(deps: RetrainTriggerDeps): WorkerHandler<'Q
       cp = {
         state,
         offsets: { ...(cp?.offsets ?? {}), [last.partition]: to },
-        last: { partition: first.partition, from: first.offset, to, outputs },
+        last: { partition: first.partition, from: first.offset, to, outputs, rollbacks },
       };
       await checkpoints.save(scope, cp);
+      for (const rb of rollbacks) {
+        const done = await registry.rollback({ pipeline: spec.name, modelName: spec.model.name, expected: rb.from, actor: 'retrain-trigger', reason: rb.reason });
+        logger.warn({ from: rb.from, to: done, reason: rb.reason }, done === null ? 'rollback already applied (or the champion changed meanwhile)' : 'champion rolled back');
+      }
       return { outputs };
     },
   };
