@@ -73,6 +73,35 @@ export function registerModelCommands(program: Command): void {
       });
     });
   models
+    .command('shadow <version>')
+    .description('score every event with a version side by side (logged as variant "shadow", never served); "off" stops it')
+    .option('--spec <file>', 'pipeline spec', DEFAULT_SPEC)
+    .action(async (version: string, opts: { spec: string }) => {
+      await withRegistry(opts.spec, async ({ registry, spec, announce }) => {
+        const p = spec.spec.name;
+        const m = spec.spec.model.name;
+        const v = version === 'off' ? null : Number(version);
+        await registry.setShadow({ pipeline: p, modelName: m, version: v, actor: process.env.USER ?? 'operator', reason: 'manual shadow' });
+        await announce.announce({ pipeline: p, modelName: m, action: v === null ? 'SHADOW_STOP' : 'SHADOW_START', version: v ?? 0, previous: null, reason: 'manual shadow', actor: process.env.USER ?? 'operator' });
+        console.log(v === null ? 'shadow scoring stopped' : `${m}@${v} now scores every event in shadow`);
+      });
+    });
+  models
+    .command('ab <version>')
+    .description('serve a share of events with a version as A/B arm (logged and published with variant "ab"); "off" stops it')
+    .option('--spec <file>', 'pipeline spec', DEFAULT_SPEC)
+    .option('--share <fraction>', 'share of events, 0..1, chosen by a stable hash of the event id', '0.1')
+    .action(async (version: string, opts: { spec: string; share: string }) => {
+      await withRegistry(opts.spec, async ({ registry, spec, announce }) => {
+        const p = spec.spec.name;
+        const m = spec.spec.model.name;
+        const v = version === 'off' ? null : Number(version);
+        await registry.setAb({ pipeline: p, modelName: m, version: v, share: Number(opts.share), actor: process.env.USER ?? 'operator', reason: 'manual A/B test' });
+        await announce.announce({ pipeline: p, modelName: m, action: v === null ? 'AB_STOP' : 'AB_START', version: v ?? 0, previous: null, reason: 'manual A/B test', actor: process.env.USER ?? 'operator', share: Number(opts.share) });
+        console.log(v === null ? 'A/B test stopped' : `${m}@${v} now serves ${(Number(opts.share) * 100).toFixed(1)}% of events`);
+      });
+    });
+  models
     .command('rollback')
     .description('restore the previous champion and announce it')
     .option('--spec <file>', 'pipeline spec', DEFAULT_SPEC)

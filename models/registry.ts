@@ -89,6 +89,8 @@ export interface ModelRegistry {
   rollback(change: ChangeServing & { expected: number }): Promise<number | null>;
   /** Sets (or clears, with null) the shadow version. */
   setShadow(change: ChangeServing & { version: number | null }): Promise<void>;
+  /** Serves `share` (0..1) of events with `version` as A/B arm, or stops the test (version null). */
+  setAb(change: ChangeServing & { version: number | null; share: number }): Promise<void>;
   /** Recent promotions, rollbacks and shadow changes, newest first. */
   history(pipeline: string, modelName: string, limit?: number): Promise<Array<{ at: number; action: string; version: number; previous: number | null; reason: string; actor: string }>>;
 }
@@ -233,6 +235,15 @@ export function createModelRegistry(client: cassandra.Client): ModelRegistry {
       ]);
       if (c.version !== null) await registry.setStatus(c.pipeline, c.modelName, c.version, 'shadow');
       await logEvent(c, c.version === null ? 'SHADOW_STOP' : 'SHADOW_START', c.version ?? 0, null);
+    },
+
+    async setAb(c) {
+      if (c.version !== null) await registry.get(c.pipeline, c.modelName, c.version);
+      if (!(c.share >= 0 && c.share <= 1)) throw new LooplineError(`A/B share must be in 0..1, got ${c.share}`, { code: 'BAD_ARGUMENT', retriable: false });
+      await q('UPDATE model_serving SET ab_version = ?, ab_share = ?, updated_at = ?, updated_by = ? WHERE pipeline = ? AND model_name = ?', [
+        c.version, c.version === null ? 0 : c.share, new Date(), c.actor, c.pipeline, c.modelName,
+      ]);
+      await logEvent(c, c.version === null ? 'AB_STOP' : 'AB_START', c.version ?? 0, null);
     },
 
     async history(pipeline, modelName, limit = 20) {

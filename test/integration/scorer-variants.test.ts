@@ -1,0 +1,107 @@
+// Scorer variants on the real stack: an A/B arm serves its share of events
+// (chosen by a stable hash), a shadow model scores every event side by side
+// and is logged but never served, and a model whose feature spec does not
+// match the pipeline is refused at load while the champion keeps serving.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SCORING_WORKERS, startPipeline, type RunningPipeline } from '../../consumers/pipeline.js';
+import { abArm } from '../../consumers/scorer/scorer.js';
+import { trainBootstrap, trainForPipeline } from '../../models/pipeline-training.js';
+import { createModelRegistry, type ModelRegistry } from '../../models/registry.js';
+import { trainModel } from '../../models/trainer.js';
+import { loadSpec } from '../../pipelines/spec.js';
+import { createLooplineProducer } from '../../producers/client.js';
+import { readCsv } from '../../producers/csv.js';
+import { buildReplayPlan, pointInTimeRows } from '../../producers/replay-plan.js';
+import { createReplayer } from '../../producers/replayer.js';
+import type { Prediction } from '../../schemas/types.js';
+import { createPredictionLog } from '../../store/prediction-log.js';
+import { createTestEnv, waitFor, type TestEnv } from '../support/fixtures.js';
+import { groupCaughtUp, readTopic } from '../support/read-topic.js';
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const { spec, dir } = loadSpec(path.join(root, 'pipelines', 'elec2.json'));
+const csv = readCsv(path.join(dir, spec.replay!.csv));
+
+let env: TestEnv;
+let pipeline: RunningPipeline | null = null;
+let registry: ModelRegistry;
+beforeAll(async () => {
+  env = await createTestEnv('variants');
+  registry = createModelRegistry(env.cql);
+  await trainBootstrap(spec, dir, registry);
+});
+afterAll(async () => {
+  await pipeline?.stop();
+  await env?.cleanup();
+});
+
+async function register(rowsFrom: number, rowsTo: number): Promise<number> {
+  const rows = pointInTimeRows(spec, buildReplayPlan(spec, csv, { offset: rowsFrom, limit: rowsTo - rowsFrom })).filter((r) => r.label !== null);
+  const t = trainForPipeline(spec, rows.map((r) => r.values), rows.map((r) => r.label!));
+  const m = await registry.register({
+    pipeline: spec.name, modelName: spec.model.name, status: 'candidate', onnx: t.onnx, spec: t.spec, baseline: t.baseline, metrics: t.metrics,
+    trainer: t.trainer.name, trainerSettings: t.trainer.settings, trainingStart: null, trainingEnd: null, trainingRows: t.trainedRows, parentVersion: 1, requestId: null,
+  });
+  return m.version;
+}
+
+describe('scorer variants', () => {
+  it('serves an A/B arm by stable hash, logs a shadow without serving it, and refuses a mismatched model', async () => {
+    const ab = await register(1000, 4000);
+    const shadow = await register(2000, 5000);
+    // A model trained on other inputs (two features only): its spec cannot match the pipeline's.
+    const rows = pointInTimeRows(spec, buildReplayPlan(spec, csv, { limit: 500 })).filter((r) => r.label !== null);
+    const odd = trainModel({
+      spec: { task: 'binary', features: [{ name: 'period', kind: 'numeric' }, { name: 'nswdemand', kind: 'numeric' }], classes: ['DOWN', 'UP'] },
+      rows: rows.map((r) => ({ period: r.values.period ?? null, nswdemand: r.values.nswdemand ?? null })),
+      labels: rows.map((r) => r.label!),
+    });
+    const mismatched = (await registry.register({
+      pipeline: spec.name, modelName: spec.model.name, status: 'candidate', onnx: odd.onnx, spec: odd.spec, baseline: odd.baseline, metrics: odd.metrics,
+      trainer: odd.trainer.name, trainerSettings: odd.trainer.settings, trainingStart: null, trainingEnd: null, trainingRows: odd.trainedRows, parentVersion: null, requestId: null,
+    })).version;
+
+    await registry.setAb({ pipeline: spec.name, modelName: spec.model.name, version: ab, share: 0.3, actor: 'test', reason: 'test' });
+    await registry.setShadow({ pipeline: spec.name, modelName: spec.model.name, version: shadow, actor: 'test', reason: 'test' });
+    pipeline = await startPipeline(env.config, spec, env.logger, { workers: SCORING_WORKERS, reloadIntervalMs: 60_000, worker: { batchMax: 200 } });
+    expect(pipeline.scorer!.serving()).toEqual({ champion: 1, shadow, ab });
+
+    // Promoting the mismatched model: the scorer refuses it and v1 keeps serving.
+    expect(await registry.promote({ pipeline: spec.name, modelName: spec.model.name, version: mismatched, expected: 1, actor: 'test', reason: 'mismatch' })).toBe(true);
+    expect(await pipeline.scorer!.reload()).toBe(1);
+
+    const producer = createLooplineProducer({ kafka: env.kafka, codec: env.codec, names: env.names, logger: env.logger });
+    await producer.connect();
+    const plan = buildReplayPlan(spec, csv, { offset: 6000, limit: 600 }).filter((a) => a.kind !== 'label');
+    const sent = await createReplayer({ producer, logger: env.logger }).run(plan, { speed: 'max', eventsPerSecond: 2000 });
+    await producer.disconnect();
+    await waitFor('scorer to consume every vector', () => groupCaughtUp(env.admin, `${env.names.prefix}loopline-scorer`, env.names.physical('features.vectors'), true), 120_000, 500);
+
+    const messages = await readTopic(env.kafka, env.names.physical('predictions'), (m) => m.length >= sent.events, 60_000);
+    const served: Prediction[] = [];
+    for (const m of messages) {
+      const d = await env.codec.decode('Prediction', m.value);
+      if (d.ok) served.push(d.value);
+    }
+    expect(served).toHaveLength(sent.events);
+    expect(new Set(served.map((p) => p.event_id)).size).toBe(sent.events);
+    expect(served.some((p) => p.variant === 'shadow')).toBe(false);
+    for (const p of served) {
+      const arm = abArm(p.event_id, 0.3);
+      expect(p.variant).toBe(arm);
+      expect(p.model_version).toBe(arm === 'ab' ? ab : 1);
+    }
+    const share = served.filter((p) => p.variant === 'ab').length / served.length;
+    expect(share).toBeGreaterThan(0.2);
+    expect(share).toBeLessThan(0.4);
+
+    const log = createPredictionLog(env.cql);
+    for (const id of sent.eventIds.slice(0, 100)) {
+      const rows = await log.byEvent(id);
+      expect(rows.map((r) => r.variant).sort()).toEqual([abArm(id, 0.3), 'shadow'].sort());
+      expect(rows.find((r) => r.variant === 'shadow')!.model_version).toBe(shadow);
+    }
+  }, 300_000);
+});
