@@ -15,14 +15,15 @@ export function registerRunCommand(program: Command): void {
     .option('--workers <list>', `comma-separated subset of ${WORKER_NAMES.join(',')}`, WORKER_NAMES.join(','))
     .option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz (0 = any free port)', '9464')
     .option('--batch-max <n>', 'records per chunk and transaction', '500')
-    .action(async (opts: { spec: string; workers: string; metricsPort: string; batchMax: string }) => {
+    .option('--session-timeout-ms <ms>', 'consumer session timeout: how soon a dead member\'s partitions move', '30000')
+    .action(async (opts: { spec: string; workers: string; metricsPort: string; batchMax: string; sessionTimeoutMs: string }) => {
       const config = loadConfig();
       const { spec } = loadSpec(opts.spec);
       const workers = opts.workers.split(',').map((w) => w.trim()) as WorkerName[];
       const unknown = workers.filter((w) => !(WORKER_NAMES as readonly string[]).includes(w));
       if (unknown.length) throw new Error(`--workers: unknown ${unknown.join(', ')}; choose from ${WORKER_NAMES.join(', ')}`);
       const logger = createLogger({ level: config.logLevel, name: `loopline-${spec.name}` });
-      const pipeline = await startPipeline(config, spec, logger, { workers, worker: { batchMax: Number(opts.batchMax) } });
+      const pipeline = await startPipeline(config, spec, logger, { workers, worker: { batchMax: Number(opts.batchMax), sessionTimeoutMs: Number(opts.sessionTimeoutMs) } });
       const ops = await startOpsServer(pipeline.metrics, () => pipeline.workers, Number(opts.metricsPort), '0.0.0.0');
       logger.info({ workers, metricsPort: ops.port }, 'workers running; SIGTERM or Ctrl-C to drain and stop');
       let stopping = false;
