@@ -24,6 +24,7 @@ import { createTopicNames } from '../streams/topics.js';
 import { createCheckpointStore } from './checkpoint.js';
 import { createDriftMonitor } from './drift-monitor/drift-monitor.js';
 import { createEvaluator } from './evaluator/evaluator.js';
+import { createEventAggregator } from './feature-writer/event-aggregator.js';
 import { createFeatureWriter } from './feature-writer/feature-writer.js';
 import { createLabelJoiner, createPredictionJoiner } from './joiner/joiner.js';
 import { createModelBuilder } from './model-builder/model-builder.js';
@@ -33,11 +34,11 @@ import { createScorer, type Scorer } from './scorer/scorer.js';
 
 /** Every worker of the loop, in the order data flows through them. */
 export const WORKER_NAMES = [
-  'feature-writer', 'preprocessor', 'scorer', 'label-joiner', 'prediction-joiner',
+  'feature-writer', 'feature-aggregator', 'preprocessor', 'scorer', 'label-joiner', 'prediction-joiner',
   'drift-monitor', 'retrain-trigger', 'model-builder', 'evaluator',
 ] as const;
 /** The online scoring path alone. */
-export const SCORING_WORKERS = ['feature-writer', 'preprocessor', 'scorer'] as const;
+export const SCORING_WORKERS = ['feature-writer', 'feature-aggregator', 'preprocessor', 'scorer'] as const;
 export type WorkerName = (typeof WORKER_NAMES)[number];
 
 export interface PipelineOptions {
@@ -74,6 +75,10 @@ export async function startPipeline(config: LooplineConfig, spec: PipelineSpec, 
   const workers: Worker[] = [];
   for (const name of wanted) {
     if (name === 'feature-writer') workers.push(createWorker(createFeatureWriter({ spec, store }), deps, options.worker));
+    // Only pipelines with events-sourced feature sets need the aggregator.
+    if (name === 'feature-aggregator' && spec.featureSets.some((s) => s.source === 'events')) {
+      workers.push(createWorker(createEventAggregator({ spec, store, cql }), deps, options.worker));
+    }
     if (name === 'preprocessor') {
       const waited = new Histogram({ name: 'loopline_preprocessor_watermark_wait_seconds', help: 'Time spent waiting for the feature-writer to reach the events\' time.', labelNames: ['feature_set', 'caught_up'], buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [metrics] });
       const onWait = (set: string, ms: number, caughtUp: boolean) => waited.observe({ feature_set: set, caught_up: String(caughtUp) }, ms / 1000);

@@ -19,10 +19,26 @@ const featureName = z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,62}$/, 'must be a 
 const kind = z.enum(['numeric', 'categorical']);
 const positiveMs = z.number().int().positive();
 
+const aggregate = z.object({
+  /** The event field aggregated. */
+  field: featureName,
+  /** last: the latest value; mean/sum/min/max over the window's numeric values; count: events in the window. */
+  op: z.enum(['last', 'mean', 'sum', 'min', 'max', 'count']),
+  /** Window length in events of the entity, the current one included. */
+  window: z.number().int().min(1).max(100_000).default(1),
+});
+
 const featureSet = z.object({
   name,
-  /** How the set is fed: `stream` = FeatureUpdate records on features.updates. */
-  source: z.literal('stream').default('stream'),
+  /**
+   * How the set is fed: `stream` = FeatureUpdate records on features.updates (feature-writer);
+   * `events` = aggregates of the entity's own events, computed by the feature-aggregator.
+   */
+  source: z.enum(['stream', 'events']).default('stream'),
+  /** For source `events`: how each feature is computed from the entity's events. */
+  aggregates: z.record(featureName, aggregate).default({}),
+  /** For source `events`: an aggregate including an event becomes known this long after the event's time. */
+  availableAfterMs: z.number().int().min(0).default(0),
   features: z.record(featureName, kind).refine((r) => Object.keys(r).length > 0, 'must declare at least one feature'),
   /** A value older than this at event time is served as missing (stale). */
   maxAgeMs: positiveMs.optional(),
@@ -158,6 +174,22 @@ export const PipelineSpecSchema = z
         known.set(f, k);
       }
     });
+    spec.featureSets.forEach((set, i) => {
+      const aggs = Object.entries(set.aggregates);
+      if (set.source === 'stream' && aggs.length > 0) ctx.addIssue({ code: 'custom', path: ['featureSets', i, 'aggregates'], message: 'only a set with source "events" has aggregates' });
+      if (set.source !== 'events') return;
+      for (const f of Object.keys(set.features)) {
+        if (!set.aggregates[f]) ctx.addIssue({ code: 'custom', path: ['featureSets', i, 'aggregates', f], message: 'every feature of an events-sourced set needs an aggregate' });
+      }
+      for (const [f, a] of aggs) {
+        const fieldKind = spec.events.fields[a.field];
+        if (!(f in set.features)) ctx.addIssue({ code: 'custom', path: ['featureSets', i, 'aggregates', f], message: `"${f}" is not a feature of this set` });
+        if (!fieldKind) ctx.addIssue({ code: 'custom', path: ['featureSets', i, 'aggregates', f, 'field'], message: `"${a.field}" is not an event field` });
+        else if (a.op !== 'last' && a.op !== 'count' && fieldKind !== 'numeric') ctx.addIssue({ code: 'custom', path: ['featureSets', i, 'aggregates', f, 'op'], message: `${a.op} needs a numeric field; "${a.field}" is categorical` });
+        const kind = set.features[f];
+        if (kind && kind !== (a.op === 'last' ? fieldKind : 'numeric')) ctx.addIssue({ code: 'custom', path: ['featureSets', i, 'features', f], message: `an aggregate "${a.op}" of "${a.field}" is ${a.op === 'last' ? fieldKind : 'numeric'}` });
+      }
+    });
     const sets = new Set(spec.featureSets.map((s) => s.name));
     if (sets.size !== spec.featureSets.length) ctx.addIssue({ code: 'custom', path: ['featureSets'], message: 'feature set names must be unique' });
     spec.model.features.forEach((f, i) => {
@@ -182,6 +214,7 @@ export const PipelineSpecSchema = z
         ctx.addIssue({ code: 'custom', path: ['replay', 'feeds', i, 'featureSet'], message: `no feature set named "${feed.featureSet}"` });
         return;
       }
+      if (set.source !== 'stream') ctx.addIssue({ code: 'custom', path: ['replay', 'feeds', i, 'featureSet'], message: `feature set "${set.name}" is computed from events; a feed streams only sets with source "stream"` });
       for (const f of Object.keys(feed.features)) {
         if (!(f in set.features)) ctx.addIssue({ code: 'custom', path: ['replay', 'feeds', i, 'features', f], message: `feature set "${set.name}" has no feature "${f}"` });
       }
