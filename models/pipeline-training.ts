@@ -10,7 +10,7 @@ import { readCsv } from '../producers/csv.js';
 import { buildReplayPlan, pointInTimeRows } from '../producers/replay-plan.js';
 import { ConfigError } from '../streams/errors.js';
 import type { FeatureRow } from './feature-spec.js';
-import type { ModelInfo, ModelRegistry } from './registry.js';
+import { artifactOf, type ModelInfo, type ModelRegistry } from './registry.js';
 import { trainModel, type TrainedModel } from './trainer.js';
 
 export function trainForPipeline(spec: PipelineSpec, rows: FeatureRow[], labels: Array<string | number>): TrainedModel {
@@ -49,17 +49,9 @@ export async function trainBootstrap(spec: PipelineSpec, specDir: string, regist
     pipeline: spec.name,
     modelName: spec.model.name,
     status: 'candidate',
-    onnx: trained.onnx,
-    spec: trained.spec,
-    baseline: trained.baseline,
-    metrics: trained.metrics,
-    trainer: trained.trainer.name,
-    trainerSettings: trained.trainer.settings,
+    ...artifactOf(trained),
     trainingStart: Math.min(...times),
     trainingEnd: Math.max(...times),
-    trainingRows: trained.trainedRows,
-    parentVersion: null,
-    requestId: null,
   });
   const serving = await registry.serving(spec.name, spec.model.name);
   const promoted =

@@ -11,6 +11,7 @@ import type cassandra from 'cassandra-driver';
 import { LooplineError, TransientError } from '../streams/errors.js';
 import type { BaselineStats } from './baseline.js';
 import type { FeatureSpec } from './feature-spec.js';
+import type { TrainedModel } from './trainer.js';
 
 export type ModelStatus = 'candidate' | 'shadow' | 'champion' | 'retired' | 'rejected';
 
@@ -60,7 +61,8 @@ export class ModelNotFoundError extends LooplineError {
   }
 }
 
-export interface RegisterInput extends ModelLineage {
+/** What to register: the artifact and its lineage; unknown lineage (training window, parent, request) may be left out. */
+export interface RegisterInput extends Omit<ModelLineage, 'trainingStart' | 'trainingEnd' | 'parentVersion' | 'requestId'>, Partial<Pick<ModelLineage, 'trainingStart' | 'trainingEnd' | 'parentVersion' | 'requestId'>> {
   pipeline: string;
   modelName: string;
   status: ModelStatus;
@@ -68,6 +70,11 @@ export interface RegisterInput extends ModelLineage {
   spec: FeatureSpec;
   baseline: BaselineStats;
   metrics: Record<string, number>;
+}
+
+/** The registry fields of a model from the built-in trainer. */
+export function artifactOf(t: TrainedModel): Pick<RegisterInput, 'onnx' | 'spec' | 'baseline' | 'metrics' | 'trainer' | 'trainerSettings' | 'trainingRows'> {
+  return { onnx: t.onnx, spec: t.spec, baseline: t.baseline, metrics: t.metrics, trainer: t.trainer.name, trainerSettings: t.trainer.settings, trainingRows: t.trainedRows };
 }
 
 export interface ChangeServing {
@@ -151,8 +158,8 @@ export function createModelRegistry(client: cassandra.Client): ModelRegistry {
           [
             input.pipeline, input.modelName, version, input.status, input.spec.task, input.trainer, JSON.stringify(input.trainerSettings),
             JSON.stringify(input.spec), JSON.stringify(input.baseline), input.metrics,
-            input.trainingStart === null ? null : new Date(input.trainingStart), input.trainingEnd === null ? null : new Date(input.trainingEnd),
-            input.trainingRows, input.parentVersion, input.requestId, digest, new Date(), Buffer.from(input.onnx),
+            input.trainingStart == null ? null : new Date(input.trainingStart), input.trainingEnd == null ? null : new Date(input.trainingEnd),
+            input.trainingRows, input.parentVersion ?? null, input.requestId ?? null, digest, new Date(), Buffer.from(input.onnx),
           ],
           false,
         );

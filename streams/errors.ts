@@ -43,11 +43,8 @@ export class ConfigError extends LooplineError {
 
 /** Adds context with a gerund ("writing prediction log rows: …"), keeping retriability and code. */
 export function wrapError(err: unknown, doing: string): LooplineError {
-  if (err instanceof LooplineError) {
-    const wrapped = new LooplineError(`${doing}: ${err.message}`, { code: err.code, retriable: err.retriable, cause: err });
-    if (err instanceof PoisonRecordError) return new PoisonRecordError(err.stage, err.code, `${doing}: ${err.message}`, err);
-    return wrapped;
-  }
+  if (err instanceof PoisonRecordError) return new PoisonRecordError(err.stage, err.code, `${doing}: ${err.message}`, err);
+  if (err instanceof LooplineError) return new LooplineError(`${doing}: ${err.message}`, { code: err.code, retriable: err.retriable, cause: err });
   const message = err instanceof Error ? err.message : String(err);
   return new LooplineError(`${doing}: ${message}`, { code: 'UNKNOWN', retriable: isRetriable(err), cause: err });
 }

@@ -64,11 +64,6 @@ function sha256(data: string | Buffer): string {
 
 const MARKER = '.loopline-complete';
 
-/** True when every artifact set is present and matches its pom. */
-export function artifactsReady(paths: StackPaths): boolean {
-  return fetches(paths).every((f) => readMarker(f.target) === f.fingerprint);
-}
-
 function readMarker(dir: string): string | null {
   try {
     return fs.readFileSync(path.join(dir, MARKER), 'utf8').trim();

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SCORING_WORKERS, startPipeline, type RunningPipeline } from '../../consumers/pipeline.js';
 import { createModelAnnouncer } from '../../models/control.js';
 import { trainBootstrap, trainForPipeline } from '../../models/pipeline-training.js';
-import { createModelRegistry } from '../../models/registry.js';
+import { artifactOf, createModelRegistry } from '../../models/registry.js';
 import { loadSpec } from '../../pipelines/spec.js';
 import { createLooplineProducer } from '../../producers/client.js';
 import { readCsv } from '../../producers/csv.js';
@@ -85,8 +85,7 @@ describe('scoring path', () => {
     const window = pointInTimeRows(spec, buildReplayPlan(spec, csv, { offset: 1000, limit: 4000 })).filter((r) => r.label !== null);
     const v2 = trainForPipeline(spec, window.map((r) => r.values), window.map((r) => r.label!));
     const info = await registry.register({
-      pipeline: spec.name, modelName: spec.model.name, status: 'candidate', onnx: v2.onnx, spec: v2.spec, baseline: v2.baseline, metrics: v2.metrics,
-      trainer: v2.trainer.name, trainerSettings: v2.trainer.settings, trainingStart: null, trainingEnd: null, trainingRows: v2.trainedRows, parentVersion: 1, requestId: null,
+      pipeline: spec.name, modelName: spec.model.name, status: 'candidate', ...artifactOf(v2), parentVersion: 1,
     });
     expect(info.version).toBe(2);
     expect(await registry.promote({ pipeline: spec.name, modelName: spec.model.name, version: 2, expected: 1, actor: 'test', reason: 'mid-replay swap' })).toBe(true);

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEvaluator, type Evaluation } from '../../consumers/evaluator/evaluator.js';
 import { createJoinerStore } from '../../consumers/joiner/store.js';
 import { trainForPipeline } from '../../models/pipeline-training.js';
-import { createModelRegistry, type ModelInfo, type ModelRegistry } from '../../models/registry.js';
+import { artifactOf, createModelRegistry, type ModelInfo, type ModelRegistry } from '../../models/registry.js';
 import type { TrainedModel } from '../../models/trainer.js';
 import { loadSpec, type PipelineSpec } from '../../pipelines/spec.js';
 import { readCsv } from '../../producers/csv.js';
@@ -59,9 +59,7 @@ const trainingEnd = () => Math.max(...train.map((r) => r.event.event_time));
 
 async function register(spec: PipelineSpec, m: TrainedModel, parentVersion: number | null): Promise<ModelInfo> {
   return registry.register({
-    pipeline: spec.name, modelName: spec.model.name, status: 'candidate', onnx: m.onnx, spec: m.spec, baseline: m.baseline, metrics: m.metrics,
-    trainer: m.trainer.name, trainerSettings: m.trainer.settings, trainingStart: Math.min(...train.map((r) => r.event.event_time)), trainingEnd: trainingEnd(),
-    trainingRows: m.trainedRows, parentVersion, requestId: null,
+    pipeline: spec.name, modelName: spec.model.name, status: 'candidate', ...artifactOf(m), trainingStart: Math.min(...train.map((r) => r.event.event_time)), trainingEnd: trainingEnd(), parentVersion,
   });
 }
 

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCheckpointStore } from '../../consumers/checkpoint.js';
 import { createRetrainTrigger, type Report, type TriggerState } from '../../consumers/retrain-trigger/retrain-trigger.js';
 import { trainForPipeline } from '../../models/pipeline-training.js';
-import { createModelRegistry, type ModelRegistry } from '../../models/registry.js';
+import { artifactOf, createModelRegistry, type ModelRegistry } from '../../models/registry.js';
 import type { TrainedModel } from '../../models/trainer.js';
 import { loadSpec, type PipelineSpec } from '../../pipelines/spec.js';
 import { readCsv } from '../../producers/csv.js';
@@ -52,8 +52,7 @@ async function registerVersions(registry: ModelRegistry, spec: PipelineSpec, n: 
   const versions: number[] = [];
   for (let i = 0; i < n; i++) {
     const info = await registry.register({
-      pipeline: spec.name, modelName: spec.model.name, status: 'candidate', onnx: model.onnx, spec: model.spec, baseline: model.baseline, metrics: model.metrics,
-      trainer: model.trainer.name, trainerSettings: model.trainer.settings, trainingStart: null, trainingEnd: null, trainingRows: model.trainedRows, parentVersion: null, requestId: null,
+      pipeline: spec.name, modelName: spec.model.name, status: 'candidate', ...artifactOf(model),
     });
     versions.push(info.version);
   }

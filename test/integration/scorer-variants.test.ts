@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SCORING_WORKERS, startPipeline, type RunningPipeline } from '../../consumers/pipeline.js';
 import { abArm } from '../../consumers/scorer/scorer.js';
 import { trainBootstrap, trainForPipeline } from '../../models/pipeline-training.js';
-import { createModelRegistry, type ModelRegistry } from '../../models/registry.js';
+import { artifactOf, createModelRegistry, type ModelRegistry } from '../../models/registry.js';
 import { trainModel } from '../../models/trainer.js';
 import { loadSpec } from '../../pipelines/spec.js';
 import { createLooplineProducer } from '../../producers/client.js';
@@ -41,8 +41,7 @@ async function register(rowsFrom: number, rowsTo: number): Promise<number> {
   const rows = pointInTimeRows(spec, buildReplayPlan(spec, csv, { offset: rowsFrom, limit: rowsTo - rowsFrom })).filter((r) => r.label !== null);
   const t = trainForPipeline(spec, rows.map((r) => r.values), rows.map((r) => r.label!));
   const m = await registry.register({
-    pipeline: spec.name, modelName: spec.model.name, status: 'candidate', onnx: t.onnx, spec: t.spec, baseline: t.baseline, metrics: t.metrics,
-    trainer: t.trainer.name, trainerSettings: t.trainer.settings, trainingStart: null, trainingEnd: null, trainingRows: t.trainedRows, parentVersion: 1, requestId: null,
+    pipeline: spec.name, modelName: spec.model.name, status: 'candidate', ...artifactOf(t), parentVersion: 1,
   });
   return m.version;
 }
@@ -59,8 +58,7 @@ describe('scorer variants', () => {
       labels: rows.map((r) => r.label!),
     });
     const mismatched = (await registry.register({
-      pipeline: spec.name, modelName: spec.model.name, status: 'candidate', onnx: odd.onnx, spec: odd.spec, baseline: odd.baseline, metrics: odd.metrics,
-      trainer: odd.trainer.name, trainerSettings: odd.trainer.settings, trainingStart: null, trainingEnd: null, trainingRows: odd.trainedRows, parentVersion: null, requestId: null,
+      pipeline: spec.name, modelName: spec.model.name, status: 'candidate', ...artifactOf(odd),
     })).version;
 
     await registry.setAb({ pipeline: spec.name, modelName: spec.model.name, version: ab, share: 0.3, actor: 'test', reason: 'test' });
