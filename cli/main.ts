@@ -12,7 +12,7 @@ import { registerSetupCommand } from './setup.js';
 import { registerDemoCommand } from './demo.js';
 import { registerModelCommands } from './models.js';
 import { registerRunCommand } from './workers.js';
-import { registerReplayCommand } from '../producers/cli.js';
+import { registerReplayCommand } from './replay.js';
 
 export function buildProgram(): Command {
   const program = new Command('loopline')

@@ -1,6 +1,7 @@
 /**
- * preprocessor: a client event plus the entity's online features becomes a
- * FeatureVector that records exactly which values the model will be served.
+ * preprocessor's core: a client event plus the entity's online features
+ * becomes a FeatureVector that records exactly which values the model will
+ * be served.
  *
  * Policy, per the pipeline spec:
  * - an event field of the wrong type or a non-finite number: dead letter (VALIDATION);
@@ -14,38 +15,34 @@
  *   from the feature history (an as-of join), not merely the latest value; a set with
  *   `waitForWatermarkMs` first waits (up to that long) until the feature-writer has
  *   applied every update known at the chunk's newest event time, then serves what is there
- *   (entities the writer has never seen are not waited for).
- *
- *   const handler = createPreprocessor({ spec, store });
+ *   (entities the writer has never seen are not waited for);
+ * - for sets computed from events (the feature-aggregator reads the same partitions of
+ *   events.client), the wait is exact: until the aggregator has applied every event of the
+ *   partition up to the chunk's last one, so an event is never served an aggregate that is
+ *   merely late.
  */
 import type { PipelineSpec } from '../../pipelines/spec.js';
+import { checkEvent } from '../../pipelines/validate.js';
 import type { ClientEvent, FeatureVector } from '../../schemas/types.js';
 import { asOfValue, valueAt, type EntityFeatures, type FeatureStore } from '../../store/feature-store.js';
-import type { InputRecord, OutputRecord, RecordFailure, WorkerHandler } from '../../streams/runtime.js';
-import { checkValue } from '../validate.js';
+import type { ProgressStore } from '../../store/state-store.js';
+import type { WorkerImpl } from '../../streams/definition.js';
+import type { InputRecord, OutputRecord, RecordFailure } from '../../streams/runtime.js';
+
+export { checkEvent };
 
 export interface PreprocessorDeps {
   spec: PipelineSpec;
-  store: FeatureStore;
+  store: Pick<FeatureStore, 'lookup' | 'history' | 'watermarks'>;
+  /** The feature-aggregator's progress per partition, for events-sourced sets. */
+  aggregatorProgress?: Pick<ProgressStore, 'read'>;
   now?: () => number;
-  /** Called when a watermark wait ends, with how long it took and whether the writer caught up. */
+  /** Called when a wait ends, with how long it took and whether the writer caught up. */
   onWait?: (set: string, waitedMs: number, caughtUp: boolean) => void;
 }
 
 /** How far back an as-of join looks when the set has no maxAgeMs. */
 const DEFAULT_LOOKBACK_MS = 7 * 24 * 3600 * 1000;
-
-/** Pure: the problem with an event, or null. */
-export function checkEvent(spec: PipelineSpec, e: ClientEvent): Omit<RecordFailure, 'index'> | null {
-  if (!e.event_id) return { stage: 'VALIDATION', code: 'MISSING_ID', message: 'event_id is empty' };
-  if (!e.entity_id) return { stage: 'VALIDATION', code: 'MISSING_ENTITY', message: 'entity_id is empty' };
-  if (e.pipeline !== spec.name) return { stage: 'VALIDATION', code: 'WRONG_PIPELINE', message: `event is for pipeline "${e.pipeline}", this worker serves "${spec.name}"` };
-  for (const [name, kind] of Object.entries(spec.events.fields)) {
-    const problem = checkValue(name, kind, e.fields[name]);
-    if (problem) return { stage: 'VALIDATION', ...problem };
-  }
-  return null;
-}
 
 /**
  * Pure: the vector for one event, given the entity's rows per feature set
@@ -86,7 +83,7 @@ export function buildVector(spec: PipelineSpec, e: ClientEvent, rows: Map<string
   };
 }
 
-export function createPreprocessor(deps: PreprocessorDeps): WorkerHandler<'ClientEvent'> {
+export function createPreprocessor(deps: PreprocessorDeps): WorkerImpl<'ClientEvent'> {
   const now = deps.now ?? Date.now;
   const { spec } = deps;
 
@@ -104,9 +101,21 @@ export function createPreprocessor(deps: PreprocessorDeps): WorkerHandler<'Clien
     deps.onWait?.(set, Date.now() - started, pending.length === 0);
   }
 
+  /** Polls the aggregator's progress on the chunk's partition until it has applied the chunk's last event, or the wait runs out. */
+  async function waitForAggregator(sets: string[], maxMs: number, topic: string, partition: number, next: bigint): Promise<void> {
+    if (!deps.aggregatorProgress) return;
+    const started = Date.now();
+    let caughtUp = false;
+    for (;;) {
+      const at = (await deps.aggregatorProgress.read(topic)).get(partition) ?? -1n;
+      caughtUp = at >= next;
+      if (caughtUp || Date.now() - started >= maxMs) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    for (const s of sets) deps.onWait?.(s, Date.now() - started, caughtUp);
+  }
+
   return {
-    name: 'preprocessor',
-    input: { topic: 'events.client', record: 'ClientEvent' },
     async process(records: Array<InputRecord<ClientEvent>>) {
       const deadLetters: RecordFailure[] = [];
       const ok: Array<{ index: number; e: ClientEvent }> = [];
@@ -122,7 +131,12 @@ export function createPreprocessor(deps: PreprocessorDeps): WorkerHandler<'Clien
         newestByEntity.set(e.entity_id, Math.max(newestByEntity.get(e.entity_id) ?? -Infinity, e.event_time));
         oldestByEntity.set(e.entity_id, Math.min(oldestByEntity.get(e.entity_id) ?? Infinity, e.event_time));
       }
-      await Promise.all(spec.featureSets.filter((s) => s.waitForWatermarkMs > 0).map((s) => waitForWriter(s.name, s.waitForWatermarkMs, newestByEntity)));
+      const aggregated = spec.featureSets.filter((s) => s.source === 'events' && s.waitForWatermarkMs > 0);
+      const last = records.at(-1)!;
+      await Promise.all([
+        ...spec.featureSets.filter((s) => s.source === 'stream' && s.waitForWatermarkMs > 0).map((s) => waitForWriter(s.name, s.waitForWatermarkMs, newestByEntity)),
+        aggregated.length > 0 ? waitForAggregator(aggregated.map((s) => s.name), Math.max(...aggregated.map((s) => s.waitForWatermarkMs)), last.topic, last.partition, BigInt(last.offset) + 1n) : null,
+      ]);
       const perSet = new Map<string, Map<string, EntityFeatures>>();
       const histories = new Map<string, Map<string, Awaited<ReturnType<FeatureStore['history']>>>>();
       await Promise.all(

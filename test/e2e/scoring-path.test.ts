@@ -6,9 +6,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SCORING_WORKERS, startPipeline, type RunningPipeline } from '../../consumers/pipeline.js';
-import { createModelAnnouncer } from '../../models/control.js';
-import { trainBootstrap, trainForPipeline } from '../../models/pipeline-training.js';
-import { artifactOf, createModelRegistry } from '../../models/registry.js';
+import { createModelAnnouncer } from '../../cli/announce.js';
+import { modelEvent } from '../../models/lifecycle.js';
+import { trainForPipeline } from '../../models/pipeline-training.js';
+import { trainBootstrap } from '../../producers/bootstrap.js';
+import type { Scorer } from '../../consumers/scorer/scorer.js';
+import { artifactOf } from '../../models/registry.js';
+import { createModelRegistry } from '../../store/model-registry.js';
 import { loadSpec } from '../../pipelines/spec.js';
 import { createLooplineProducer } from '../../producers/client.js';
 import { readCsv } from '../../producers/csv.js';
@@ -33,7 +37,7 @@ beforeAll(async () => {
   const registry = createModelRegistry(env.cql);
   const boot = await trainBootstrap(spec, dir, registry);
   expect(boot.promoted).toBe(true);
-  pipeline = await startPipeline(env.config, spec, env.logger, { workers: SCORING_WORKERS, reloadIntervalMs: 60_000, worker: { batchMax: 200 } });
+  pipeline = await startPipeline(env.config, spec, env.logger, { workers: SCORING_WORKERS, env: { ...process.env, LOOPLINE_SCORER_RELOAD_INTERVAL_MS: '60000' }, runtime: { batchMax: 200 } });
 });
 afterAll(async () => {
   await pipeline?.stop();
@@ -90,9 +94,9 @@ describe('scoring path', () => {
     expect(info.version).toBe(2);
     expect(await registry.promote({ pipeline: spec.name, modelName: spec.model.name, version: 2, expected: 1, actor: 'test', reason: 'mid-replay swap' })).toBe(true);
     const announcer = createModelAnnouncer(env.kafka, env.codec, env.names);
-    await announcer.announce({ pipeline: spec.name, modelName: spec.model.name, action: 'PROMOTE', version: 2, previous: 1, reason: 'mid-replay swap', actor: 'test' });
+    await announcer.announce(modelEvent({ pipeline: spec.name, modelName: spec.model.name, actor: 'test', reason: 'mid-replay swap', cause: 'test' }, 'PROMOTE', 2, 1));
     await announcer.close();
-    await waitFor('the scorer to swap to version 2', () => pipeline.scorer!.serving().champion === 2, 30_000);
+    await waitFor('the scorer to swap to version 2', () => pipeline.impl<Scorer>('scorer')!.serving().champion === 2, 30_000);
     await replayer.run(plan.slice(half), { speed: 'max', eventsPerSecond: 1500 });
     await producer.disconnect();
 

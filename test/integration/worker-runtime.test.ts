@@ -5,7 +5,7 @@
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClientEvent, FeatureVector } from '../../schemas/types.js';
-import { PoisonRecordError, TransientError } from '../../streams/errors.js';
+import { PoisonRecordError, TransientError } from '../../core/errors.js';
 import { createWorkerMetrics } from '../../streams/metrics.js';
 import { createWorker, type InputRecord, type WorkerHandler } from '../../streams/runtime.js';
 import { createTestEnv, waitFor, type TestEnv } from '../support/fixtures.js';
@@ -25,7 +25,7 @@ function event(i: number, fields: ClientEvent['fields'] = { x: i }): ClientEvent
 function echoHandler(state: { calls: number; transientLeft: number }): WorkerHandler<'ClientEvent'> {
   return {
     name: 'echo',
-    input: { topic: 'events.client', record: 'ClientEvent' },
+    input: { topics: [{ topic: 'events.client', record: 'ClientEvent' }] },
     async process(records: Array<InputRecord<ClientEvent>>) {
       state.calls++;
       if (records.some((r) => r.value.fields.flaky !== undefined) && state.transientLeft > 0) {

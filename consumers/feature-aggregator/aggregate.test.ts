@@ -2,8 +2,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadSpec, parseSpec, type FeatureSetSpec } from '../../pipelines/spec.js';
-import { ConfigError } from '../../streams/errors.js';
-import { aggregateEvent, type AggregateState } from './event-aggregator.js';
+import { ConfigError } from '../../core/errors.js';
+import { aggregateEvent, type AggregateState } from './aggregate.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const elec2 = () => structuredClone(loadSpec(path.join(here, '..', '..', 'pipelines', 'elec2.json')).spec) as Record<string, any>;
@@ -22,7 +22,7 @@ const set = {
 
 describe('aggregateEvent', () => {
   it('keeps just the windows it needs and computes every op over the entity’s recent events', () => {
-    const state: AggregateState = { partition: 0, offset: '0', values: {} };
+    const state: AggregateState = { values: {} };
     const out = [1, 2, null, 4, 5].map((x, i) => aggregateEvent(set, state, { x, kind: `k${i}` }));
     expect(out[0]).toEqual({ mean3: 1, sum2: 1, last: 'k0', n: 1, lo: 1, hi: 1 });
     expect(out[2]).toEqual({ mean3: 1.5, sum2: 2, last: 'k2', n: 3, lo: 1, hi: 2 }); // a missing value is skipped by mean/sum/min/max, counted by count

@@ -6,14 +6,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { loadOnnxModel } from '../../models/onnx-model.js';
-import { loadSpec, type PipelineSpec } from '../../pipelines/spec.js';
-import { readCsv } from '../../producers/csv.js';
-import { buildReplayPlan, pointInTimeRows } from '../../producers/replay-plan.js';
-import { createLogger } from '../../streams/logger.js';
-import { trainExternal } from './model-builder.js';
+import { loadOnnxModel } from './onnx-model.js';
+import { loadSpec, type PipelineSpec } from '../pipelines/spec.js';
+import { readCsv } from '../producers/csv.js';
+import { buildReplayPlan, pointInTimeRows } from '../producers/replay-plan.js';
+import { trainExternal } from './training.js';
 
-const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const python = path.join(root, '.infra', 'py', 'bin', 'python');
 const hasSklearn = fs.existsSync(python) && fs.readdirSync(path.join(root, '.infra', 'py', 'lib')).some((v) => fs.existsSync(path.join(root, '.infra', 'py', 'lib', v, 'site-packages', 'skl2onnx')));
 
@@ -23,9 +22,8 @@ describe.runIf(hasSklearn)('external trainer (scikit-learn example)', () => {
     const spec: PipelineSpec = { ...base, trainer: { ...base.trainer, kind: 'command', command: [python, path.join(root, 'trainers', 'sklearn', 'train.py'), '{train}', '{spec}', '{out}'] } };
     const rows = pointInTimeRows(spec, buildReplayPlan(spec, readCsv(path.join(dir, spec.replay!.csv)), { limit: 3000 }))
       .filter((r) => r.label !== null)
-      .map((r) => ({ eventId: r.event.event_id, eventTime: r.event.event_time, values: r.values, label: r.label!, modelVersion: 1 }))
-      .reverse(); // newest first, as the builder reads them
-    const t = await trainExternal(spec, rows, createLogger({ level: 'silent' }));
+      .map((r) => ({ values: r.values, label: r.label! }));
+    const t = await trainExternal(spec, rows);
     expect(t.trainer).toBe('command:python');
     expect(t.metrics.accuracy).toBeGreaterThan(0.7);
     const model = await loadOnnxModel(t.onnx, t.spec);

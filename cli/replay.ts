@@ -7,19 +7,19 @@
  */
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { createProgress } from '../cli/progress.js';
+import { createProgress } from './progress.js';
 import { loadConfig } from '../config/config.js';
 import { loadSpec } from '../pipelines/spec.js';
 import { createCodec } from '../schemas/codec.js';
 import { createRegistryClient } from '../schemas/registry-client.js';
-import { ConfigError } from '../streams/errors.js';
+import { ConfigError } from '../core/errors.js';
 import { createKafka } from '../streams/kafka.js';
 import { createLogger } from '../streams/logger.js';
 import { createTopicNames } from '../streams/topics.js';
-import { createLooplineProducer } from './client.js';
-import { readCsv } from './csv.js';
-import { buildReplayPlan } from './replay-plan.js';
-import { createReplayer, type ReplayProgress } from './replayer.js';
+import { createLooplineProducer } from '../producers/client.js';
+import { readCsv } from '../producers/csv.js';
+import { buildReplayPlan } from '../producers/replay-plan.js';
+import { createReplayer, type ReplayProgress } from '../producers/replayer.js';
 
 interface ReplayCommandOptions {
   spec: string;
