@@ -64,14 +64,9 @@ function isCoordinatorFailure(err: unknown): boolean {
   return !!e && ((e.type !== undefined && COORDINATOR_ERRORS.has(e.type)) || (e.name !== undefined && CONNECTION_ERRORS.has(e.name)));
 }
 
-export function patchKafkajs(): void {
-  if (patched) return;
-  patched = true;
-  const Cluster = require('kafkajs/src/cluster/index.js') as { prototype: ClusterProto };
-  const Broker = require('kafkajs/src/broker/index.js') as { prototype: Record<string, AnyFn> };
-
-  const original = Cluster.prototype.findGroupCoordinator;
-  Cluster.prototype.findGroupCoordinator = async function (this: { findBroker(a: { nodeId: number }): Promise<BrokerLike> }, args) {
+/** A findGroupCoordinator that answers from the cache when it can (exported for its unit test). */
+export function cachingFindCoordinator<T extends { findBroker(a: { nodeId: number }): Promise<BrokerLike> }>(original: (this: T, a: { groupId: string; coordinatorType?: number }) => Promise<BrokerLike>) {
+  return async function (this: T, args: { groupId: string; coordinatorType?: number }): Promise<BrokerLike> {
     const key = `${args.coordinatorType ?? GROUP}:${args.groupId}`;
     const nodeId = coordinators.get(key);
     if (nodeId !== undefined) {
@@ -89,34 +84,53 @@ export function patchKafkajs(): void {
     coordinators.set(key, broker.nodeId);
     return broker;
   };
+}
 
-  const keyOf: Record<string, (a: Record<string, unknown>) => string> = {
-    initProducerId: (a) => `${TRANSACTION}:${String(a.transactionalId)}`,
-    addPartitionsToTxn: (a) => `${TRANSACTION}:${String(a.transactionalId)}`,
-    addOffsetsToTxn: (a) => `${TRANSACTION}:${String(a.transactionalId)}`,
-    endTxn: (a) => `${TRANSACTION}:${String(a.transactionalId)}`,
-    txnOffsetCommit: (a) => `${GROUP}:${String(a.groupId)}`,
+const keyOf: Record<string, (a: Record<string, unknown>) => string> = {
+  initProducerId: (a) => `${TRANSACTION}:${String(a.transactionalId)}`,
+  addPartitionsToTxn: (a) => `${TRANSACTION}:${String(a.transactionalId)}`,
+  addOffsetsToTxn: (a) => `${TRANSACTION}:${String(a.transactionalId)}`,
+  endTxn: (a) => `${TRANSACTION}:${String(a.transactionalId)}`,
+  txnOffsetCommit: (a) => `${GROUP}:${String(a.groupId)}`,
+};
+const RETRY_CONCURRENT = new Set(['addPartitionsToTxn', 'addOffsetsToTxn']);
+export const PATCHED_BROKER_METHODS = Object.keys(keyOf);
+
+/** A Broker request that drops its coordinator from the cache when the coordinator fails, and retries CONCURRENT_TRANSACTIONS where kafkajs does not. */
+export function coordinatorAwareRequest(method: string, send: AnyFn): AnyFn {
+  const key = keyOf[method]!;
+  return async function (this: unknown, args: Record<string, unknown>) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await send.call(this, args);
+      } catch (err) {
+        if (isCoordinatorFailure(err) && coordinators.delete(key(args))) patchStats.invalidated++;
+        if (RETRY_CONCURRENT.has(method) && (err as { type?: string }).type === 'CONCURRENT_TRANSACTIONS' && attempt < 30) {
+          patchStats.concurrentRetries++;
+          await new Promise((r) => setTimeout(r, Math.min(2 ** (attempt + 1), 64)));
+          continue;
+        }
+        throw err;
+      }
+    }
   };
-  const retryConcurrent = new Set(['addPartitionsToTxn', 'addOffsetsToTxn']);
-  for (const [method, key] of Object.entries(keyOf)) {
+}
+
+export function patchKafkajs(): void {
+  if (patched) return;
+  patched = true;
+  const Cluster = require('kafkajs/src/cluster/index.js') as { prototype: ClusterProto };
+  const Broker = require('kafkajs/src/broker/index.js') as { prototype: Record<string, AnyFn> };
+  if (typeof Cluster.prototype.findGroupCoordinator !== 'function') throw new Error('kafkajs Cluster has no findGroupCoordinator: the patch does not fit this kafkajs version');
+  Cluster.prototype.findGroupCoordinator = cachingFindCoordinator(Cluster.prototype.findGroupCoordinator);
+  for (const method of PATCHED_BROKER_METHODS) {
     const send = Broker.prototype[method];
     if (typeof send !== 'function') throw new Error(`kafkajs Broker has no ${method}: the patch does not fit this kafkajs version`);
-    Broker.prototype[method] = async function (this: unknown, args: Record<string, unknown>) {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return await send.call(this, args);
-        } catch (err) {
-          if (isCoordinatorFailure(err)) {
-            if (coordinators.delete(key(args))) patchStats.invalidated++;
-          }
-          if (retryConcurrent.has(method) && (err as { type?: string }).type === 'CONCURRENT_TRANSACTIONS' && attempt < 30) {
-            patchStats.concurrentRetries++;
-            await new Promise((r) => setTimeout(r, Math.min(2 ** (attempt + 1), 64)));
-            continue;
-          }
-          throw err;
-        }
-      }
-    };
+    Broker.prototype[method] = coordinatorAwareRequest(method, send);
   }
+}
+
+/** Whether patchKafkajs() has run in this process. */
+export function isPatched(): boolean {
+  return patched;
 }

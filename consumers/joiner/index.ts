@@ -69,7 +69,12 @@ export const joiner = defineWorker({
   createMetrics: joinerMetrics,
   create(_settings, ctx: WorkerContext<Pick<Stores, 'state' | 'labels' | 'training'>>, m) {
     const { spec, stores } = ctx;
-    const logic = joinLogic(spec, (outcome, r) => {
+    const logic = joinLogic(spec, (outcome, r, emitted) => {
+      for (const lp of emitted) {
+        if (!isServed(lp.prediction.variant)) continue;
+        m.joined.inc();
+        m.counts.joined++;
+      }
       if (outcome === 'prediction-joined' || outcome === 'prediction-waiting' || outcome === 'prediction-duplicate') {
         m.predictions.inc({ outcome: outcome.slice('prediction-'.length) });
         const p = r.value as { variant: string };
@@ -102,14 +107,6 @@ export const joiner = defineWorker({
       async process(records, pctx) {
         const r = await process(records, pctx);
         for (const d of r.deadLetters ?? []) if (records[d.index]?.record === 'GroundTruth') m.labels.inc({ outcome: 'invalid' });
-        for (const o of r.outputs) {
-          if (o.topic !== 'predictions.labeled') continue;
-          const lp = o.value as { prediction: { variant: string } };
-          if (isServed(lp.prediction.variant)) {
-            m.joined.inc();
-            m.counts.joined++;
-          }
-        }
         return r;
       },
     };

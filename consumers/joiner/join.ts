@@ -103,18 +103,21 @@ function emit(p: Prediction, truth: StoredTruth, at: number): { output: OutputRe
   return { output: { topic: 'predictions.labeled', record: 'LabeledPrediction', key: labeledKey(p), value: labeled }, effect: { kind: 'labeled', labeled, served: isServed(p.variant) } };
 }
 
-/** Pure: one record applied to its event's join state. `observe` hears the outcome (metrics). */
-export function applyJoin(spec: PipelineSpec, s: JoinState, r: InputRecord<JoinInput>, observe?: (outcome: JoinOutcome, r: InputRecord<JoinInput>) => void): ApplyResult<JoinState, JoinEffect> {
+/** Hears each applied record's outcome and what it emitted (metrics); not called for a replayed record. */
+export type JoinObserver = (outcome: JoinOutcome, r: InputRecord<JoinInput>, emitted: readonly LabeledPrediction[]) => void;
+
+/** Pure: one record applied to its event's join state. */
+export function applyJoin(spec: PipelineSpec, s: JoinState, r: InputRecord<JoinInput>, observe?: JoinObserver): ApplyResult<JoinState, JoinEffect> {
   const at = r.timestamp;
   if (isLabel(r)) {
     const l = r.value;
     const truth: StoredTruth = { event_id: l.event_id, pipeline: l.pipeline, label: l.label, event_time: l.event_time, label_time: l.label_time };
     if (isLate(spec, l)) {
-      observe?.('late', r);
+      observe?.('late', r, []);
       return { state: s, outputs: [{ topic: 'labels.late', record: 'GroundTruth', key: l.event_id, value: l }], effects: [{ kind: 'late', truth }] };
     }
     if (s.truth) {
-      observe?.('duplicate', r); // the first label of an event wins; a copy changes nothing
+      observe?.('duplicate', r, []); // the first label of an event wins; a copy changes nothing
       return { state: s };
     }
     const next: JoinState = { truth, predictions: s.predictions, joined: [...s.joined] };
@@ -127,27 +130,27 @@ export function applyJoin(spec: PipelineSpec, s: JoinState, r: InputRecord<JoinI
       effects.push(e.effect);
       next.joined.push(p.prediction_id);
     }
-    observe?.(outputs.length > 0 ? 'joined' : 'pending', r);
+    observe?.(outputs.length > 0 ? 'joined' : 'pending', r, outputs.map((o) => o.value as LabeledPrediction));
     return { state: next, outputs, effects };
   }
   const p = r.value as Prediction;
   if (s.predictions.some((x) => x.prediction_id === p.prediction_id)) {
-    observe?.('prediction-duplicate', r);
+    observe?.('prediction-duplicate', r, []);
     return { state: s };
   }
   const next: JoinState = { truth: s.truth, predictions: [...s.predictions, p], joined: [...s.joined] };
   if (!s.truth) {
-    observe?.('prediction-waiting', r);
+    observe?.('prediction-waiting', r, []);
     return { state: next };
   }
   const e = emit(p, s.truth, at);
   next.joined.push(p.prediction_id);
-  observe?.('prediction-joined', r);
+  observe?.('prediction-joined', r, [e.output.value as LabeledPrediction]);
   return { state: next, outputs: [e.output], effects: [e.effect] };
 }
 
 /** The joiner as stateful logic (key = event id). */
-export function joinLogic(spec: PipelineSpec, observe?: (outcome: JoinOutcome, r: InputRecord<JoinInput>) => void): StatefulLogic<'GroundTruth' | 'Prediction', JoinState, undefined, JoinEffect> {
+export function joinLogic(spec: PipelineSpec, observe?: JoinObserver): StatefulLogic<'GroundTruth' | 'Prediction', JoinState, undefined, JoinEffect> {
   return {
     keyOf: (r) => (isLabel(r) ? r.value.event_id : r.value.pipeline === spec.name ? r.value.event_id : null),
     initial: () => ({ truth: null, predictions: [], joined: [] }),

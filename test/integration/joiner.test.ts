@@ -91,8 +91,8 @@ const range = (a: number, b: number) => Array.from({ length: b - a }, (_, k) => 
 type JoinHandler = WorkerHandler<'GroundTruth' | 'Prediction'>;
 
 /** The joiner from its definition on this test's servers. */
-function joinerHandler(metrics: Registry): JoinHandler {
-  const impl = joiner.create({}, { spec, logger: env.logger, stores: createStores(env.cql), now: Date.now }, joiner.createMetrics(metrics)) as WorkerImpl<'GroundTruth' | 'Prediction'>;
+function joinerHandler(metrics: ReturnType<typeof joiner.createMetrics>): JoinHandler {
+  const impl = joiner.create({}, { spec, logger: env.logger, stores: createStores(env.cql), now: Date.now }, metrics) as WorkerImpl<'GroundTruth' | 'Prediction'>;
   return { name: joiner.name, input: joiner.input, ...impl };
 }
 
@@ -114,6 +114,7 @@ function crashingOnce(h: JoinHandler, state: { left: number }): JoinHandler {
 describe('joiner', () => {
   it('emits exactly one LabeledPrediction per logged prediction of a labeled event, whatever the arrival order, duplicates, late labels, crashes and restarts', async () => {
     const opts = { batchMax: 40 };
+    const jm = joiner.createMetrics(registry); // once per process, as startPipeline does
     const crash = { left: 1 };
     const start = async (h: JoinHandler) => {
       const w = createWorker(h, deps, opts);
@@ -121,7 +122,7 @@ describe('joiner', () => {
       await w.start();
       return w;
     };
-    let worker = await start(crashingOnce(joinerHandler(registry), crash));
+    let worker = await start(crashingOnce(joinerHandler(jm), crash));
     const labelsTopic = env.names.physical('labels.ground-truth');
     const predictionsTopic = env.names.physical('predictions.by-event');
     const caughtUp = async (what: string) => {
@@ -161,13 +162,13 @@ describe('joiner', () => {
     const racing = Promise.all([score(G), producer.sendGroundTruth(G.map((i) => truthOf(i)))]);
     await waitFor('the joiner to be working on phase 4', async () => (await registry.metrics()).includes('loopline_joiner_predictions_total{outcome="joined"}'), 30_000, 20);
     await worker.stop();
-    worker = await start(joinerHandler(registry));
+    worker = await start(joinerHandler(jm));
     await racing;
     await caughtUp('phase 4');
 
     // Phase 5: after another restart, duplicates of every kind of joined label.
     await worker.stop();
-    worker = await start(joinerHandler(registry));
+    worker = await start(joinerHandler(jm));
     await producer.sendGroundTruth([...range(40, 80), ...range(150, 170), ...range(200, 220)].map((i) => truthOf(i)));
     await caughtUp('phase 5');
 
