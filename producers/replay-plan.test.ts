@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -373,5 +374,57 @@ describe('a feature set keyed by an event field', () => {
     const cat = parseSpec({ ...structuredClone(keyed), events: { fields: { month: 'categorical', amount: 'numeric' } } });
     const ids = buildReplayPlan(cat, loanRows).flatMap((a) => (a.kind === 'feature' && a.record.feature_set === 'economy' ? [a.record.entity_id] : []));
     expect(ids).toEqual(['1', '1', '02', '1', '2.0']);
+  });
+});
+
+describe('every shipped pipeline', () => {
+  const dir = path.join(here, '..', 'pipelines');
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
+
+  it('is one of the specs this suite knows', () => {
+    expect(files.sort()).toEqual(['bike-sharing.json', 'credit-default.json', 'elec2.json', 'outdoor-objects.json']);
+  });
+
+  it.each(files)('%s loads and its replay plan builds from its data: one event and one label per row, in time order', (file) => {
+    const { spec, dir: specDir } = loadSpec(path.join(dir, file));
+    const all = readCsv(path.join(specDir, spec.replay!.csv));
+    const plan = buildReplayPlan(spec, all);
+    const events = plan.filter((a) => a.kind === 'event');
+    expect(events).toHaveLength(all.length);
+    expect(plan.filter((a) => a.kind === 'label')).toHaveLength(all.length);
+    expect(plan.findIndex((a, i) => i > 0 && a.at < plan[i - 1]!.at)).toBe(-1);
+    const pit = pointInTimeRows(spec, plan);
+    for (const r of pit.slice(0, 50)) expect(Object.keys(r.values)).toEqual(expect.arrayContaining(spec.model.features));
+    expect(spec.trainer.bootstrapRows).toBeLessThan(all.length);
+  });
+});
+
+describe('the bike-sharing replay', () => {
+  const { spec: bike, dir } = loadSpec(path.join(here, '..', 'pipelines', 'bike-sharing.json'));
+  const all = readCsv(path.join(dir, bike.replay!.csv));
+  const plan = buildReplayPlan(bike, all, { limit: 24 * 14 });
+  const pit = pointInTimeRows(bike, plan);
+  const HOUR = 3_600_000;
+
+  it('times each hour by dteday + hr and delivers its count at the end of the hour', () => {
+    const events = plan.flatMap((a) => (a.kind === 'event' ? [a.record] : []));
+    expect(events[0]).toMatchObject({ event_id: '1', entity_id: 'dc', event_time: Date.UTC(2011, 0, 1, 0) });
+    events.forEach((e, i) => expect(e.event_time).toBe(Date.parse(`${all[i]!.dteday}T00:00:00Z`) + Number(all[i]!.hr) * HOUR));
+    for (const a of plan) if (a.kind === 'label') expect(a.record.label_time - a.record.event_time).toBe(HOUR);
+    expect(Object.keys(events[0]!.fields)).not.toEqual(expect.arrayContaining(['casual']));
+  });
+
+  it("serves the last hour's count and, keyed by hr, that hour's count on its last day", () => {
+    const time = (i: number) => Date.parse(`${all[i]!.dteday}T00:00:00Z`) + Number(all[i]!.hr) * HOUR;
+    for (let t = 1; t < pit.length; t++) {
+      const row = pit[t]!;
+      const prev = time(t - 1) + HOUR === time(t) ? Number(all[t - 1]!.cnt) : undefined;
+      if (prev !== undefined) expect(row.values.cnt_prev).toBe(prev);
+      // The latest earlier row with the same hour of day (within maxAgeMs, 3 days).
+      let j = t - 1;
+      while (j >= 0 && all[j]!.hr !== all[t]!.hr) j--;
+      const expected = j >= 0 && time(t) - (time(j) + HOUR) <= 3 * 24 * HOUR ? Number(all[j]!.cnt) : null;
+      expect(row.values.cnt_hr_last, `row ${t}`).toBe(expected);
+    }
   });
 });
