@@ -35,6 +35,7 @@ describe('featureKeyOf and keyTimes', () => {
     expect(featureKeyOf({}, e('c1', 35, 0))).toBe('c1');
     expect(featureKeyOf({ key: { field: 'age' } }, e('c1', 35, 0))).toBe('35');
     expect(featureKeyOf({ key: { field: 'age' } }, e('c1', null, 0))).toBeNull();
+    expect(featureKeyOf({ key: { field: 'constructor' } }, e('c1', 35, 0))).toBeNull();
   });
   it("gives each key its events' newest and oldest time, leaving keyless events out", () => {
     const r = keyTimes({ key: { field: 'age' } }, [e('c1', 35, 5), e('c2', 40, 3), e('c3', 35, 1), e('c4', null, 9)]);

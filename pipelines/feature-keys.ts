@@ -30,7 +30,7 @@ export function renderKey(value: number | string | null | undefined): string | n
 /** The id under which `set` stores the row that serves `event`. */
 export function featureKeyOf(set: Pick<FeatureSetSpec, 'key'>, event: Pick<ClientEvent, 'entity_id' | 'fields'>): string | null {
   if (!set.key) return event.entity_id === '' ? null : event.entity_id;
-  return renderKey(event.fields[set.key.field]);
+  return Object.hasOwn(event.fields, set.key.field) ? renderKey(event.fields[set.key.field]) : null;
 }
 
 /** Per key of `set`: the newest and the oldest event time among `events` (events without a key are left out). */

@@ -108,6 +108,7 @@ describe('featureSets[].key', () => {
   it.each([
     ['a field that is no event field', (s: any) => (s.featureSets[0].key = { field: 'region' }), /featureSets\.0\.key\.field: "region" is not an event field/],
     ['a feature-set feature', (s: any) => (s.featureSets[0].key = { field: 'nswprice_prev' }), /featureSets\.0\.key\.field: "nswprice_prev" is not an event field/],
+    ['an Object property name', (s: any) => (s.featureSets[0].key = { field: 'constructor' }), /featureSets\.0\.key\.field: "constructor" is not an event field/],
     ['a column instead of a field', (s: any) => (s.featureSets[0].key = { column: 'day' }), /featureSets\.0\.key: Unrecognized key\(s\) in object: 'column'/],
     [
       'an events-sourced set',

@@ -244,7 +244,7 @@ export const PipelineSpecSchema = z
     });
     spec.featureSets.forEach((set, i) => {
       if (!set.key) return;
-      if (!(set.key.field in spec.events.fields)) ctx.addIssue({ code: 'custom', path: ['featureSets', i, 'key', 'field'], message: `"${set.key.field}" is not an event field` });
+      if (!Object.hasOwn(spec.events.fields, set.key.field)) ctx.addIssue({ code: 'custom', path: ['featureSets', i, 'key', 'field'], message: `"${set.key.field}" is not an event field` });
       if (set.source !== 'stream') ctx.addIssue({ code: 'custom', path: ['featureSets', i, 'key'], message: 'only a set with source "stream" can be keyed by an event field; an events-sourced set is aggregated per entity' });
     });
     spec.featureSets.forEach((set, i) => {

@@ -81,7 +81,7 @@ export function buildReplayPlan(spec: PipelineSpec, rows: Array<Record<string, s
   checkColumns(spec, replay, new Set(Object.keys(first)));
 
   const entityOf = (row: Record<string, string>): string => ('column' in replay.entityId ? (row[replay.entityId.column] as string) : replay.entityId.constant);
-  const columnOf = (field: string): string => replay.columns[field] ?? field;
+  const columnOf = (field: string): string => (Object.hasOwn(replay.columns, field) ? (replay.columns[field] as string) : field);
 
   const numbers = new Map<string, Array<number | null>>();
   const numericColumn = (column: string): Array<number | null> => {
@@ -270,7 +270,7 @@ function checkColumns(spec: PipelineSpec, replay: ReplaySpec, header: Set<string
     [replay.eventId, 'replay.eventId'],
     ...eventTimeColumns(replay.eventTime),
     [replay.label, 'replay.label'],
-    ...Object.keys(spec.events.fields).map((f): [string, string] => (replay.columns[f] !== undefined ? [replay.columns[f], `replay.columns.${f}`] : [f, `events.fields.${f}`])),
+    ...Object.keys(spec.events.fields).map((f): [string, string] => (Object.hasOwn(replay.columns, f) ? [replay.columns[f] as string, `replay.columns.${f}`] : [f, `events.fields.${f}`])),
   ];
   if ('column' in replay.entityId) needed.push([replay.entityId.column, 'replay.entityId.column']);
   replay.feeds.forEach((feed, i) => {
