@@ -6,7 +6,9 @@
  * Policy, per the pipeline spec:
  * - an event field of the wrong type or a non-finite number: dead letter (VALIDATION);
  * - a declared field absent from the event: served as null, listed in `missing`;
- * - an entity with no row in a feature set: `missingEntity: impute` serves nulls
+ * - each feature set is looked up by its key (pipelines/feature-keys.ts): the event's
+ *   entity, or for a set with `key: { field }` the value of that event field;
+ * - an entity (or key) with no row in a feature set: `missingEntity: impute` serves nulls
  *   and lists the features in `missing` (the model imputes its training mean),
  *   `dead-letter` dead-letters the event (UNKNOWN_ENTITY);
  * - a feature value is served only if it was known at the event's time (as-of ≤
@@ -21,6 +23,7 @@
  *   partition up to the chunk's last one, so an event is never served an aggregate that is
  *   merely late.
  */
+import { keyTimes } from '../../pipelines/feature-keys.js';
 import type { PipelineSpec } from '../../pipelines/spec.js';
 import { checkEvent } from '../../pipelines/validate.js';
 import type { ClientEvent, FeatureVector } from '../../schemas/types.js';
@@ -124,42 +127,39 @@ export function createPreprocessor(deps: PreprocessorDeps): WorkerImpl<'ClientEv
         if (problem) deadLetters.push({ index, ...problem });
         else ok.push({ index, e: r.value });
       });
-      const entities = ok.map((x) => x.e.entity_id);
-      const newestByEntity = new Map<string, number>();
-      const oldestByEntity = new Map<string, number>();
-      for (const { e } of ok) {
-        newestByEntity.set(e.entity_id, Math.max(newestByEntity.get(e.entity_id) ?? -Infinity, e.event_time));
-        oldestByEntity.set(e.entity_id, Math.min(oldestByEntity.get(e.entity_id) ?? Infinity, e.event_time));
-      }
+      // Each set is looked up by its key: the entity, or the value of the set's key field.
+      const keyed = new Map(spec.featureSets.map((s) => [s.name, keyTimes(s, ok.map((x) => x.e))]));
       const aggregated = spec.featureSets.filter((s) => s.source === 'events' && s.waitForWatermarkMs > 0);
       const last = records.at(-1)!;
       await Promise.all([
-        ...spec.featureSets.filter((s) => s.source === 'stream' && s.waitForWatermarkMs > 0).map((s) => waitForWriter(s.name, s.waitForWatermarkMs, newestByEntity)),
+        ...spec.featureSets.filter((s) => s.source === 'stream' && s.waitForWatermarkMs > 0).map((s) => waitForWriter(s.name, s.waitForWatermarkMs, keyed.get(s.name)!.newest)),
         aggregated.length > 0 ? waitForAggregator(aggregated.map((s) => s.name), Math.max(...aggregated.map((s) => s.waitForWatermarkMs)), last.topic, last.partition, BigInt(last.offset) + 1n) : null,
       ]);
       const perSet = new Map<string, Map<string, EntityFeatures>>();
       const histories = new Map<string, Map<string, Awaited<ReturnType<FeatureStore['history']>>>>();
       await Promise.all(
         spec.featureSets.map(async (s) => {
-          perSet.set(s.name, await deps.store.lookup(s.name, entities));
+          const { newest, oldest } = keyed.get(s.name)!;
+          perSet.set(s.name, await deps.store.lookup(s.name, [...newest.keys()]));
           if (!s.pointInTime) return;
-          const byEntity = new Map<string, Awaited<ReturnType<FeatureStore['history']>>>();
+          const byKey = new Map<string, Awaited<ReturnType<FeatureStore['history']>>>();
           await Promise.all(
-            [...newestByEntity].map(async ([entity, newest]) => {
-              const from = oldestByEntity.get(entity)! - (s.maxAgeMs ?? DEFAULT_LOOKBACK_MS);
-              byEntity.set(entity, await deps.store.history(s.name, entity, Object.keys(s.features), from, newest));
+            [...newest].map(async ([key, latest]) => {
+              const from = oldest.get(key)! - (s.maxAgeMs ?? DEFAULT_LOOKBACK_MS);
+              byKey.set(key, await deps.store.history(s.name, key, Object.keys(s.features), from, latest));
             }),
           );
-          histories.set(s.name, byEntity);
+          histories.set(s.name, byKey);
         }),
       );
       const outputs: OutputRecord[] = [];
       const t = now();
-      for (const { index, e } of ok) {
+      for (const [i, { index, e }] of ok.entries()) {
         const rows = new Map(
           spec.featureSets.map((s) => {
-            const latest = perSet.get(s.name)?.get(e.entity_id);
-            const history = histories.get(s.name)?.get(e.entity_id);
+            const key = keyed.get(s.name)!.keys[i];
+            const latest = key === null || key === undefined ? undefined : perSet.get(s.name)?.get(key);
+            const history = key === null || key === undefined ? undefined : histories.get(s.name)?.get(key);
             if (!latest || !history) return [s.name, latest] as const;
             const asOf: EntityFeatures = new Map();
             for (const f of Object.keys(s.features)) {
@@ -171,7 +171,9 @@ export function createPreprocessor(deps: PreprocessorDeps): WorkerImpl<'ClientEv
         );
         const vector = buildVector(spec, e, rows, t);
         if (!vector) {
-          deadLetters.push({ index, stage: 'VALIDATION', code: 'UNKNOWN_ENTITY', message: `entity "${e.entity_id}" has no online features and the pipeline dead-letters unknown entities` });
+          const lacking = spec.featureSets.find((s) => !rows.get(s.name));
+          const whose = lacking?.key ? `${lacking.key.field} ${JSON.stringify(e.fields[lacking.key.field] ?? null)}` : `entity "${e.entity_id}"`;
+          deadLetters.push({ index, stage: 'VALIDATION', code: 'UNKNOWN_ENTITY', message: `${whose} has no online features in set "${lacking?.name}" and the pipeline dead-letters unknown entities` });
           continue;
         }
         outputs.push({ topic: 'features.vectors', record: 'FeatureVector', key: e.entity_id, value: vector });
