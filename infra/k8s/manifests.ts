@@ -138,7 +138,7 @@ export function deployment(w: WorkerDeployment): K8sObject {
               image: IMAGE,
               imagePullPolicy: 'IfNotPresent',
               // The image's entrypoint is the loopline CLI (Dockerfile).
-              args: ['run', '--workers', w.name, '--spec', `${SPEC_DIR}/${SPEC_KEY}`, '--metrics-port', String(METRICS_PORT)],
+              args: ['run', '--workers', w.name, '--spec', `${SPEC_DIR}/${SPEC_KEY}`, '--metrics-port', String(METRICS_PORT), '--metrics-host', '0.0.0.0'],
               ports: [{ name: METRICS_PORT_NAME, containerPort: METRICS_PORT, protocol: 'TCP' }],
               envFrom: [{ configMapRef: { name: ENV_CONFIGMAP } }],
               env: [...Object.entries(w.env).map(([name, value]) => ({ name, value })), ...secretEnv],
