@@ -34,16 +34,30 @@ export class PoisonRecordError extends LooplineError {
 
 export type DeadLetterStage = 'VALUE_CONVERTER' | 'VALIDATION' | 'PROCESSING' | 'OUTPUT';
 
-/** Configuration that cannot work; names the key and what it accepts. */
+/**
+ * Configuration that cannot work (a bad variable, credentials a dependency
+ * refuses): names the key and what it accepts, never its secret value. Not
+ * about any record, so never a dead letter: the worker stops and says why.
+ */
 export class ConfigError extends LooplineError {
-  constructor(message: string) {
-    super(message, { code: 'CONFIG', retriable: false });
+  constructor(message: string, code = 'CONFIG', cause?: unknown) {
+    super(message, { code, retriable: false, cause });
   }
 }
 
-/** Adds context with a gerund ("writing prediction log rows: …"), keeping retriability and code. */
+/** Whether `err` (or an error it wraps) is a ConfigError: stop the worker, never retry, never dead-letter. */
+export function isConfigError(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
+    if (e instanceof ConfigError) return true;
+  }
+  return false;
+}
+
+/** Adds context with a gerund ("writing prediction log rows: …"), keeping class (poison, transient, config), retriability and code. */
 export function wrapError(err: unknown, doing: string): LooplineError {
   if (err instanceof PoisonRecordError) return new PoisonRecordError(err.stage, err.code, `${doing}: ${err.message}`, err);
+  if (err instanceof TransientError) return new TransientError(`${doing}: ${err.message}`, err, err.code);
+  if (err instanceof ConfigError) return new ConfigError(`${doing}: ${err.message}`, err.code, err);
   if (err instanceof LooplineError) return new LooplineError(`${doing}: ${err.message}`, { code: err.code, retriable: err.retriable, cause: err });
   const message = err instanceof Error ? err.message : String(err);
   return new LooplineError(`${doing}: ${message}`, { code: 'UNKNOWN', retriable: isRetriable(err), cause: err });
