@@ -14,9 +14,10 @@ export function registerRunCommand(program: Command): void {
     .option('--spec <file>', 'pipeline spec', DEFAULT_SPEC)
     .option('--workers <list>', `comma-separated subset of ${WORKER_NAMES.join(',')}`, WORKER_NAMES.join(','))
     .option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz (0 = any free port)', '9464')
+    .option('--metrics-host <host>', 'address /metrics, /healthz and /readyz listen on; loopback unless you need a remote scraper (e.g. 0.0.0.0 for the docker compose Prometheus)', '127.0.0.1')
     .option('--batch-max <n>', 'records per chunk and transaction', '500')
     .option('--session-timeout-ms <ms>', 'consumer session timeout: how soon a dead member\'s partitions move', '30000')
-    .action(async (opts: { spec: string; workers: string; metricsPort: string; batchMax: string; sessionTimeoutMs: string }) => {
+    .action(async (opts: { spec: string; workers: string; metricsPort: string; metricsHost: string; batchMax: string; sessionTimeoutMs: string }) => {
       const config = loadConfig();
       const { spec } = loadSpec(opts.spec);
       const workers = opts.workers.split(',').map((w) => w.trim()) as WorkerName[];
@@ -24,8 +25,8 @@ export function registerRunCommand(program: Command): void {
       if (unknown.length) throw new Error(`--workers: unknown ${unknown.join(', ')}; choose from ${WORKER_NAMES.join(', ')}`);
       const logger = createLogger({ level: config.logLevel, name: `loopline-${spec.name}` });
       const pipeline = await startPipeline(config, spec, logger, { workers, worker: { batchMax: Number(opts.batchMax), sessionTimeoutMs: Number(opts.sessionTimeoutMs) } });
-      const ops = await startOpsServer(pipeline.metrics, () => pipeline.workers, Number(opts.metricsPort), '0.0.0.0');
-      logger.info({ workers, metricsPort: ops.port }, 'workers running; SIGTERM or Ctrl-C to drain and stop');
+      const ops = await startOpsServer(pipeline.metrics, () => pipeline.workers, Number(opts.metricsPort), opts.metricsHost);
+      logger.info({ workers, metricsHost: opts.metricsHost, metricsPort: ops.port }, 'workers running; SIGTERM or Ctrl-C to drain and stop');
       let stopping = false;
       const stop = async (signal: string) => {
         if (stopping) return;
