@@ -6,7 +6,8 @@
  * minute and an array count of 2^31 exhausts the heap. `guardAvroBody` walks
  * the body once against the writer schema without allocating anything and
  * rejects every declared count or length that the remaining bytes cannot
- * hold, or that exceeds a configured cap, in time proportional to the bytes
+ * hold (BAD_BODY, limit `bytesRemaining`), or that exceeds a configured cap
+ * (LIMIT_EXCEEDED), in time proportional to the bytes
  * actually present (plus at most `maxZeroSizeItems` steps for items that
  * occupy no bytes, such as `null`).
  *
@@ -31,7 +32,12 @@ export interface DecodeLimits {
   maxZeroSizeItems: number;
 }
 
-/** Which limit a body broke; `bytesRemaining` means a count or length declared more than the rest of the body can hold. */
+/**
+ * Which limit a body broke. `bytesRemaining` means a count or length declared
+ * more than the rest of the body can hold: the bytes are provably not a valid
+ * encoding (truncated or forged), so it comes with code BAD_BODY; the others
+ * are configured caps and come with LIMIT_EXCEEDED.
+ */
 export type DecodeLimitName = Exclude<keyof DecodeLimits, 'maxRecordBytes'> | 'bytesRemaining';
 
 export const DEFAULT_DECODE_LIMITS: Readonly<DecodeLimits> = Object.freeze({
@@ -56,7 +62,7 @@ export function compileDecodeLimits(partial: Partial<DecodeLimits> = {}, base: R
 
 export interface LimitViolation {
   code: 'LIMIT_EXCEEDED' | 'BAD_BODY';
-  /** Set for LIMIT_EXCEEDED. */
+  /** Set for LIMIT_EXCEEDED, and for BAD_BODY when a declared size exceeds the bytes remaining. */
   limit?: DecodeLimitName;
   message: string;
   /** Byte offset in the body where the walk stopped. */
@@ -210,7 +216,7 @@ class Walk {
   }
 
   exceeded(limit: DecodeLimitName, message: string): never {
-    return this.stop('LIMIT_EXCEEDED', message, limit);
+    return this.stop(limit === 'bytesRemaining' ? 'BAD_BODY' : 'LIMIT_EXCEEDED', message, limit);
   }
 
   /** A zigzag varint of at most 10 bytes, as a float (exact up to 2^53, which is far beyond every limit). */

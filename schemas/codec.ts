@@ -19,7 +19,7 @@
  * | id unknown to the registry (remembered for `unknownSchemaTtlMs`) | UNKNOWN_SCHEMA |
  * | writer record cannot be read as the expected record | SCHEMA_MISMATCH |
  * | a count, length or nesting beyond the limits (see avro-guard.ts) | LIMIT_EXCEEDED (with `limit`) |
- * | anything else avsc refuses, truncation, trailing bytes | BAD_BODY |
+ * | a count or length beyond the bytes left (limit `bytesRemaining`), anything else avsc refuses, truncation, trailing bytes | BAD_BODY |
  *
  * Decode failures are returned as values, never thrown, so the runtime can
  * dead-letter the record and move on. Registry failures are thrown, because
@@ -51,7 +51,7 @@ export interface DecodeError {
   code: DecodeErrorCode;
   message: string;
   schemaId: number | null;
-  /** For TOO_LARGE and LIMIT_EXCEEDED: the limit broken. */
+  /** For TOO_LARGE and LIMIT_EXCEEDED: the limit broken; for BAD_BODY, `bytesRemaining` when a declared count or length exceeds the bytes left. */
   limit?: DecodeLimitName | 'maxRecordBytes';
 }
 
@@ -150,8 +150,8 @@ interface SubjectState {
   /** version → id, so a refresh fetches only versions it has not seen. */
   versions: Map<number, number>;
   lastStartedAt: number;
-  /** The latest refresh; `startedAt` null while it waits for its slot. */
-  next: { startedAt: number | null; done: Promise<void> } | null;
+  /** The latest refresh; `startedSeq` null while it waits for its slot. */
+  next: { startedSeq: number | null; done: Promise<void> } | null;
 }
 
 const fail = (code: DecodeErrorCode, message: string, schemaId: number | null, limit?: DecodeError['limit']): { ok: false; error: DecodeError } => ({
@@ -173,6 +173,8 @@ export function createCodec(registry: RegistryClient, options: CodecOptions = {}
   const notAllowed = createLruCache<string, true>({ maxEntries: options.maxUnknownSchemas ?? 10_000, ttlMs: unknownTtlMs, now });
   const resolvers = createLruCache<string, avro.Resolver | Error>({ maxEntries: maxCached });
   const subjects = new Map<string, SubjectState>();
+  /** Orders misses and refresh starts (see refreshSubject). */
+  let seq = 0;
   const compiled = new WeakMap<DecodeOptions, CompiledOptions>();
   const defaults: CompiledOptions = { limits: baseLimits, restricted: false, schemaIds: new Set(), subjects: [], allowKey: '' };
 
@@ -269,20 +271,22 @@ export function createCodec(registry: RegistryClient, options: CodecOptions = {}
 
   /**
    * Resolves once `subject`'s version list has been fetched by a request that
-   * started no earlier than `observedAt`: a producer registers before it
-   * writes, so a record seen at `observedAt` has its version in that list.
-   * Single-flight, and at most one start per `refreshMs`.
+   * started after the miss numbered `observed` (events are numbered by `seq`,
+   * not timed, so no clock granularity can reorder them): a producer
+   * registers before it writes, so that list holds the record's version if
+   * it has one. Single-flight, and at most one start per `refreshMs`.
    */
-  function refreshSubject(subject: string, observedAt: number): Promise<void> {
+  function refreshSubject(subject: string, observed: number): Promise<void> {
     const s = subjectState(subject);
     const last = s.next;
     // Not started yet, or started after the miss: its answer covers the miss.
-    if (last && (last.startedAt === null || last.startedAt >= observedAt)) return last.done;
+    if (last && (last.startedSeq === null || last.startedSeq > observed)) return last.done;
     const previous = last?.done.catch(() => {}) ?? Promise.resolve();
-    const entry: { startedAt: number | null; done: Promise<void> } = { startedAt: null, done: Promise.resolve() };
+    const entry: { startedSeq: number | null; done: Promise<void> } = { startedSeq: null, done: Promise.resolve() };
     entry.done = previous.then(async () => {
       await sleep(s.lastStartedAt + refreshMs - now());
-      entry.startedAt = s.lastStartedAt = now();
+      s.lastStartedAt = now();
+      entry.startedSeq = ++seq;
       await fetchVersions(subject, s);
     });
     s.next = entry;
@@ -302,8 +306,8 @@ export function createCodec(registry: RegistryClient, options: CodecOptions = {}
     if (o.subjects.length === 0) return false;
     const key = `${o.allowKey}\u0002${id}`;
     if (notAllowed.get(key)) return false;
-    const observedAt = now();
-    await Promise.all(o.subjects.map((sub) => refreshSubject(sub, observedAt)));
+    const observed = ++seq;
+    await Promise.all(o.subjects.map((sub) => refreshSubject(sub, observed)));
     if (inSubjects(o, id)) return true;
     notAllowed.set(key, true);
     return false;
