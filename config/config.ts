@@ -1,7 +1,9 @@
 /**
  * Loopline's connection and runtime configuration, compiled once at start
  * from the environment into a validated, typed object. An error names the
- * variable and what it accepts. Defaults point at the embedded local stack.
+ * variable and what it accepts, and never echoes the value of a secret
+ * (`*_PASSWORD`, `*_AUTH`, `*_SECRET`, `*_TOKEN`, `*_KEY`) or URL userinfo.
+ * Defaults point at the embedded local stack.
  *
  * | variable | default | meaning |
  * |---|---|---|
@@ -17,8 +19,8 @@
  * | LOOPLINE_CASSANDRA_REPLICATION | SimpleStrategy:1 | `SimpleStrategy:<rf>` or `NetworkTopologyStrategy:<dc>=<rf>,...` |
  * | LOOPLINE_CASSANDRA_USERNAME / _PASSWORD | | PasswordAuthenticator credentials |
  * | LOOPLINE_CASSANDRA_SSL | false | TLS to Cassandra (certificates verified) |
- * | LOOPLINE_SCHEMA_REGISTRY_URL | http://127.0.0.1:18081/apis/ccompat/v7 | Confluent-compatible registry |
- * | LOOPLINE_SCHEMA_REGISTRY_AUTH | | `user:password` basic auth |
+ * | LOOPLINE_SCHEMA_REGISTRY_URL | http://127.0.0.1:18081/apis/ccompat/v7 | Confluent-compatible registry; `user:password@` in it becomes a Basic header |
+ * | LOOPLINE_SCHEMA_REGISTRY_AUTH | | `user:password` basic auth (wins over the URL's) |
  * | LOOPLINE_LOG_LEVEL | info | pino level |
  */
 import { z } from 'zod';

@@ -33,7 +33,7 @@
  */
 import avro from 'avsc';
 import { ConfigError } from '../streams/errors.js';
-import { compileDecodeLimits, DEFAULT_DECODE_LIMITS, guardAvroBody, type DecodeLimitName, type DecodeLimits } from './avro-guard.js';
+import { compileDecodeLimits, guardAvroBody, type DecodeLimitName, type DecodeLimits } from './avro-guard.js';
 import { recordSchema, type RecordName } from './catalogue.js';
 import { createLruCache } from './lru-cache.js';
 import { SchemaNotFoundError, type RegistryClient } from './registry-client.js';
