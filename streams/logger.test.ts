@@ -93,6 +93,9 @@ describe('logger: no secret in any log line', () => {
     log({ namespace: 'Connection', level: logLevel.ERROR, label: 'ERROR', log: { message: 'auth failed', timestamp: 'x', logger: 'kafkajs', sasl: { mechanism: 'plain', username: 'u', password: `${S}-k` }, broker: 'b:9092' } });
     expect(text()).not.toContain(S);
     expect(text()).toContain('auth failed');
+    log({ namespace: 'Runner', level: logLevel.ERROR, label: 'ERROR', log: { message: 'Error when calling eachBatch', timestamp: 'x', logger: 'kafkajs', error: new Error(`registry at http://u:${S}@h unreachable`) } });
+    expect(text()).not.toContain(S);
+    expect(text()).toContain('"err":{"type":"Error","message":"registry at http://[Redacted]@h unreachable"');
   });
 
   it('survives cycles and very deep objects without leaking', () => {

@@ -46,9 +46,14 @@ export function createLogger(options: { level?: string; name?: string; destinati
 export function kafkaLogCreator(logger: Logger): logCreator {
   return () => ({ level, log }) => {
     const { message, ...extra } = log;
-    const child = { component: 'kafkajs', namespace: log.namespace, ...extra };
-    delete (child as Record<string, unknown>).timestamp;
-    delete (child as Record<string, unknown>).logger;
+    const child: Record<string, unknown> = { component: 'kafkajs', namespace: log.namespace, ...extra };
+    delete child.timestamp;
+    delete child.logger;
+    // kafkajs passes errors as `error`; under `err` pino's serializer keeps their message and causes.
+    if (child.error instanceof Error && child.err === undefined) {
+      child.err = child.error;
+      delete child.error;
+    }
     if (level === KafkaLogLevel.ERROR) logger.error(child, message);
     else if (level === KafkaLogLevel.WARN) logger.warn(child, message);
     else if (level === KafkaLogLevel.INFO) logger.info(child, message);
