@@ -24,7 +24,7 @@ export function registerRunCommand(program: Command): void {
     .option('--spec <file>', 'pipeline spec', DEFAULT_SPEC)
     .option('--workers <list>', `comma-separated subset of ${WORKER_NAMES.join(',')}`, WORKER_NAMES.join(','))
     .option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz (0 = any free port)', intOption('--metrics-port', 0, 65535), 9464)
-    .option('--metrics-host <host>', 'address /metrics binds (0.0.0.0 to be scraped from other hosts)', '127.0.0.1')
+    .option('--metrics-host <host>', 'address /metrics, /healthz and /readyz listen on; loopback unless you need a remote scraper (e.g. 0.0.0.0 for the docker compose Prometheus or a Kubernetes probe)', '127.0.0.1')
     .option('--batch-max <n>', 'records per chunk (LOOPLINE_WORKER_BATCH_MAX)', intOption('--batch-max', 1, 10_000))
     .option('--session-timeout-ms <ms>', 'consumer session timeout: how soon a dead member\'s partitions move (LOOPLINE_WORKER_SESSION_TIMEOUT_MS)', intOption('--session-timeout-ms', 6000, 1_800_000))
     .action(async (opts: { spec: string; workers: string; metricsPort: number; metricsHost: string; batchMax?: number; sessionTimeoutMs?: number }) => {

@@ -1,7 +1,9 @@
 /**
  * Loopline's connection and runtime configuration, compiled once at start
  * from the environment into a validated, typed object. An error names the
- * variable and what it accepts. Defaults point at the embedded local stack.
+ * variable and what it accepts, and never echoes the value of a secret
+ * (`*_PASSWORD`, `*_AUTH`, `*_SECRET`, `*_TOKEN`, `*_KEY`) or URL userinfo.
+ * Defaults point at the embedded local stack.
  *
  * | variable | default | meaning |
  * |---|---|---|
@@ -17,12 +19,13 @@
  * | LOOPLINE_CASSANDRA_REPLICATION | SimpleStrategy:1 | `SimpleStrategy:<rf>` or `NetworkTopologyStrategy:<dc>=<rf>,...` |
  * | LOOPLINE_CASSANDRA_USERNAME / _PASSWORD | | PasswordAuthenticator credentials |
  * | LOOPLINE_CASSANDRA_SSL | false | TLS to Cassandra (certificates verified) |
- * | LOOPLINE_SCHEMA_REGISTRY_URL | http://127.0.0.1:18081/apis/ccompat/v7 | Confluent-compatible registry |
- * | LOOPLINE_SCHEMA_REGISTRY_AUTH | | `user:password` basic auth |
+ * | LOOPLINE_SCHEMA_REGISTRY_URL | http://127.0.0.1:18081/apis/ccompat/v7 | Confluent-compatible registry; `user:password@` in it becomes a Basic header |
+ * | LOOPLINE_SCHEMA_REGISTRY_AUTH | | `user:password` basic auth (wins over the URL's) |
  * | LOOPLINE_LOG_LEVEL | info | pino level |
  */
 import { z } from 'zod';
 import { ConfigError } from '../streams/errors.js';
+import { isSecretVariable, REDACTED, redactText } from '../streams/redact.js';
 
 const list = z
   .string()
@@ -49,7 +52,7 @@ const ENV = z.object({
   LOOPLINE_CASSANDRA_PASSWORD: z.string().optional(),
   LOOPLINE_CASSANDRA_SSL: bool.default('false'),
   LOOPLINE_SCHEMA_REGISTRY_URL: z.string().url().default('http://127.0.0.1:18081/apis/ccompat/v7'),
-  LOOPLINE_SCHEMA_REGISTRY_AUTH: z.string().optional(),
+  LOOPLINE_SCHEMA_REGISTRY_AUTH: z.string().regex(/^[^:]+:.+$/, 'must be user:password').optional(),
   LOOPLINE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -82,7 +85,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LooplineConfig
   const picked = Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('LOOPLINE_') && v !== ''));
   const parsed = ENV.safeParse(picked);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')} ${i.message} (got ${JSON.stringify(picked[String(i.path[0])])})`);
+    const problems = parsed.error.issues.map((i) => {
+      const name = String(i.path[0]);
+      return `${name} ${scrub(i.message, isSecretVariable(name) ? picked[name] : undefined)} ${shownValue(name, picked[name])}`;
+    });
     throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   }
   const e = parsed.data;
@@ -109,6 +115,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LooplineConfig
     registry: { url: e.LOOPLINE_SCHEMA_REGISTRY_URL, basicAuth: e.LOOPLINE_SCHEMA_REGISTRY_AUTH ?? null },
     logLevel: e.LOOPLINE_LOG_LEVEL,
   };
+}
+
+/**
+ * How a bad value appears in a config error: secrets (passwords, `*_AUTH`,
+ * `*_SECRET`, `*_TOKEN`, `*_KEY`) never, others scrubbed of URL userinfo
+ * (everything before an '@' goes, as in `u:p@host`) and shortened.
+ */
+function shownValue(name: string, value: string | undefined): string {
+  if (value === undefined) return '(not set)';
+  if (isSecretVariable(name)) return '(value not shown: it is a secret)';
+  let v = redactText(value);
+  const at = v.lastIndexOf('@');
+  if (at >= 0) v = `${REDACTED}${v.slice(at)}`;
+  if (v.length > 120) v = `${v.slice(0, 120)}…`;
+  return `(got ${JSON.stringify(v)})`;
+}
+
+/** A validator's message without `secret` in it (zod quotes values in some messages) nor URL userinfo. */
+function scrub(message: string, secret: string | undefined): string {
+  const value = secret;
+  const m = value && value.length >= 3 ? message.split(value).join(REDACTED) : message;
+  return redactText(m);
 }
 
 function parseReplication(spec: string): Record<string, string | number> {

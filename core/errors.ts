@@ -54,10 +54,14 @@ export class FatalError extends LooplineError {
 
 export type DeadLetterStage = 'VALUE_CONVERTER' | 'VALIDATION' | 'PROCESSING' | 'OUTPUT';
 
-/** Configuration that cannot work; names the key and what it accepts. */
+/**
+ * Configuration that cannot work (a bad variable, credentials a dependency
+ * refuses): names the key and what it accepts, never its secret value. Not
+ * about any record, so never a dead letter: the worker stops and says why.
+ */
 export class ConfigError extends FatalError {
-  constructor(message: string) {
-    super(message, 'CONFIG');
+  constructor(message: string, code = 'CONFIG', cause?: unknown) {
+    super(message, code, cause);
   }
 }
 
@@ -65,6 +69,7 @@ export class ConfigError extends FatalError {
 export function wrapError(err: unknown, doing: string): LooplineError {
   const message = `${doing}: ${err instanceof Error ? err.message : String(err)}`;
   if (err instanceof PoisonRecordError) return new PoisonRecordError(err.stage, err.code, message, err);
+  if (err instanceof ConfigError) return new ConfigError(message, err.code, err);
   if (err instanceof FatalError) return new FatalError(message, err.code, err);
   if (err instanceof TransientError) return new TransientError(message, err, err.code);
   if (err instanceof LooplineError) return new LooplineError(message, { code: err.code, retriable: err.retriable, cause: err });
@@ -78,8 +83,20 @@ export function isRetriable(err: unknown): boolean {
   return false;
 }
 
+/** Whether `err` (or an error it wraps) is a FatalError (ConfigError included): stop the worker, never retry, never dead-letter. */
 export function isFatal(err: unknown): boolean {
-  return err instanceof FatalError || (err instanceof LooplineError && err.cause instanceof FatalError);
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
+    if (e instanceof FatalError) return true;
+  }
+  return false;
+}
+
+/** Whether `err` (or an error it wraps) is a ConfigError. */
+export function isConfigError(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
+    if (e instanceof ConfigError) return true;
+  }
+  return false;
 }
 
 /** A short code for metrics and logs: the Loopline code, the Kafka protocol error type, the driver's name, or UNKNOWN. */

@@ -1,51 +1,131 @@
 /**
  * A client for the Confluent Schema Registry REST API (also served by
  * Apicurio at /apis/ccompat/v7 and by Karapace). Only what Loopline needs:
- * register, fetch by id, compatibility. Network faults and 5xx are
- * TransientError (retry); a missing id is SchemaNotFoundError (dead-letter).
+ * register, fetch by id, a subject's versions, compatibility.
+ *
+ * Every failure is classified, carries a code and says what was being done:
+ * | answer | error | what the runtime does |
+ * |---|---|---|
+ * | network fault, timeout, 408, 429, 5xx | TransientError `REGISTRY_UNAVAILABLE` | retries, never dead-letters |
+ * | 401, 403 | RegistryAuthError `REGISTRY_AUTH` (a ConfigError) | stops the worker: credentials are wrong, every record would fail |
+ * | 404 with error 40403 for an id | SchemaNotFoundError `UNKNOWN_SCHEMA` | the codec dead-letters that record |
+ * | 409 on register | IncompatibleSchemaError `INCOMPATIBLE_SCHEMA` (names subject and rule) | stops: a deploy problem |
+ * | 422 on register | InvalidSchemaError `INVALID_SCHEMA` (names subject and rule) | stops |
+ * | any other 4xx, or a 404 without a registry error code (wrong base URL) | RegistryError `REGISTRY_ERROR` | stops |
+ *
+ * Credentials may come as `basicAuth` or as userinfo in the URL
+ * (`https://user:pass@host/...`); either way they are sent as a Basic
+ * Authorization header and never appear in an error message.
  */
-import { LooplineError, TransientError } from '../streams/errors.js';
+import { ConfigError, LooplineError, TransientError } from '../streams/errors.js';
+import { redactText, redactUrl } from '../streams/redact.js';
 
 export type Compatibility =
   | 'BACKWARD' | 'BACKWARD_TRANSITIVE' | 'FORWARD' | 'FORWARD_TRANSITIVE' | 'FULL' | 'FULL_TRANSITIVE' | 'NONE';
 
+/** The registry has no schema with this id (404, error 40403). The record carrying it can never be decoded. */
 export class SchemaNotFoundError extends LooplineError {
   constructor(readonly id: number) {
-    super(`schema id ${id} is not in the registry`, { code: 'UNKNOWN_SCHEMA', retriable: false });
+    super(`fetching schema id ${id}: the registry has no such schema`, { code: 'UNKNOWN_SCHEMA', retriable: false });
   }
 }
 
+/** The registry refused a request in a way no retry fixes (4xx other than the cases below, or a wrong base URL). */
+export class RegistryError extends LooplineError {
+  constructor(message: string, readonly status: number, code = 'REGISTRY_ERROR') {
+    super(message, { code, retriable: false });
+  }
+}
+
+/** 401/403: the configured credentials are missing, wrong or not allowed. Configuration: stop, never dead-letter. */
+export class RegistryAuthError extends ConfigError {
+  constructor(message: string, readonly status: number) {
+    super(message, 'REGISTRY_AUTH');
+  }
+}
+
+/** 409 on register: the schema breaks the subject's compatibility rule. */
 export class IncompatibleSchemaError extends LooplineError {
-  constructor(subject: string, detail: string) {
-    super(`schema is incompatible with subject ${subject}: ${detail}`, { code: 'INCOMPATIBLE_SCHEMA', retriable: false });
+  constructor(readonly subject: string, readonly compatibility: Compatibility | null, detail: string) {
+    super(`registering a schema under subject ${subject}: the registry refused it as incompatible with the subject's ${compatibility ?? 'configured'} compatibility rule (409): ${detail}`, { code: 'INCOMPATIBLE_SCHEMA', retriable: false });
+  }
+}
+
+/** 422 on register: the registry does not accept the schema text (invalid Avro, bad references). */
+export class InvalidSchemaError extends LooplineError {
+  constructor(readonly subject: string, readonly compatibility: Compatibility | null, detail: string) {
+    super(`registering a schema under subject ${subject} (compatibility rule ${compatibility ?? 'unknown'}): the registry rejected the schema as invalid (422): ${detail}`, { code: 'INVALID_SCHEMA', retriable: false });
   }
 }
 
 export interface RegistryClientOptions {
-  /** Base URL of the Confluent-compatible API, e.g. http://127.0.0.1:18081/apis/ccompat/v7. */
+  /** Base URL of the Confluent-compatible API, e.g. http://127.0.0.1:18081/apis/ccompat/v7; may hold `user:password@`. */
   url: string;
   /** Per-request timeout. Default 10 000 ms. */
   timeoutMs?: number;
-  /** Optional basic auth, `user:password`. */
+  /** Optional basic auth, `user:password`; wins over userinfo in `url`. */
   basicAuth?: string;
 }
 
+export interface SubjectVersion {
+  subject: string;
+  version: number;
+  /** The schema id records written with this version carry. */
+  id: number;
+  schema: string;
+}
+
 export interface RegistryClient {
+  /** The id of `schema` under `subject`, registering it as a new version if needed. */
   register(subject: string, schema: string): Promise<number>;
+  /** The schema text for an id; SchemaNotFoundError if the registry has none. */
   getSchema(id: number): Promise<string>;
+  /** The versions registered under `subject` (soft-deleted ones included where the registry lists them); [] for an unknown subject. */
+  subjectVersions(subject: string): Promise<number[]>;
+  /** One registered version of `subject` with its schema id. */
+  subjectVersion(subject: string, version: number): Promise<SubjectVersion>;
   setCompatibility(subject: string, level: Compatibility): Promise<void>;
   getCompatibility(subject: string): Promise<Compatibility | null>;
   isCompatible(subject: string, schema: string): Promise<boolean>;
   subjects(): Promise<string[]>;
 }
 
-export function createRegistryClient(options: RegistryClientOptions): RegistryClient {
-  const base = options.url.replace(/\/+$/, '');
-  const timeoutMs = options.timeoutMs ?? 10_000;
-  const headers: Record<string, string> = { 'Content-Type': 'application/vnd.schemaregistry.v1+json', Accept: 'application/vnd.schemaregistry.v1+json, application/json' };
-  if (options.basicAuth) headers.Authorization = `Basic ${Buffer.from(options.basicAuth).toString('base64')}`;
+interface Answer {
+  status: number;
+  json: unknown;
+  text: string;
+}
 
-  async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown }> {
+/** The Confluent `error_code` of an answer (40403 schema not found, 40401 subject not found, ...), or null. */
+function registryCode(json: unknown): number | null {
+  const code = (json as { error_code?: unknown } | null)?.error_code;
+  return typeof code === 'number' && code > 0 ? code : null;
+}
+
+/** Splits `user:pass@` out of a URL: the request URL must not carry it, and error messages must not show it. */
+function parseBase(url: string): { base: string; userinfo: string | null } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError(`schema registry URL ${redactUrl(url)} is not a valid URL (LOOPLINE_SCHEMA_REGISTRY_URL)`);
+  }
+  const userinfo = parsed.username || parsed.password ? `${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}` : null;
+  parsed.username = '';
+  parsed.password = '';
+  return { base: parsed.toString().replace(/\/+$/, ''), userinfo };
+}
+
+export function createRegistryClient(options: RegistryClientOptions): RegistryClient {
+  const { base, userinfo } = parseBase(options.url);
+  const shownBase = redactUrl(base);
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const credentials = options.basicAuth ?? userinfo;
+  const headers: Record<string, string> = { 'Content-Type': 'application/vnd.schemaregistry.v1+json', Accept: 'application/vnd.schemaregistry.v1+json, application/json' };
+  if (credentials) headers.Authorization = `Basic ${Buffer.from(credentials).toString('base64')}`;
+
+  /** One request; throws the transient and auth classes, returns every other answer for the caller to read. */
+  async function call(doing: string, method: string, path: string, body?: unknown): Promise<Answer> {
     let res: Response;
     try {
       res = await fetch(`${base}${path}`, {
@@ -55,59 +135,116 @@ export function createRegistryClient(options: RegistryClientOptions): RegistryCl
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (err) {
-      throw new TransientError(`schema registry at ${base} unreachable (${(err as Error).message})`, err, 'REGISTRY_UNAVAILABLE');
+      // No `cause`: fetch errors can quote the URL, and kafkajs judges retriability by the innermost cause.
+      const e = err as Error & { cause?: { code?: string; message?: string } };
+      const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : `${e.message}${e.cause?.code ? ` (${e.cause.code})` : e.cause?.message ? ` (${e.cause.message})` : ''}`;
+      throw new TransientError(`${doing}: schema registry at ${shownBase} unreachable: ${redactText(why)}`, undefined, 'REGISTRY_UNAVAILABLE');
     }
-    const text = await res.text();
+    const text = await res.text().catch(() => '');
     let json: unknown = null;
     try {
       json = text ? JSON.parse(text) : null;
     } catch {
       json = text;
     }
-    if (res.status >= 500) throw new TransientError(`schema registry ${method} ${path} answered ${res.status}: ${text.slice(0, 200)}`, undefined, 'REGISTRY_UNAVAILABLE');
-    return { status: res.status, json };
+    const answer = { status: res.status, json, text };
+    if (res.status === 401 || res.status === 403) {
+      throw new RegistryAuthError(
+        `${doing}: schema registry at ${shownBase} answered ${res.status} ${res.status === 401 ? 'Unauthorized' : 'Forbidden'}; check LOOPLINE_SCHEMA_REGISTRY_AUTH or the credentials in LOOPLINE_SCHEMA_REGISTRY_URL (${credentials ? 'credentials were sent' : 'none were sent'})`,
+        res.status,
+      );
+    }
+    if (res.status >= 500 || res.status === 408 || res.status === 429) {
+      throw new TransientError(`${doing}: schema registry at ${shownBase} answered ${res.status}: ${detailOf(answer)}`, undefined, 'REGISTRY_UNAVAILABLE');
+    }
+    return answer;
   }
 
-  const fail = (what: string, r: { status: number; json: unknown }): never => {
-    throw new LooplineError(`schema registry ${what} answered ${r.status}: ${JSON.stringify(r.json).slice(0, 300)}`, { code: 'REGISTRY_ERROR', retriable: false });
+  const detailOf = (a: Answer): string => redactText((typeof a.json === 'object' && a.json && 'message' in a.json ? String((a.json as { message: unknown }).message) : a.text).slice(0, 500));
+
+  const fail = (doing: string, a: Answer): never => {
+    if (a.status === 404 && registryCode(a.json) === null) {
+      throw new RegistryError(`${doing}: ${shownBase} answered 404 without a registry error code; is LOOPLINE_SCHEMA_REGISTRY_URL the API base (…/apis/ccompat/v7 for Apicurio)? ${detailOf(a)}`, a.status);
+    }
+    throw new RegistryError(`${doing}: schema registry answered ${a.status}: ${detailOf(a)}`, a.status);
   };
 
-  return {
+  /** The subject's rule, else the global one; null if neither can be read (only for error messages). */
+  async function ruleOf(subject: string): Promise<Compatibility | null> {
+    try {
+      return (await client.getCompatibility(subject)) ?? (await globalCompatibility());
+    } catch {
+      return null;
+    }
+  }
+
+  async function globalCompatibility(): Promise<Compatibility | null> {
+    const r = await call('reading the global compatibility rule', 'GET', '/config');
+    if (r.status !== 200) return null;
+    const j = r.json as { compatibilityLevel?: Compatibility; compatibility?: Compatibility };
+    return j.compatibilityLevel ?? j.compatibility ?? null;
+  }
+
+  const client: RegistryClient = {
     async register(subject, schema) {
-      const r = await call('POST', `/subjects/${encodeURIComponent(subject)}/versions`, { schema, schemaType: 'AVRO' });
-      if (r.status === 409 || r.status === 422) throw new IncompatibleSchemaError(subject, JSON.stringify(r.json));
-      if (r.status !== 200) fail(`register ${subject}`, r);
+      const doing = `registering a schema under subject ${subject}`;
+      const r = await call(doing, 'POST', `/subjects/${encodeURIComponent(subject)}/versions`, { schema, schemaType: 'AVRO' });
+      if (r.status === 409) throw new IncompatibleSchemaError(subject, await ruleOf(subject), detailOf(r));
+      if (r.status === 422) throw new InvalidSchemaError(subject, await ruleOf(subject), detailOf(r));
+      if (r.status !== 200) fail(doing, r);
       const id = (r.json as { id?: unknown }).id;
-      if (typeof id !== 'number') fail(`register ${subject} (no id)`, r);
-      return id as number;
+      if (typeof id !== 'number') throw new RegistryError(`${doing}: the registry answered without an id: ${detailOf(r)}`, r.status);
+      return id;
     },
     async getSchema(id) {
-      const r = await call('GET', `/schemas/ids/${id}`);
-      if (r.status === 404) throw new SchemaNotFoundError(id);
-      if (r.status !== 200) fail(`get schema ${id}`, r);
-      return (r.json as { schema: string }).schema;
+      const doing = `fetching schema id ${id}`;
+      const r = await call(doing, 'GET', `/schemas/ids/${id}`);
+      if (r.status === 404 && registryCode(r.json) !== null) throw new SchemaNotFoundError(id);
+      if (r.status !== 200) fail(doing, r);
+      const schema = (r.json as { schema?: unknown }).schema;
+      if (typeof schema !== 'string') throw new RegistryError(`${doing}: the registry answered without a schema`, r.status);
+      return schema;
+    },
+    async subjectVersions(subject) {
+      const doing = `listing the versions of subject ${subject}`;
+      const r = await call(doing, 'GET', `/subjects/${encodeURIComponent(subject)}/versions?deleted=true`);
+      if (r.status === 404 && registryCode(r.json) !== null) return [];
+      if (r.status !== 200 || !Array.isArray(r.json)) fail(doing, r);
+      return (r.json as unknown[]).filter((v): v is number => Number.isSafeInteger(v));
+    },
+    async subjectVersion(subject, version) {
+      const doing = `fetching version ${version} of subject ${subject}`;
+      const r = await call(doing, 'GET', `/subjects/${encodeURIComponent(subject)}/versions/${version}?deleted=true`);
+      if (r.status !== 200) fail(doing, r);
+      const j = r.json as { id?: unknown; version?: unknown; schema?: unknown };
+      if (typeof j.id !== 'number' || typeof j.schema !== 'string') throw new RegistryError(`${doing}: the registry answered without an id and schema`, r.status);
+      return { subject, version: typeof j.version === 'number' ? j.version : version, id: j.id, schema: j.schema };
     },
     async setCompatibility(subject, level) {
-      const r = await call('PUT', `/config/${encodeURIComponent(subject)}`, { compatibility: level });
-      if (r.status !== 200) fail(`set compatibility of ${subject}`, r);
+      const doing = `setting the compatibility rule of subject ${subject} to ${level}`;
+      const r = await call(doing, 'PUT', `/config/${encodeURIComponent(subject)}`, { compatibility: level });
+      if (r.status !== 200) fail(doing, r);
     },
     async getCompatibility(subject) {
-      const r = await call('GET', `/config/${encodeURIComponent(subject)}`);
-      if (r.status === 404) return null;
-      if (r.status !== 200) fail(`get compatibility of ${subject}`, r);
+      const doing = `reading the compatibility rule of subject ${subject}`;
+      const r = await call(doing, 'GET', `/config/${encodeURIComponent(subject)}`);
+      if (r.status === 404 && registryCode(r.json) !== null) return null;
+      if (r.status !== 200) fail(doing, r);
       const j = r.json as { compatibilityLevel?: Compatibility; compatibility?: Compatibility };
       return j.compatibilityLevel ?? j.compatibility ?? null;
     },
     async isCompatible(subject, schema) {
-      const r = await call('POST', `/compatibility/subjects/${encodeURIComponent(subject)}/versions/latest`, { schema, schemaType: 'AVRO' });
-      if (r.status === 404) return true; // no versions yet: anything is compatible
-      if (r.status !== 200) fail(`check compatibility of ${subject}`, r);
+      const doing = `checking a schema against subject ${subject}`;
+      const r = await call(doing, 'POST', `/compatibility/subjects/${encodeURIComponent(subject)}/versions/latest`, { schema, schemaType: 'AVRO' });
+      if (r.status === 404 && registryCode(r.json) !== null) return true; // no versions yet: anything is compatible
+      if (r.status !== 200) fail(doing, r);
       return (r.json as { is_compatible: boolean }).is_compatible;
     },
     async subjects() {
-      const r = await call('GET', '/subjects');
-      if (r.status !== 200) fail('list subjects', r);
+      const r = await call('listing subjects', 'GET', '/subjects');
+      if (r.status !== 200 || !Array.isArray(r.json)) fail('listing subjects', r);
       return r.json as string[];
     },
   };
+  return client;
 }

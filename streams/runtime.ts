@@ -56,7 +56,8 @@ import { patchKafkajs } from './kafkajs-patch.js';
 import type { Logger } from './logger.js';
 import type { WorkerMetrics } from './metrics.js';
 import { DEFAULT_RETRY, RetryState, sleep, type RetryPolicy } from './retry.js';
-import { topicSpec, type TopicName, type TopicNames } from './topics.js';
+import { planSends } from './batch-bytes.js';
+import { decodeOptionsFor, topicSpec, type TopicName, type TopicNames } from './topics.js';
 
 export interface InputRecord<V> {
   /** Logical topic name (no prefix). */
@@ -86,6 +87,8 @@ export interface RecordFailure {
   stage: DeadLetterStage;
   code: string;
   message: string;
+  /** Which decode limit a record broke (LIMIT_EXCEEDED, TOO_LARGE, BAD_BODY). */
+  limit?: string;
 }
 
 export interface ProcessResult {
@@ -159,7 +162,7 @@ export interface WorkerOptions {
   transactionTimeoutMs?: number;
   /** Encoded outputs larger than this are a record failure (OUTPUT_TOO_LARGE). Default 900 000 bytes (the broker takes 1 MiB). */
   maxMessageBytes?: number;
-  /** Outputs of one transaction go out in sends of at most this many bytes. Default 4 MiB. */
+  /** Outputs of one transaction go out in sends of at most this many bytes (each partition's batch stays under the broker's 1 MiB). Default 900 000. */
   maxSendBytes?: number;
   /** Largest input record accepted per logical topic (bytes); larger ones are dead-lettered (TOO_LARGE) before decoding. Default 1 MiB. */
   maxRecordBytes?: number;
@@ -179,7 +182,7 @@ export function resolveWorkerOptions(o: WorkerOptions = {}): ResolvedWorkerOptio
     retry: { ...DEFAULT_RETRY, ...o.retry },
     transactionTimeoutMs: o.transactionTimeoutMs ?? 60_000,
     maxMessageBytes: o.maxMessageBytes ?? 900_000,
-    maxSendBytes: o.maxSendBytes ?? 4 * 1024 * 1024,
+    maxSendBytes: o.maxSendBytes ?? 900_000,
     maxRecordBytes: o.maxRecordBytes ?? 1024 * 1024,
   };
 }
@@ -237,7 +240,8 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
   const o = resolveWorkerOptions(options);
   const logger = deps.logger.child({ worker: handler.name });
   const groupId = options.groupId ?? `${names.prefix}loopline-${handler.name}`;
-  const inputs = handler.input.topics.map((t) => ({ ...t, physical: names.physical(t.topic), spec: topicSpec(t.topic) }));
+  // Decode options once per input: the topic's subjects as the schema-id allow-list, its limits, the byte cap.
+  const inputs = handler.input.topics.map((t) => ({ ...t, physical: names.physical(t.topic), spec: topicSpec(t.topic), decode: decodeOptionsFor(names, t.topic, { maxRecordBytes: o.maxRecordBytes }) }));
   const byPhysical = new Map(inputs.map((i) => [i.physical, i]));
   const copartitioned = handler.input.copartitioned === true && inputs.length > 1;
 
@@ -347,6 +351,7 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
       '__connect.errors.exception.message': f.message.slice(0, 2000),
       '__connect.errors.connector.name': handler.name,
       'error.code': f.code,
+      ...(f.limit ? { 'error.limit': f.limit } : {}),
       'loopline.worker.version': WORKER_VERSION,
     };
     const size = (m.value?.length ?? 0) + (m.key?.length ?? 0);
@@ -399,13 +404,11 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
     const goodMessages: KafkaMessage[] = [];
     const decoded = await Promise.all(
       chunk.map(async (m) => {
-        const size = m.value?.length ?? 0;
-        if (size > o.maxRecordBytes) return { ok: false as const, error: { code: 'TOO_LARGE', message: `record of ${size} bytes exceeds the ${o.maxRecordBytes}-byte limit of ${input.topic}` } };
         if (typeof types === 'string') {
-          const d = await codec.decode(types as N, m.value);
+          const d = await codec.decode(types as N, m.value, input.decode);
           return d.ok ? { ok: true as const, value: d.value, record: types as RecordName } : d;
         }
-        const d = await codec.decodeAny(types as readonly N[], m.value);
+        const d = await codec.decodeAny(types as readonly N[], m.value, input.decode);
         return d.ok ? { ok: true as const, value: d.value, record: (d.record ?? (types as readonly N[])[0]) as RecordName } : d;
       }),
     );
@@ -415,7 +418,7 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
         good.push({ topic: input.topic, record: d.record, partition, offset: m.offset, key: m.key?.toString() ?? null, timestamp: Number(m.timestamp), headers: m.headers ?? {}, value: d.value as RecordTypes[N] });
         goodMessages.push(m);
       } else {
-        dead.push({ message: m, failure: { stage: 'VALUE_CONVERTER', code: d.error.code, message: d.error.message } });
+        dead.push({ message: m, failure: { stage: 'VALUE_CONVERTER', code: d.error.code, message: d.error.message, ...(d.error.limit ? { limit: d.error.limit } : {}) } });
       }
     });
     const result = good.length > 0 ? await processIsolating(good, ctx) : { outputs: [], failures: [] };
@@ -427,29 +430,17 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
     return { messages, processed: good.length - result.failures.length, outputs: result.outputs.length, dead };
   }
 
-  /** Sends messages in the open transaction, in sends of at most maxSendBytes. */
+  /** Sends messages in the open transaction, in sends that fit the broker's limits (outputs were already checked against maxMessageBytes). */
   async function send(tx: Transaction, messages: Array<{ topic: string; key: string | Buffer | null; value: Buffer | null; headers?: IHeaders }>): Promise<void> {
-    let batch: typeof messages = [];
-    let bytes = 0;
-    const flush = async () => {
-      if (batch.length === 0) return;
-      const byTopic = new Map<string, Array<{ key: string | Buffer | null; value: Buffer | null; headers?: IHeaders }>>();
-      for (const { topic, ...m } of batch) {
-        const list = byTopic.get(topic) ?? [];
-        list.push(m);
-        byTopic.set(topic, list);
-      }
-      await tx.sendBatch({ topicMessages: [...byTopic].map(([topic, ms]) => ({ topic, messages: ms })) });
-      batch = [];
-      bytes = 0;
-    };
-    for (const m of messages) {
-      const size = (m.value?.length ?? 0) + 64;
-      if (bytes + size > o.maxSendBytes) await flush();
-      batch.push(m);
-      bytes += size;
+    const byTopic = new Map<string, Array<{ key: string | Buffer | null; value: Buffer | null; headers?: IHeaders }>>();
+    for (const { topic, ...m } of messages) {
+      const list = byTopic.get(topic) ?? [];
+      list.push(m);
+      byTopic.set(topic, list);
     }
-    await flush();
+    const plan = planSends([...byTopic].map(([topic, ms]) => ({ topic, messages: ms })), { maxBatchBytes: o.maxSendBytes, maxMessageBytes: o.maxSendBytes });
+    if (plan.oversized.length > 0) throw new FatalError(`${plan.oversized.length} messages exceed ${o.maxSendBytes} bytes`, 'OUTPUT_TOO_LARGE');
+    for (const topicMessages of plan.sends) await tx.sendBatch({ topicMessages: topicMessages as never });
   }
 
   async function heartbeatOrRebalance(payload: EachBatchPayload): Promise<void> {

@@ -8,6 +8,7 @@
 import type { Admin } from 'kafkajs';
 import { recordSchema, type RecordName } from '../schemas/catalogue.js';
 import { FatalError } from '../core/errors.js';
+import type { DecodeLimits, DecodeOptions } from '../schemas/codec.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -32,6 +33,8 @@ export interface TopicSpec {
   copartition?: string;
   /** Written and read by Loopline only (a repartition topic), not an interface for applications. */
   internal?: boolean;
+  /** Decode limits of the topic's records (maxRecordBytes, maxCollectionItems...); unset ones take the codec's defaults. */
+  limits?: Partial<DecodeLimits>;
   doc: string;
 }
 
@@ -99,6 +102,20 @@ export function createTopicNames(prefix: string) {
   };
 }
 export type TopicNames = ReturnType<typeof createTopicNames>;
+
+/**
+ * What the codec should accept on `topic`: only ids registered under the
+ * topic's subjects (one per record type it carries), with the topic's limits,
+ * then `overrides` (a worker's own maxRecordBytes, say). Build it once per
+ * worker and pass the same object to every decode.
+ *
+ *   const decodeOptions = decodeOptionsFor(names, 'events.client', { maxRecordBytes: 65_536 });
+ *   const d = await codec.decode('ClientEvent', message.value, decodeOptions);
+ */
+export function decodeOptionsFor(names: TopicNames, topic: string, overrides: Partial<DecodeOptions> = {}): DecodeOptions {
+  const spec = topicSpec(topic);
+  return { subjects: spec.values.map((r) => names.subject(topic, r)), ...spec.limits, ...overrides };
+}
 
 export interface EnsureTopicsResult {
   created: string[];
