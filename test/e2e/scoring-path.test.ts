@@ -70,7 +70,7 @@ describe('scoring path', () => {
     const raw = [
       { key: 'nsw', value: Buffer.from('{"event_id":"json-not-avro"}') }, // BAD_MAGIC
       { key: 'nsw', value: Buffer.from([0, 0, 0]) }, // TOO_SHORT
-      { key: 'nsw', value: frame(2_000_000_000, good.subarray(5)) }, // UNKNOWN_SCHEMA
+      { key: 'nsw', value: frame(2_000_000_000, good.subarray(5)) }, // SCHEMA_NOT_ALLOWED: not an id of the topic's subject
     ];
     const invalid = [
       badEvent('bad-nan', { fields: { ...badEvent('', {}).fields, nswdemand: Number.NaN } }),
@@ -120,7 +120,7 @@ describe('scoring path', () => {
     expect(new Set(predictions.map((p) => p.event_id))).toEqual(new Set(scoredIds)); // none lost
     expect(dlq).toHaveLength(6);
     expect(predictions.length + dlq.length).toBe(eventsIn);
-    expect(dlq.map((m) => header(m.headers, 'error.code')).sort()).toEqual(['BAD_MAGIC', 'NON_FINITE', 'NON_FINITE', 'TOO_SHORT', 'UNKNOWN_SCHEMA', 'WRONG_TYPE']);
+    expect(dlq.map((m) => header(m.headers, 'error.code')).sort()).toEqual(['BAD_MAGIC', 'NON_FINITE', 'NON_FINITE', 'SCHEMA_NOT_ALLOWED', 'TOO_SHORT', 'WRONG_TYPE']);
 
     // The prediction log holds exactly one row per scored event, with the served features.
     const log = createPredictionLog(env.cql);
@@ -133,7 +133,7 @@ describe('scoring path', () => {
       const p = byId.get(l.event_id)!;
       expect(l.model_version).toBe(p.model_version);
       expect(l.score).toBeCloseTo(p.score, 12);
-      expect(l.features).toEqual(Object.fromEntries(Object.entries(p.features).filter(([, v]) => v !== null)));
+      expect(l.features).toEqual(p.features); // the exact values served, features served missing as null
     }
 
     // Unknown entities were scored, with their feature-store features flagged missing.

@@ -53,11 +53,12 @@ describe('scorer variants', () => {
   it('serves an A/B arm by stable hash, logs a shadow without serving it, and refuses a mismatched model', async () => {
     const ab = await register(1000, 4000);
     const shadow = await register(2000, 5000);
-    // A model trained on other inputs (two features only): its spec cannot match the pipeline's.
+    // A model trained on an input the pipeline does not serve (`nswprice`, the raw price): it cannot fit the pipeline.
+    // (A model taking fewer of the served inputs would fit: each model gets exactly the inputs its spec names.)
     const rows = pointInTimeRows(spec, buildReplayPlan(spec, csv, { limit: 500 })).filter((r) => r.label !== null);
     const odd = trainModel({
-      spec: { task: 'binary', features: [{ name: 'period', kind: 'numeric' }, { name: 'nswdemand', kind: 'numeric' }], classes: ['DOWN', 'UP'] },
-      rows: rows.map((r) => ({ period: r.values.period ?? null, nswdemand: r.values.nswdemand ?? null })),
+      spec: { task: 'binary', features: [{ name: 'period', kind: 'numeric' }, { name: 'nswprice', kind: 'numeric' }], classes: ['DOWN', 'UP'] },
+      rows: rows.map((r) => ({ period: r.values.period ?? null, nswprice: r.values.nswdemand ?? null })),
       labels: rows.map((r) => r.label!),
     });
     const mismatched = (await registry.register({
