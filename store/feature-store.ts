@@ -30,7 +30,10 @@ export interface FeatureStore {
   lookup(set: string, entityIds: string[]): Promise<Map<string, EntityFeatures>>;
   /** Values of `features` of one entity with as-of time in [from, to], newest first. */
   history(set: string, entityId: string, features: string[], from: number, to: number): Promise<FeatureHistory>;
-  /** The newest as-of time the writer has applied, per entity (absent = nothing yet). */
+  /**
+   * The newest as-of time the writer has applied, per entity (absent = nothing yet). The key
+   * `SET_WATERMARK` holds the newest as-of time applied to any entity of the set.
+   */
   watermarks(set: string, entityIds: string[]): Promise<Map<string, number>>;
   /** Applies updates in order; returns how many feature values changed. */
   apply(updates: FeatureUpdate[], ttlSeconds: (set: string) => number): Promise<{ written: number; skipped: number }>;
@@ -44,6 +47,9 @@ const HISTORY_SELECT =
 const WATERMARK_UPSERT = 'UPDATE feature_watermarks USING TIMESTAMP ? AND TTL ? SET as_of = ? WHERE feature_set = ? AND entity_id = ?';
 const INSERT =
   'INSERT INTO features_online (feature_set, entity_id, feature, num_value, str_value, as_of, update_id, prev_num_value, prev_str_value, prev_as_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?';
+
+/** The watermark row of a whole feature set: the newest as-of time its writer applied to any key. */
+export const SET_WATERMARK = '\u0000set';
 
 export function createFeatureStore(client: cassandra.Client, options: { concurrency?: number } = {}): FeatureStore {
   const concurrency = options.concurrency ?? 64;
@@ -174,12 +180,21 @@ export function createFeatureStore(client: cassandra.Client, options: { concurre
               ),
             );
             const newest = Math.max(...list.map((u) => u.event_time));
+            // The cell timestamp is the as-of time, so the watermark only moves forward (last write wins).
             await client.execute(WATERMARK_UPSERT, [cassandra.types.Long.fromNumber(newest * 1000), ttl, new Date(newest), set, entity], { prepare: true, isIdempotent: true });
             written += changed.size;
           }),
         );
       } catch (err) {
         throw classifyCassandraError(err, `writing online features`);
+      }
+      // Then the set's own watermark: every key's values up to it are in.
+      try {
+        const bySet = new Map<string, number>();
+        for (const u of updates) bySet.set(u.feature_set, Math.max(bySet.get(u.feature_set) ?? -Infinity, u.event_time));
+        await Promise.all([...bySet].map(([set, newest]) => client.execute(WATERMARK_UPSERT, [cassandra.types.Long.fromNumber(newest * 1000), ttlSeconds(set), new Date(newest), set, SET_WATERMARK], { prepare: true, isIdempotent: true })));
+      } catch (err) {
+        throw classifyCassandraError(err, `writing feature-set watermarks`);
       }
       return { written, skipped };
     },

@@ -7,7 +7,7 @@
 import { ModelNotFoundError, type ModelInfo, type ModelRegistry, type ModelVersion, type ServingState } from '../models/registry.js';
 import type { LabeledPrediction, Prediction } from '../schemas/types.js';
 import { createMemoryStateStore, type StateStore } from '../streams/state.js';
-import { type EntityFeatures, type FeatureHistory, type FeatureStore } from './feature-store.js';
+import { SET_WATERMARK, type EntityFeatures, type FeatureHistory, type FeatureStore } from './feature-store.js';
 import type { LabelStore, StoredTruth } from './labels.js';
 import { sha256 } from './model-registry.js';
 import type { MonitorReportStore, StoredReport } from './monitor-reports.js';
@@ -65,7 +65,7 @@ export function createMemoryFeatureStore(): FeatureStore & { history_: Map<strin
           written++;
         }
         latest.set(k(u.feature_set, u.entity_id), row);
-        marks.set(k(u.feature_set, u.entity_id), Math.max(marks.get(k(u.feature_set, u.entity_id)) ?? -Infinity, u.event_time));
+        for (const key of [k(u.feature_set, u.entity_id), k(u.feature_set, SET_WATERMARK)]) marks.set(key, Math.max(marks.get(key) ?? -Infinity, u.event_time));
       }
       return { written, skipped };
     },

@@ -27,7 +27,7 @@ import { keyTimes } from '../../pipelines/feature-keys.js';
 import type { PipelineSpec } from '../../pipelines/spec.js';
 import { checkEvent } from '../../pipelines/validate.js';
 import type { ClientEvent, FeatureVector } from '../../schemas/types.js';
-import { asOfValue, valueAt, type EntityFeatures, type FeatureStore } from '../../store/feature-store.js';
+import { asOfValue, SET_WATERMARK, valueAt, type EntityFeatures, type FeatureStore } from '../../store/feature-store.js';
 import type { ProgressStore } from '../../store/state-store.js';
 import type { WorkerImpl } from '../../streams/definition.js';
 import type { InputRecord, OutputRecord, RecordFailure } from '../../streams/runtime.js';
@@ -90,14 +90,19 @@ export function createPreprocessor(deps: PreprocessorDeps): WorkerImpl<'ClientEv
   const now = deps.now ?? Date.now;
   const { spec } = deps;
 
-  /** Polls the writer's watermarks until each entity's reaches its newest event time, or the wait runs out. */
+  /**
+   * Polls the writer's watermarks until each key's reaches its newest event time, or the wait runs
+   * out. A key the writer has never seen is waited for only while the writer is behind in time for
+   * the whole set (its set watermark is older than the event): then its first value may be on its
+   * way; once the writer is past the event's time, nothing is coming for it.
+   */
   async function waitForWriter(set: string, maxMs: number, newest: Map<string, number>): Promise<void> {
     const started = Date.now();
     let pending = [...newest.keys()];
     while (pending.length > 0) {
-      const marks = await deps.store.watermarks(set, pending);
-      // Entities the writer has never seen are not waited for: nothing is on its way for them.
-      pending = pending.filter((e) => marks.has(e) && marks.get(e)! < newest.get(e)!);
+      const marks = await deps.store.watermarks(set, [...pending, SET_WATERMARK]);
+      const setMark = marks.get(SET_WATERMARK) ?? -Infinity;
+      pending = pending.filter((e) => (marks.get(e) ?? (setMark >= newest.get(e)! ? Infinity : -Infinity)) < newest.get(e)!);
       if (pending.length === 0 || Date.now() - started >= maxMs) break;
       await new Promise((r) => setTimeout(r, 25));
     }
