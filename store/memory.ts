@@ -45,6 +45,15 @@ export function createMemoryFeatureStore(): FeatureStore & { history_: Map<strin
       }
       return out;
     },
+    async waitForWatermarks(set, newest) {
+      // In memory, writes are done before anyone reads: the state is final, nothing to wait for.
+      const setMark = marks.get(k(set, SET_WATERMARK)) ?? -Infinity;
+      const caughtUp = [...newest].every(([e, t]) => {
+        const mark = marks.get(k(set, e));
+        return mark === undefined ? setMark >= t : mark >= t;
+      });
+      return { waitedMs: 0, caughtUp };
+    },
     async apply(updates) {
       let written = 0;
       let skipped = 0;

@@ -27,7 +27,7 @@ import { keyTimes } from '../../pipelines/feature-keys.js';
 import type { PipelineSpec } from '../../pipelines/spec.js';
 import { checkEvent } from '../../pipelines/validate.js';
 import type { ClientEvent, FeatureVector } from '../../schemas/types.js';
-import { asOfValue, SET_WATERMARK, valueAt, type EntityFeatures, type FeatureStore } from '../../store/feature-store.js';
+import { asOfValue, valueAt, type EntityFeatures, type FeatureStore } from '../../store/feature-store.js';
 import type { ProgressStore } from '../../store/state-store.js';
 import type { WorkerImpl } from '../../streams/definition.js';
 import type { InputRecord, OutputRecord, RecordFailure } from '../../streams/runtime.js';
@@ -36,7 +36,7 @@ export { checkEvent };
 
 export interface PreprocessorDeps {
   spec: PipelineSpec;
-  store: Pick<FeatureStore, 'lookup' | 'history' | 'watermarks'>;
+  store: Pick<FeatureStore, 'lookup' | 'history' | 'waitForWatermarks'>;
   /** The feature-aggregator's progress per partition, for events-sourced sets. */
   aggregatorProgress?: Pick<ProgressStore, 'read'>;
   now?: () => number;
@@ -90,23 +90,10 @@ export function createPreprocessor(deps: PreprocessorDeps): WorkerImpl<'ClientEv
   const now = deps.now ?? Date.now;
   const { spec } = deps;
 
-  /**
-   * Polls the writer's watermarks until each key's reaches its newest event time, or the wait runs
-   * out. A key the writer has never seen is waited for only while the writer is behind in time for
-   * the whole set (its set watermark is older than the event): then its first value may be on its
-   * way; once the writer is past the event's time, nothing is coming for it.
-   */
+  /** Waits (bounded) until the writer has applied every update known at each key's newest event time. */
   async function waitForWriter(set: string, maxMs: number, newest: Map<string, number>): Promise<void> {
-    const started = Date.now();
-    let pending = [...newest.keys()];
-    while (pending.length > 0) {
-      const marks = await deps.store.watermarks(set, [...pending, SET_WATERMARK]);
-      const setMark = marks.get(SET_WATERMARK) ?? -Infinity;
-      pending = pending.filter((e) => (marks.get(e) ?? (setMark >= newest.get(e)! ? Infinity : -Infinity)) < newest.get(e)!);
-      if (pending.length === 0 || Date.now() - started >= maxMs) break;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    deps.onWait?.(set, Date.now() - started, pending.length === 0);
+    const { waitedMs, caughtUp } = await deps.store.waitForWatermarks(set, newest, maxMs);
+    deps.onWait?.(set, waitedMs, caughtUp);
   }
 
   /** Polls the aggregator's progress on the chunk's partition until it has applied the chunk's last event, or the wait runs out. */
