@@ -4,6 +4,7 @@ import type { FeatureSpec } from './feature-spec.js';
  * A fitted linear model over the encoded `features` tensor (see `encodeRows`).
  * The design row is [standardised numeric columns..., one-hot of each
  * categorical column...] (D = numeric.length + sum of categorical sizes).
+ * A standardised numeric value is clipped to [-clip, clip] when `clip` is set.
  * All numbers are float32-representable so the ONNX graph and
  * {@link forward} use identical parameters.
  */
@@ -17,6 +18,11 @@ export interface LinearModelParams {
   weights: Float32Array;
   /** [K] bias. */
   bias: Float32Array;
+  /**
+   * Bound on standardised numeric values, applied in training and inside the
+   * graph (ONNX Clip); null = unbounded (the behaviour before clipping existed).
+   */
+  clip: number | null;
 }
 
 /** Number of linear outputs K for a spec. */
@@ -45,23 +51,27 @@ export function designWidth(params: Pick<LinearModelParams, 'numeric' | 'categor
 
 /**
  * Expands the encoded input [n, F] into the row-major design matrix [n, D]:
- * NaN numerics imputed with the mean then standardised; categorical codes
- * one-hot encoded (codes outside 0..size-1 give all zeros).
+ * NaN numerics imputed with the mean, standardised, then clipped to
+ * [-clip, clip] (when set); categorical codes one-hot encoded (codes outside
+ * 0..size-1 give all zeros).
  */
 export function designMatrix(
-  params: Pick<LinearModelParams, 'spec' | 'numeric' | 'categorical'>,
+  params: Pick<LinearModelParams, 'spec' | 'numeric' | 'categorical' | 'clip'>,
   encoded: Float32Array,
   n: number,
 ): Float64Array {
   const width = params.spec.features.length;
   const d = designWidth(params);
   const z = new Float64Array(n * d);
+  const bound = params.clip ?? Infinity;
   for (let i = 0; i < n; i++) {
     const row = i * width;
     let j = i * d;
     for (const { column, mean, std } of params.numeric) {
       const x = encoded[row + column] ?? Number.NaN;
-      z[j++] = ((Number.isNaN(x) ? mean : x) - mean) / std;
+      // float32 like the graph (Sub, Div and Clip run in float32).
+      const scaled = Math.fround(Math.fround((Number.isNaN(x) ? mean : x) - mean) / std);
+      z[j++] = Math.min(bound, Math.max(-bound, scaled));
     }
     for (const { column, size } of params.categorical) {
       const code = encoded[row + column] ?? -1;
