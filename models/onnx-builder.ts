@@ -94,8 +94,8 @@ function floatMatrixInfo(name: string, columns: number): Onnx.IValueInfoProto {
 /**
  * Serialises a fitted linear model as an ONNX ModelProto (IR 8, opset 17).
  * The graph takes `features` float32 [N, F] (see `encodeRows`), imputes NaN
- * numerics with the training mean, standardises them, clips them to
- * [-clip, clip] (ONNX Clip, when `params.clip` is set), one-hot encodes
+ * numerics with the training mean, standardises them, clips each to its
+ * [low, high] (Min and Max against per-column bounds), one-hot encodes
  * categorical codes, applies MatMul + Add and the task's output function, and
  * yields `probabilities` float32 [N, C] or `value` float32 [N, 1]. The spec is
  * stored as JSON under {@link SPEC_METADATA_KEY}. Output bytes are a pure
@@ -116,13 +116,10 @@ export function buildLinearOnnx(params: LinearModelParams): Uint8Array {
     const imputed = g.node('Where', [missing, mean, raw], 'numeric_imputed');
     const centred = g.node('Sub', [imputed, mean], 'numeric_centred');
     const scaled = g.node('Div', [centred, std], 'numeric_scaled');
-    if (params.clip === null) {
-      parts.push(scaled);
-    } else {
-      const low = g.floats('clip_min', [], [-params.clip]);
-      const high = g.floats('clip_max', [], [params.clip]);
-      parts.push(g.node('Clip', [scaled, low, high], 'numeric_clipped'));
-    }
+    const high = g.floats('numeric_high', [n], params.numeric.map((x) => x.high));
+    const low = g.floats('numeric_low', [n], params.numeric.map((x) => x.low));
+    const capped = g.node('Min', [scaled, high], 'numeric_capped');
+    parts.push(g.node('Max', [capped, low], 'numeric_clipped'));
   }
   params.categorical.forEach(({ column, size }, i) => {
     const col = g.int64s(`cat${i}_column`, [column]);

@@ -6,6 +6,7 @@ import { loadOnnxModel } from './onnx-model.js';
 import type { OnnxModel } from './onnx-model.js';
 import { encodeRows } from './encode.js';
 import { forward } from './linear-model.js';
+import type { LinearModelParams } from './linear-model.js';
 import type { FeatureRow } from './feature-spec.js';
 import type { ModelOutput } from './model-output.js';
 import { binaryData, blobData, randomSource, regressionData } from './test-support.js';
@@ -25,7 +26,7 @@ describe('trainModel', () => {
     expect(model.trainedRows).toBe(1000);
     expect(model.trainer).toEqual({
       name: 'builtin-linear',
-      settings: { epochs: 50, learningRate: 0.05, l2: 0.01, batchSize: 64, seed: 42, clip: 5, minStd: 0, classWeight: 'none' },
+      settings: { epochs: 50, learningRate: 0.05, l2: 1e-4, batchSize: 64, seed: 42, clip: 5, clipToRange: false, minStd: 0, classWeight: 'none' },
     });
     expect(model.trainer.settings).toEqual(DEFAULT_TRAINER_SETTINGS);
   });
@@ -132,25 +133,33 @@ describe('scaling that holds up when a near-constant column shifts', () => {
   it('a constant column gets weight 0 and can never move a prediction', () => {
     const input = data(() => 0.003467);
     const { params } = fitLinearModel(input);
-    expect(params.numeric[1]).toEqual({ column: 1, mean: Math.fround(0.003467), std: 1 });
+    expect(params.numeric[1]).toEqual({ column: 1, mean: Math.fround(0.003467), std: 1, low: 0, high: 0 });
     expect(params.weights[1]).toBe(0);
     const model = trainModel(input);
     expect(model.predict(shifted(input.rows, 1000))).toEqual(model.predict(input.rows));
   });
 
-  it('floors the scale at max(minStd, 1e-5·|mean|)', () => {
-    expect(fitLinearModel(nearConstant).params.numeric[1]?.std).toBeCloseTo(1e-5 * 0.003467, 12);
+  it('floors the scale at max(minStd, 1e-3·|mean|)', () => {
+    expect(fitLinearModel(nearConstant).params.numeric[1]?.std).toBeCloseTo(1e-3 * 0.003467, 12);
     expect(fitLinearModel({ ...narrow, settings: { minStd: 0.1 } }).params.numeric[1]?.std).toBeCloseTo(0.1, 6);
     expect(fitLinearModel(narrow).params.numeric[1]?.std).toBeCloseTo(0.002, 3);
   });
 
-  it('clips standardised values to [-clip, clip]', () => {
-    const { params } = fitLinearModel({ ...narrow, settings: { clip: 2 } });
-    expect(params.clip).toBe(2);
-    const x = params.numeric[0] ?? { mean: 0, std: 1 };
+  it('clips standardised values to [-clip, clip] and, with clipToRange, to the training range', () => {
+    const score = (params: LinearModelParams, x: number): number => forward(params, encodeRows(params.spec, [{ x, c: 0.42 }]), 1)[1] ?? NaN;
+    const { params } = fitLinearModel({ ...narrow, settings: { clip: 2, clipToRange: false } });
+    const x = params.numeric[0] ?? { mean: 0, std: 1, low: 0, high: 0 };
+    expect([x.low, x.high]).toEqual([-2, 2]);
     // x = 100 is far beyond 2 stds, so it scores exactly like x = mean + 2·std.
-    const [far, atClip] = [100, x.mean + 2 * x.std].map((v) => forward(params, encodeRows(params.spec, [{ x: v, c: 0.42 }]), 1)[1]);
-    expect(far).toBeCloseTo(atClip ?? NaN, 5);
+    expect(score(params, 100)).toBeCloseTo(score(params, x.mean + 2 * x.std), 5);
+
+    const ranged = fitLinearModel({ ...narrow, settings: { clipToRange: true } }).params;
+    const xs = narrow.rows.map((r) => r.x as number);
+    const top = Math.max(...xs);
+    const r = ranged.numeric[0] ?? { mean: 0, std: 1, low: 0, high: 0 };
+    expect(r.high).toBeCloseTo((top - r.mean) / r.std, 5);
+    expect(r.high).toBeLessThan(5);
+    expect(score(ranged, 100)).toBeCloseTo(score(ranged, top), 5);
   });
 });
 
