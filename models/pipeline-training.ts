@@ -13,6 +13,7 @@ import type { FeatureRow } from './feature-spec.js';
 import { artifactOf, type ModelInfo, type ModelRegistry } from './registry.js';
 import { trainBuiltin, trainerChoiceOf } from './builtin-trainer.js';
 import type { TrainedModel } from './trained-model.js';
+import type { PeriodicRow } from './periodic-baseline.js';
 
 /**
  * Trains the pipeline's model with its built-in trainer (`trainer.algorithm`,
@@ -35,6 +36,13 @@ export interface BootstrapResult {
   promoted: boolean;
   rows: number;
   seconds: number;
+  /** The trained model itself (its `predict` is the TS forward pass of `model`'s ONNX). */
+  trained: TrainedModel;
+  /**
+   * The training rows as served, with labels due at event time + label.delayMs:
+   * the `history` of a `periodicBaselineForPipeline` run over the rest of the replay.
+   */
+  history: PeriodicRow[];
 }
 
 /**
@@ -63,5 +71,6 @@ export async function trainBootstrap(spec: PipelineSpec, specDir: string, regist
   const promoted =
     serving.champion === null &&
     (await registry.promote({ pipeline: spec.name, modelName: spec.model.name, version: model.version, expected: null, actor, reason: 'bootstrap model' }));
-  return { model, promoted, rows: rows.length, seconds: (Date.now() - started) / 1000 };
+  const history = rows.map((r) => ({ eventTime: r.event.event_time, values: r.values, label: r.label, labelTime: r.event.event_time + spec.label.delayMs }));
+  return { model, promoted, rows: rows.length, seconds: (Date.now() - started) / 1000, trained, history };
 }
