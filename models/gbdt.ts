@@ -369,6 +369,7 @@ class TreeGrower {
       const id = nodes.length;
       nodes.push({ kind: 'leaf', value: 0 });
       const split = hist === null ? null : this.#bestSplit(hist);
+      if (split === null && hist !== null) this.#release(hist);
       if (split === null) {
         let gs = 0;
         let hs = 0;
@@ -387,15 +388,25 @@ class TreeGrower {
       const needRight = maySplit(rightRows, depth + 1);
       let leftHist: Histogram | null = null;
       let rightHist: Histogram | null = null;
+      const parent = hist!;
       if (needLeft || needRight) {
-        // Build the smaller child's histogram and get the larger one's by subtraction.
+        // Build the smaller child's histogram; the larger one's is the parent's minus it, in place.
         const smallIsLeft = leftRows.length <= rightRows.length;
         const small = this.#histogram(smallIsLeft ? leftRows : rightRows, g, h);
         const largeNeeded = smallIsLeft ? needRight : needLeft;
-        const large = largeNeeded ? subtract(hist!, small) : null;
-        [leftHist, rightHist] = smallIsLeft ? [small, large] : [large, small];
-        if (!needLeft) leftHist = null;
-        if (!needRight) rightHist = null;
+        let large: Histogram | null = null;
+        if (largeNeeded) {
+          for (let b = 0; b < parent.length; b++) parent[b] = parent[b]! - small[b]!;
+          large = parent;
+        } else {
+          this.#release(parent);
+        }
+        const smallNeeded = smallIsLeft ? needLeft : needRight;
+        if (!smallNeeded) this.#release(small);
+        leftHist = needLeft ? (smallIsLeft ? small : large) : null;
+        rightHist = needRight ? (smallIsLeft ? large : small) : null;
+      } else {
+        this.#release(parent);
       }
       const left = expand(leftRows, leftRest, leftHist, depth + 1);
       const right = expand(rightRows, rightRest, rightHist, depth + 1);
@@ -437,8 +448,16 @@ class TreeGrower {
     return [left.subarray(0, l), right.subarray(0, r)];
   }
 
+  /** Histogram buffers no node holds any more, reused to spare allocation and zeroing. */
+  readonly #free: Histogram[] = [];
+
+  #release(hist: Histogram): void {
+    this.#free.push(hist);
+  }
+
   #histogram(rows: Uint32Array, g: Float64Array, h: Float64Array): Histogram {
-    const hist = new Float64Array(this.#totalBins * 3);
+    const reused = this.#free.pop();
+    const hist = reused ? reused.fill(0) : new Float64Array(this.#totalBins * 3);
     const m = rows.length;
     for (let f = 0; f < this.#columns.length; f++) {
       const offset = this.#offsets[f]!;
@@ -521,10 +540,4 @@ class TreeGrower {
     }
     return best;
   }
-}
-
-function subtract(parent: Histogram, child: Histogram): Histogram {
-  const out = new Float64Array(parent.length);
-  for (let b = 0; b < parent.length; b++) out[b] = parent[b]! - child[b]!;
-  return out;
 }
