@@ -61,6 +61,15 @@ describe('trainGbdtModel', () => {
     }
   });
 
+  it('a window too small to split gives leaf-only trees that onnxruntime accepts', async () => {
+    const input = binaryData(20);
+    const trained = trainGbdtModel(input);
+    expect(fitGbdtModel(input).params.trees.every((t) => t.nodes.length === 1)).toBe(true);
+    const model = await open(trained.onnx, trained.spec);
+    const [a] = await model.predict(input.rows.slice(0, 1));
+    expect(a?.score).toBeCloseTo(trained.predict(input.rows.slice(0, 1))[0]?.score ?? NaN, 6);
+  });
+
   it('learns each task', () => {
     expect(trainGbdtModel(binaryData(1000)).metrics.accuracy).toBeGreaterThan(0.9);
     expect(trainGbdtModel(blobData(900)).metrics.accuracy).toBeGreaterThan(0.9);
