@@ -50,9 +50,10 @@ export type { ClassWeight } from './trained-model.js';
  *   weights of the standardised inputs (biases are not penalised); the
  *   optimiser converges to that penalised optimum. Because the inputs are
  *   standardised the penalty is scale-free. Default 1e-4, a light ridge: in
- *   the learning study (models/study) 1e-3 and 1e-2 were worse on every
- *   dataset (1e-2 costs 0.03 accuracy on Elec2, where the informative
- *   nswprice_prev and nswprice_ma48 are collinear and need opposite weights).
+ *   the learning study (models/study/RESULTS.md) 1e-3 and 1e-2 were never
+ *   better and were worse on Elec2, bike and outdoor (1e-2 costs 0.03
+ *   accuracy on Elec2, where the informative nswprice_prev and nswprice_ma48
+ *   are collinear and need opposite weights).
  * - `batchSize`: rows per mini-batch (default 64).
  * - `seed`: seeds the per-epoch shuffle; same input + seed → identical model bytes (default 42).
  * - `clip`: standardised numeric values are clipped to [-clip, clip] (default 5).
