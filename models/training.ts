@@ -27,6 +27,7 @@ import { computeBaseline, type BaselineStats } from './baseline.js';
 import type { FeatureRow, FeatureSpec } from './feature-spec.js';
 import { loadOnnxModel } from './onnx-model.js';
 import { trainForPipeline } from './pipeline-training.js';
+import { artifactOf } from './registry.js';
 
 /** A labeled row to learn from: the served feature values and the ground truth. */
 export interface LabeledRow {
@@ -62,9 +63,8 @@ export class TrainingError extends LooplineError {
 }
 
 /** Pure and synchronous: the built-in trainer on the calling thread. */
-export function trainBuiltin(spec: PipelineSpec, rows: readonly LabeledRow[]): Artifact {
-  const t = trainForPipeline(spec, rows.map((r) => r.values), rows.map((r) => r.label));
-  return { onnx: t.onnx, spec: t.spec, baseline: t.baseline, metrics: t.metrics, trainer: t.trainer.name, trainerSettings: t.trainer.settings, trainingRows: t.trainedRows };
+export function trainInProcess(spec: PipelineSpec, rows: readonly LabeledRow[]): Artifact {
+  return artifactOf(trainForPipeline(spec, rows.map((r) => r.values), rows.map((r) => r.label)));
 }
 
 export async function train(spec: PipelineSpec, rows: readonly LabeledRow[], options: TrainOptions = {}): Promise<Artifact> {
@@ -72,7 +72,7 @@ export async function train(spec: PipelineSpec, rows: readonly LabeledRow[], opt
   if (spec.trainer.kind === 'command') return trainExternal(spec, rows, options);
   if (options.offThread === false) {
     try {
-      return trainBuiltin(spec, rows);
+      return trainInProcess(spec, rows);
     } catch (err) {
       throw new TrainingError(`built-in trainer: ${(err as Error).message}`, err);
     }

@@ -120,6 +120,60 @@ const EventTimeSchema = z.preprocess(
     .transform((t): EventTimeSpec => (t.rowOrder ? { rowOrder: t.rowOrder } : { column: t.column!, format: t.format ?? 'iso', plus: t.plus ?? [] })),
 );
 
+/** Settings of `trainer.algorithm: linear` (models/trainer.ts documents each; omitted = the trainer's default). */
+const linearSettings = z
+  .object({
+    epochs: z.number().int().min(1).max(10_000).optional(),
+    learningRate: z.number().positive().optional(),
+    l2: z.number().min(0).optional(),
+    batchSize: z.number().int().min(1).optional(),
+    seed: z.number().int().optional(),
+    clip: z.number().positive().optional(),
+    minStd: z.number().min(0).optional(),
+    classWeight: z.enum(['none', 'balanced']).optional(),
+  })
+  .strict();
+
+/** Settings of `trainer.algorithm: gbdt` (models/gbdt.ts documents each; omitted = the trainer's default). */
+const gbdtSettings = z
+  .object({
+    trees: z.number().int().min(1).max(10_000).optional(),
+    maxDepth: z.number().int().min(1).max(12).optional(),
+    learningRate: z.number().positive().max(1).optional(),
+    minLeafRows: z.number().int().min(1).optional(),
+    subsample: z.number().positive().max(1).optional(),
+    l2: z.number().min(0).optional(),
+    maxBins: z.number().int().min(2).max(256).optional(),
+    classWeight: z.enum(['none', 'balanced']).optional(),
+    seed: z.number().int().optional(),
+  })
+  .strict();
+
+const trainerCommon = {
+  /** builtin = an in-process trainer (`algorithm`); command = an external program (`command`). */
+  kind: z.enum(['builtin', 'command']).default('builtin'),
+  /** For kind=command: argv; {train} and {out} are replaced by the training-set file and the output folder. */
+  command: z.array(z.string()).optional(),
+  /** Rows of the replay used to train the bootstrap model. */
+  bootstrapRows: z.number().int().min(10).default(5000),
+  /** Labeled rows a retrain learns from (the most recent). */
+  windowRows: z.number().int().min(10).default(2000),
+};
+
+/**
+ * The trainer. For kind=builtin, `algorithm` picks the built-in trainer
+ * (default `linear`: logistic / softmax / linear regression; `gbdt`:
+ * gradient-boosted trees) and `settings` are that algorithm's, checked
+ * strictly (a setting of the other algorithm is an error naming it).
+ */
+const trainer = z.preprocess(
+  (raw) => (raw === undefined ? { algorithm: 'linear' } : typeof raw === 'object' && raw !== null && !('algorithm' in raw) ? { ...raw, algorithm: 'linear' } : raw),
+  z.discriminatedUnion('algorithm', [
+    z.object({ ...trainerCommon, algorithm: z.literal('linear'), settings: linearSettings.default({}) }),
+    z.object({ ...trainerCommon, algorithm: z.literal('gbdt'), settings: gbdtSettings.default({}) }),
+  ]),
+);
+
 export const PipelineSpecSchema = z
   .object({
     name,
@@ -147,26 +201,7 @@ export const PipelineSpecSchema = z
       /** Labels arriving later than this after their event are late: counted, kept, not joined. */
       horizonMs: positiveMs,
     }),
-    trainer: z
-      .object({
-        kind: z.enum(['builtin', 'command']).default('builtin'),
-        /** For kind=command: argv; {train} and {out} are replaced by the training-set file and the output folder. */
-        command: z.array(z.string()).optional(),
-        settings: z
-          .object({
-            epochs: z.number().int().min(1).max(10_000).optional(),
-            learningRate: z.number().positive().optional(),
-            l2: z.number().min(0).optional(),
-            batchSize: z.number().int().min(1).optional(),
-            seed: z.number().int().optional(),
-          })
-          .default({}),
-        /** Rows of the replay used to train the bootstrap model. */
-        bootstrapRows: z.number().int().min(10).default(5000),
-        /** Labeled rows a retrain learns from (the most recent). */
-        windowRows: z.number().int().min(10).default(2000),
-      })
-      .default({}),
+    trainer: trainer,
     monitoring: z
       .object({
         windowSize: z.number().int().min(10).default(500),
@@ -304,6 +339,7 @@ export const PipelineSpecSchema = z
 
 export type PipelineSpec = z.infer<typeof PipelineSpecSchema>;
 export type FeatureSetSpec = PipelineSpec['featureSets'][number];
+export type TrainerSpec = PipelineSpec['trainer'];
 
 export interface LoadedSpec {
   spec: PipelineSpec;
