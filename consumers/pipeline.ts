@@ -23,7 +23,11 @@ import type { Logger } from '../streams/logger.js';
 import { createWorkerMetrics } from '../streams/metrics.js';
 import { createWorker, type Worker } from '../streams/runtime.js';
 import { createTopicNames } from '../streams/topics.js';
+import { chainWorkers } from '../streams/chain.js';
+import type { AnyWorkerDefinition } from '../streams/definition.js';
 import { WORKER_NAMES, WORKERS, type WorkerName } from './index.js';
+import { preprocessor } from './preprocessor/index.js';
+import { scorer } from './scorer/index.js';
 
 export { SCORING_WORKERS, WORKER_NAMES, type WorkerName } from './index.js';
 
@@ -33,11 +37,18 @@ export interface PipelineOptions {
   runtime?: Partial<Record<keyof typeof RUNTIME_SETTINGS, number>>;
   /** Environment to compile worker settings from. Default process.env. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Run the preprocessor and the scorer chained in one consumer and one transaction when both are
+   * wanted (streams/chain.ts): one Kafka hop less per event. Default: LOOPLINE_CHAIN_SCORING, else true.
+   */
+  chainScoring?: boolean;
   metrics?: Registry;
 }
 
 export interface RunningPipeline {
   workers: Worker[];
+  /** The topic prefix (workers' `topics` are physical names). */
+  prefix: string;
   /** The live implementation of each worker by name (the scorer's `reload()`, for tests and the demo). */
   impls: Map<string, unknown>;
   /** The implementation of one worker, typed by the caller: `pipeline.impl<Scorer>('scorer')?.reload()`. */
@@ -52,9 +63,15 @@ export async function startPipeline(config: LooplineConfig, spec: PipelineSpec, 
   const wanted = options.workers ?? WORKER_NAMES;
   const unknown = wanted.filter((w) => !WORKER_NAMES.includes(w));
   if (unknown.length > 0) throw new ConfigError(`unknown worker ${unknown.join(', ')}; choose from ${WORKER_NAMES.join(', ')}`);
-  const definitions = WORKERS.filter((d) => wanted.includes(d.name) && (d.enabled?.(spec) ?? true));
+  const env = options.env ?? process.env;
+  let definitions: AnyWorkerDefinition[] = WORKERS.filter((d) => wanted.includes(d.name) && (d.enabled?.(spec) ?? true));
+  const chain = options.chainScoring ?? !['0', 'false', 'no'].includes(env.LOOPLINE_CHAIN_SCORING ?? 'true');
+  if (chain && definitions.includes(preprocessor) && definitions.includes(scorer)) {
+    const chained = chainWorkers(preprocessor, scorer);
+    definitions = definitions.flatMap((d) => (d === preprocessor ? [chained] : d === scorer ? [] : [d]));
+  }
   // Settings first: a bad value fails before any connection opens.
-  const compiled = definitions.map((d) => ({ d, c: compileWorkerConfig(d, options.env ?? process.env, options.runtime) }));
+  const compiled = definitions.map((d) => ({ d, c: compileWorkerConfig(d, env, options.runtime) }));
 
   const metrics = options.metrics ?? new Registry();
   const kafka = createKafka(config.kafka, logger, spec.name);
@@ -69,7 +86,8 @@ export async function startPipeline(config: LooplineConfig, spec: PipelineSpec, 
   const impls = new Map<string, unknown>();
   for (const { d, c } of compiled) {
     const impl = d.create(c.settings, { spec, logger: logger.child({ worker: d.name }), stores, now: Date.now }, d.createMetrics(metrics));
-    impls.set(d.name as WorkerName, impl);
+    impls.set(d.name, impl);
+    for (const [name, part] of Object.entries((impl as { parts?: Record<string, unknown> }).parts ?? {})) impls.set(name, part);
     workers.push(createWorker({ name: d.name, input: d.input, ...impl }, deps, c.runtime));
   }
   try {
@@ -81,6 +99,7 @@ export async function startPipeline(config: LooplineConfig, spec: PipelineSpec, 
   }
   return {
     workers,
+    prefix: names.prefix,
     impls,
     impl: <T>(name: WorkerName) => impls.get(name) as T | undefined,
     metrics,

@@ -25,7 +25,7 @@ describe('pipeline spec', () => {
     ['wrong type', (s: any) => (s.monitoring.windowSize = 'big'), /monitoring\.windowSize: Expected number/],
     ['command trainer', (s: any) => (s.trainer.kind = 'command'), /trainer\.command: required/],
     ['unknown algorithm', (s: any) => (s.trainer.algorithm = 'forest'), /trainer\.algorithm: Invalid discriminator value\. Expected 'linear' \| 'gbdt'/],
-    ['gbdt setting on linear', (s: any) => (s.trainer.settings.maxDepth = 4), /trainer\.settings: Unrecognized key\(s\) in object: 'maxDepth'/],
+    ['gbdt setting on linear', (s: any) => (s.trainer = { algorithm: 'linear', settings: { maxDepth: 4 } }), /trainer\.settings: Unrecognized key\(s\) in object: 'maxDepth'/],
     ['linear setting on gbdt', (s: any) => (s.trainer = { algorithm: 'gbdt', settings: { epochs: 3 } }), /trainer\.settings: Unrecognized key\(s\) in object: 'epochs'/],
     ['gbdt depth', (s: any) => (s.trainer = { algorithm: 'gbdt', settings: { maxDepth: 20 } }), /trainer\.settings\.maxDepth: Number must be less than or equal to 12/],
     ['gbdt subsample', (s: any) => (s.trainer = { algorithm: 'gbdt', settings: { subsample: 0 } }), /trainer\.settings\.subsample: Number must be greater than 0/],
@@ -146,7 +146,7 @@ describe('the trainer section', () => {
     const spec = parseSpec(s);
     expect(spec.trainer).toEqual({ kind: 'builtin', algorithm: 'linear', settings: {}, bootstrapRows: 5000, windowRows: 2000 });
     const kept = elec2();
-    delete kept.trainer.algorithm;
+    kept.trainer = { settings: { epochs: 30, learningRate: 0.05, seed: 7 } }; // no algorithm: linear
     expect(parseSpec(kept).trainer).toMatchObject({ algorithm: 'linear', settings: { epochs: 30, learningRate: 0.05, seed: 7 } });
   });
 

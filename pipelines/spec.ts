@@ -218,17 +218,40 @@ export const PipelineSpecSchema = z
         maxRelativeDrop: z.number().positive().max(1).optional(),
         onDetectorAlarm: z.boolean().default(true),
         onDrift: z.boolean().default(false),
-        /** Retrain at least every this many labeled predictions. */
-        everyLabels: z.number().int().positive().optional(),
-        cooldownLabels: z.number().int().min(0).default(500),
-        minFreshLabels: z.number().int().min(1).default(500),
+        /**
+         * Retrain every this many labeled predictions of the champion (counted from the monitor's full
+         * windows, so a multiple of monitoring.windowSize is exact). The default cadence: a model refitted
+         * on the newest window keeps up with drift; the study in models/study/RESULTS.md measured it.
+         * null: no schedule (only the other triggers).
+         */
+        everyLabels: z.number().int().positive().nullable().default(1000),
+        /** After a retrain request, no other for this many labeled predictions (a trigger meanwhile waits for its end). */
+        cooldownLabels: z.number().int().min(0).default(250),
+        /** A retrain needs at least this many labeled predictions since the last one. */
+        minFreshLabels: z.number().int().min(1).default(250),
       })
       .default({}),
     promotion: z
       .object({
         metric: z.enum(['accuracy', 'log_loss', 'auc', 'mae', 'rmse']).default('accuracy'),
-        /** The candidate must beat the champion by at least this much on the held-out window. */
+        /**
+         * How a candidate is judged against the champion on the newest held-out labels, with a paired
+         * bootstrap interval of (candidate − champion) in the metric's better direction:
+         * - `not-worse` (default): promoted unless clearly worse — the interval's upper bound below
+         *   −`tolerance`. A candidate is trained on newer data, so on a drifting stream it should serve
+         *   unless the numbers say it is worse (what a refit on a schedule does, with a guard);
+         * - `better`: promoted only when clearly better — the lower bound above `minImprovement`.
+         */
+        gate: z.enum(['not-worse', 'better']).default('not-worse'),
+        /** For gate `better`: the candidate must beat the champion by at least this much. */
         minImprovement: z.number().default(0),
+        /** For gate `not-worse`: how much worse (in the metric) a candidate may be and still serve. */
+        tolerance: z.number().min(0).default(0),
+        /**
+         * The candidate that serves is refitted on the newest window, held-out rows included, after a
+         * model trained without them passed the gate on them (validate, then refit). Default true.
+         */
+        refitOnHoldout: z.boolean().default(true),
         /** Confidence of the paired bootstrap interval of the improvement. */
         confidence: z.number().min(0.5).max(0.999).default(0.9),
         holdoutRows: z.number().int().min(10).default(500),

@@ -131,6 +131,9 @@ export interface WorkerDefinition<N extends RecordName = RecordName, S extends S
   create(settings: SettingValues<S>, ctx: WorkerContext<Stores>, metrics: M): Impl;
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyWorkerDefinition = WorkerDefinition<any, any, any, any, any>;
+
 export function defineWorker<N extends RecordName, S extends Settings, M, Stores, Impl extends WorkerImpl<N>>(d: WorkerDefinition<N, S, M, Stores, Impl>): WorkerDefinition<N, S, M, Stores, Impl> {
   return d;
 }

@@ -22,7 +22,7 @@ import { frame } from '../../schemas/codec.js';
 import type { ClientEvent, FeatureUpdate, Prediction } from '../../schemas/types.js';
 import { createPredictionLog } from '../../store/prediction-log.js';
 import { createTestEnv, waitFor, type TestEnv } from '../support/fixtures.js';
-import { groupCaughtUp, header, readTopic } from '../support/read-topic.js';
+import { workersCaughtUp, groupCaughtUp, header, readTopic } from '../support/read-topic.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { spec, dir } = loadSpec(path.join(root, 'pipelines', 'elec2.json'));
@@ -101,8 +101,7 @@ describe('scoring path', () => {
     await producer.disconnect();
 
     const group = (w: string) => `${env.names.prefix}loopline-${w}`;
-    await waitFor('preprocessor to consume every event', () => groupCaughtUp(env.admin, group('preprocessor'), env.names.physical('events.client')), 120_000, 500);
-    await waitFor('scorer to consume every vector', () => groupCaughtUp(env.admin, group('scorer'), env.names.physical('features.vectors'), true), 120_000, 500);
+    await waitFor('every worker to consume all its input', () => workersCaughtUp(env.admin, pipeline.workers, env.names.prefix), 120_000, 500);
 
     // Counts: events in = predictions logged + dead letters.
     const scoredIds = [...events.map((e) => e.event_id), ...unknownEntity.map((e) => e.event_id)];

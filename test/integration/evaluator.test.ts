@@ -34,7 +34,7 @@ const HOLDOUT_ROWS = 1000;
 
 /** A pipeline of its own per test (registry, training rows, checkpoint scope), with the gate the tests assume spelled out. */
 function specNamed(name: string): PipelineSpec {
-  return { ...elec2, name, promotion: { ...elec2.promotion, metric: 'accuracy', minImprovement: 0, confidence: 0.9, holdoutRows: HOLDOUT_ROWS } };
+  return { ...elec2, name, promotion: { ...elec2.promotion, metric: 'accuracy', gate: 'better', minImprovement: 0, confidence: 0.9, holdoutRows: HOLDOUT_ROWS } };
 }
 
 let env: TestEnv;
@@ -94,7 +94,7 @@ async function writeHoldout(spec: PipelineSpec, modelVersion: number): Promise<v
 
 function candidateOf(m: ModelInfo): ModelCandidate {
   return {
-    pipeline: m.pipeline, model_name: m.modelName, model_version: m.version, request_id: null, trainer: m.trainer, training_rows: m.trainingRows,
+    pipeline: m.pipeline, model_name: m.modelName, model_version: m.version, validation_version: null, request_id: null, trainer: m.trainer, training_rows: m.trainingRows,
     window_start: m.trainingStart ?? 0, window_end: m.trainingEnd ?? 0, metrics: m.metrics, sha256: m.sha256, created_at: m.createdAt,
   };
 }

@@ -3,6 +3,7 @@
  * stopping once `until` holds or the deadline passes.
  */
 import type { IHeaders, Kafka } from 'kafkajs';
+import { WORKERS } from '../../consumers/index.js';
 
 export interface ReadMessage {
   partition: number;
@@ -52,4 +53,19 @@ export async function groupCaughtUp(admin: import('kafkajs').Admin, groupId: str
   const [ends, committed] = await Promise.all([admin.fetchTopicOffsets(topic), admin.fetchOffsets({ groupId, topics: [topic] })]);
   const byPartition = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
   return ends.every((e) => Number(e.high) === 0 || (byPartition.get(e.partition) ?? -1) >= Number(e.high) - (transactional ? 1 : 0));
+}
+
+/**
+ * True once every worker of a running pipeline has committed every input partition to its end
+ * (topics the workers write are transactional: their last offset may be a commit marker).
+ */
+export async function workersCaughtUp(admin: import('kafkajs').Admin, workers: ReadonlyArray<{ groupId: string; topics: readonly string[] }>, prefix: string): Promise<boolean> {
+  const written = new Set(WORKERS.flatMap((d) => d.outputs.map((o) => `${prefix}${o}`)));
+  for (const w of workers) for (const t of w.topics) if (!(await groupCaughtUp(admin, w.groupId, t, written.has(t)))) return false;
+  return true;
+}
+
+/** The consumer group that scores events (the preprocessor and scorer chained, the default) and the topic it commits on. */
+export function scoringGroup(prefix: string): { groupId: string; topic: string } {
+  return { groupId: `${prefix}loopline-preprocessor-scorer`, topic: `${prefix}events.client` };
 }
