@@ -32,6 +32,10 @@ import { createTopicNames } from '../streams/topics.js';
 import { buildReport, textChart, writeHtmlReport, type DemoReport } from './demo-report.js';
 import { createProgress } from './progress.js';
 import { DEFAULT_SPEC } from './workers.js';
+import { startDashboard } from '../dashboard/server.js';
+import { metricsFromRegistry } from '../ops/metrics-source.js';
+import { cleanRun } from './clean.js';
+import { choiceOption, intOption, numberOption } from './options.js';
 
 export interface DemoOptions {
   spec: string;
@@ -41,6 +45,10 @@ export interface DemoOptions {
   metricsPort: number;
   /** Share of labels delivered past the spec's join horizon, to show late labels are counted, not joined. Default 0.01. */
   lateShare?: number;
+  /** Serve the live dashboard (dashboard/server.ts) on this port during the run (0 = any free port). */
+  dashboardPort?: number;
+  /** false: remove the run's topics, subjects and keyspace at the end (the CLI without --keep). Default: keep. */
+  keep?: boolean;
 }
 
 export interface DemoRun {
@@ -107,6 +115,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   const pipeline = await startPipeline(config, spec, logger, { runtime: { batchMax: 200 } });
   const ops = await startOpsServer(pipeline.metrics, () => pipeline.workers, opts.metricsPort).catch(() => startOpsServer(pipeline.metrics, () => pipeline.workers, 0));
   progress(`metrics at http://127.0.0.1:${ops.port}/metrics`);
+  const dashboard = opts.dashboardPort === undefined ? null : await startDashboard({ config, spec, logger, port: opts.dashboardPort, metrics: metricsFromRegistry(pipeline.metrics) });
+  if (dashboard) progress(`dashboard at ${dashboard.url}`);
 
   const kafka = createKafka(config.kafka, logger, 'demo');
   const codec = createCodec(createRegistryClient({ url: config.registry.url, basicAuth: config.registry.basicAuth ?? undefined }));
@@ -159,9 +169,18 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   await ticker;
   const wallSeconds = (Date.now() - started) / 1000;
   const report = await buildReport({ spec, kafka, codec, names, cql, registry, replayedIds: replay.eventIds, labelsSent, bootstrapVersion: boot.model.version, wallSeconds, progress });
+  if (dashboard) {
+    const times = plan.filter((a) => a.kind === 'event').map((a) => a.record.event_time);
+    dashboard.setBaseline('static baseline (bootstrap model alone, measured at the end)', report.timeline.flatMap((t) => (times[t.fromEvent] === undefined ? [] : [{ x: times[t.fromEvent]!, y: t.staticBaseline }])));
+    await dashboard.close();
+  }
   await pipeline.stop();
   await ops.close();
   await cql.shutdown();
+  if (opts.keep === false) {
+    const removed = await cleanRun(config);
+    progress(`removed this run's ${removed.topics.length} topics, ${removed.subjects.length} schema subjects and keyspace ${config.cassandra.keyspace} (--keep keeps them)`);
+  }
   const html = path.join(projectRoot, '.infra', 'demo', `report-${run}.html`);
   writeHtmlReport(report, html);
   progress(`chart written to ${html}`);
@@ -170,21 +189,24 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
 
 export function registerDemoCommand(program: Command): void {
   program
-    .command('demo', { isDefault: true })
-    .description('run the whole loop on the bundled Elec2 data from nothing and report what it measured (the default command)')
+    .command('demo')
+    .description('run the whole loop on the bundled Elec2 data from nothing and report what it measured (`npm start` with no arguments)')
     .option('--spec <file>', 'pipeline spec', DEFAULT_SPEC)
-    .option('--rows <n>', 'replay only this many events after the bootstrap rows (default: all)')
-    .option('--events-per-second <n>', 'replay pace', '300')
-    .option('--report <format>', 'text or json (json prints one object on stdout)', 'text')
-    .option('--metrics-port <port>', 'port of /metrics during the run', '9464')
-    .action(async (o: { spec: string; rows?: string; eventsPerSecond: string; report: string; metricsPort: string }) => {
-      if (o.report !== 'text' && o.report !== 'json') throw new Error(`--report must be text or json, got ${o.report}`);
+    .option('--rows <n>', 'replay only this many events after the bootstrap rows (default: all)', intOption('--rows', 1))
+    .option('--events-per-second <n>', 'replay pace', numberOption('--events-per-second', 0, 1_000_000, true), 300)
+    .option('--report <format>', 'text or json (json prints one object on stdout)', choiceOption('--report', ['text', 'json'] as const), 'text')
+    .option('--metrics-port <port>', 'port of /metrics during the run (another free port if taken)', intOption('--metrics-port', 0, 65535), 9464)
+    .option('--dashboard-port <port>', 'serve the live dashboard on this port during the run (0 = any free port)', intOption('--dashboard-port', 0, 65535))
+    .option('--keep', "keep the run's topics, schema subjects and keyspace (removed at the end otherwise; `loopline clean --demo-runs` removes kept ones)")
+    .action(async (o: { spec: string; rows?: number; eventsPerSecond: number; report: 'text' | 'json'; metricsPort: number; dashboardPort?: number; keep?: boolean }) => {
       const { report } = await runDemo({
         spec: o.spec,
-        ...(o.rows ? { rows: Number(o.rows) } : {}),
-        eventsPerSecond: Number(o.eventsPerSecond),
+        ...(o.rows === undefined ? {} : { rows: o.rows }),
+        eventsPerSecond: o.eventsPerSecond,
         report: o.report,
-        metricsPort: Number(o.metricsPort),
+        metricsPort: o.metricsPort,
+        ...(o.dashboardPort === undefined ? {} : { dashboardPort: o.dashboardPort }),
+        keep: Boolean(o.keep),
       });
       if (o.report === 'json') {
         const { timeline: _t, promotionsAt: _p, ...rest } = report;
