@@ -132,7 +132,7 @@ export async function startDashboard(o: DashboardOptions): Promise<DashboardServ
           coverage: m.find((s) => s.name === 'loopline_joiner_label_coverage')?.value ?? null,
           delayP50Seconds: histogramQuantile(m, 'loopline_joiner_label_delay_seconds', 0.5),
           delayMeanSeconds: count > 0 ? sumOf(m, 'loopline_joiner_label_delay_seconds_sum') / count : null,
-          joined: sumOf(m, 'loopline_joiner_labels_total', { outcome: 'joined' }),
+          joined: sumOf(m, 'loopline_joiner_joined_predictions_total'),
           late: sumOf(m, 'loopline_joiner_labels_total', { outcome: 'late' }),
         });
         if (labels.length > KEEP_SAMPLES) labels.shift();

@@ -37,7 +37,7 @@ const charts = {
       ...common,
       plugins: { legend: { display: false }, tooltip: { callbacks: { title: () => '', label: (item) => `${item.raw.y} window ${item.raw.x}: ${item.raw.test} ${fmt(item.raw.v)}${item.raw.drifted ? ' (drifted)' : ''}` } } },
       scales: {
-        x: { type: 'linear', offset: false, title: { display: true, text: 'window (oldest → newest)' }, ticks: { stepSize: 1 }, grid: { display: false } },
+        x: { type: 'linear', offset: false, title: { display: true, text: 'window (oldest → newest)' }, ticks: { stepSize: 1, callback: (v) => (Number.isInteger(v) ? v : '') }, grid: { display: false } },
         y: { type: 'category', labels: [], offset: true, grid: { display: false } },
       },
     },
@@ -124,7 +124,7 @@ function drawLabels(l) {
   p50.data = l.delayP50Hours;
   mean.data = l.delayMeanHours;
   charts.labels.update();
-  document.getElementById('labels-note').textContent = l.source ? `from ${l.source}: ${l.joined} labels joined, ${l.late} late (past the horizon)` : 'no metrics source: start the dashboard with --metrics-url to chart label coverage and delay';
+  document.getElementById('labels-note').textContent = l.source ? `from ${l.source}: ${l.joined} served predictions joined with their label, ${l.late} labels late (past the horizon)` : 'no metrics source: start the dashboard with --metrics-url to chart label coverage and delay';
 }
 
 function drawFlow(f) {
