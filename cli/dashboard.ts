@@ -6,6 +6,7 @@
  */
 import type { Command } from 'commander';
 import { loadConfig } from '../config/config.js';
+import { followDemo } from '../ops/demo-run.js';
 import { startDashboard } from '../dashboard/server.js';
 import { metricsFromUrl } from '../ops/metrics-source.js';
 import { loadSpec } from '../pipelines/spec.js';
@@ -21,7 +22,7 @@ export function registerDashboardCommand(program: Command): void {
     .option('--host <host>', 'address to listen on; the page has no authentication, so loopback unless you trust the network', '127.0.0.1')
     .option('--metrics-url <url>', "a worker process's /metrics (e.g. http://127.0.0.1:9464/metrics of `loopline run`), for label coverage and delay")
     .action(async (o: { spec: string; port: number; host: string; metricsUrl?: string }) => {
-      const config = loadConfig();
+      const config = loadConfig(followDemo());
       const { spec } = loadSpec(o.spec);
       const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, name: 'dashboard' });
       const d = await startDashboard({ config, spec, logger, port: o.port, host: o.host, ...(o.metricsUrl ? { metrics: metricsFromUrl(o.metricsUrl) } : {}) });

@@ -35,6 +35,7 @@ import { DEFAULT_SPEC } from './workers.js';
 import { startDashboard } from '../dashboard/server.js';
 import { metricsFromRegistry } from '../ops/metrics-source.js';
 import { cleanRun } from './clean.js';
+import { writeDemoRun } from '../ops/demo-run.js';
 import { choiceOption, intOption, numberOption } from './options.js';
 
 export interface DemoOptions {
@@ -117,6 +118,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   progress(`metrics at http://127.0.0.1:${ops.port}/metrics`);
   const dashboard = opts.dashboardPort === undefined ? null : await startDashboard({ config, spec, logger, port: opts.dashboardPort, metrics: metricsFromRegistry(pipeline.metrics) });
   if (dashboard) progress(`dashboard at ${dashboard.url}`);
+  const clearRunFile = writeDemoRun({ prefix: config.kafka.topicPrefix, keyspace: config.cassandra.keyspace, dashboard: dashboard?.url ?? null, metrics: `http://127.0.0.1:${ops.port}/metrics` });
 
   const kafka = createKafka(config.kafka, logger, 'demo');
   const codec = createCodec(createRegistryClient({ url: config.registry.url, basicAuth: config.registry.basicAuth ?? undefined }));
@@ -174,6 +176,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
     dashboard.setBaseline('static baseline (bootstrap model alone, measured at the end)', report.timeline.flatMap((t) => (times[t.fromEvent] === undefined ? [] : [{ x: times[t.fromEvent]!, y: t.staticBaseline }])));
     await dashboard.close();
   }
+  clearRunFile();
   await pipeline.stop();
   await ops.close();
   await cql.shutdown();

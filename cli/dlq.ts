@@ -13,6 +13,7 @@
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig } from '../config/config.js';
+import { followDemo } from '../ops/demo-run.js';
 import { LooplineError } from '../core/errors.js';
 import { openClients, type OperatorClients } from '../ops/clients.js';
 import { decodeBody, dlqTopics, readDeadLetters, replayDeadLetters, sourceOf, summarize, type DeadLetterRecord } from '../ops/dead-letters.js';
@@ -49,7 +50,7 @@ function patchArg(raw: string): unknown {
 }
 
 async function withClients<T>(fn: (c: OperatorClients) => Promise<T>): Promise<T> {
-  const config = loadConfig();
+  const config = loadConfig(followDemo());
   const c = openClients(config, createLogger({ level: 'error', name: 'dlq' }), 'dlq');
   try {
     await c.admin.connect();

@@ -66,18 +66,23 @@ export async function main(argv: readonly string[]): Promise<void> {
   try {
     await program.parseAsync([...argv]);
   } catch (err) {
-    if (err instanceof CommanderError) {
-      // Help and version exit 0; commander has already printed the problem and the help.
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' || err.exitCode === 0) process.exit(EXIT.ok);
-      if (err.code === 'commander.invalidArgument' || err.code.startsWith('commander.')) {
-        if (!/^error: /.test(err.message) && err.code === 'commander.invalidArgument') console.error(`loopline: ${err.message}`);
-        process.exit(EXIT.usage);
-      }
-    }
-    // Not through the logger, so scrubbed here: a library's message may quote a URL with credentials.
-    console.error(`loopline: ${redactText(err instanceof Error ? err.message : String(err))}`);
-    process.exit(EXIT.error);
+    fail(err);
   }
+}
+
+function fail(err: unknown): never {
+  if (err instanceof CommanderError) {
+    // Help and version exit 0; commander has already printed the problem and the help.
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' || err.exitCode === 0) process.exit(EXIT.ok);
+    if (err.code.startsWith('commander.')) {
+      // An InvalidArgumentError thrown by an action (not by commander's parser) is not printed yet.
+      if (!/^error: /.test(err.message)) console.error(`loopline: ${err.message}`);
+      process.exit(EXIT.usage);
+    }
+  }
+  // Not through the logger, so scrubbed here: a library's message may quote a URL with credentials.
+  console.error(`loopline: ${redactText(err instanceof Error ? err.message : String(err))}`);
+  process.exit(EXIT.error);
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) void main(process.argv);

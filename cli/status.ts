@@ -6,6 +6,7 @@
  */
 import type { Command } from 'commander';
 import { loadConfig } from '../config/config.js';
+import { followDemo } from '../ops/demo-run.js';
 import { openClients } from '../ops/clients.js';
 import { metricsFromUrl } from '../ops/metrics-source.js';
 import type { OffsetSample } from '../ops/offsets.js';
@@ -61,7 +62,7 @@ export function registerStatusCommand(program: Command): void {
     .option('--interval-ms <ms>', 'between two offset samples (throughput) and between --watch updates', intOption('--interval-ms', 200, 3_600_000), 2000)
     .option('--metrics-url <url>', "a worker process's /metrics, for records/s by worker and label coverage and delay")
     .action(async (o: { spec: string; json?: boolean; watch?: boolean; intervalMs: number; metricsUrl?: string }) => {
-      const config = loadConfig();
+      const config = loadConfig(followDemo());
       const { spec } = loadSpec(o.spec);
       const logger = createLogger({ level: 'error', name: 'status' });
       const clients = openClients(config, logger, 'status');

@@ -112,7 +112,13 @@ export async function startDashboard(o: DashboardOptions): Promise<DashboardServ
   const note = (part: string, err: unknown) => {
     errors[part] = (err as Error).message.split('\n')[0]!;
   };
+  let inFlight: Promise<void> = Promise.resolve();
   async function sample(): Promise<void> {
+    inFlight = sampleOnce();
+    await inFlight;
+    if (!closed) timer = setTimeout(() => void sample(), sampleMs);
+  }
+  async function sampleOnce(): Promise<void> {
     try {
       await clients.admin.connect();
       const s = await sampleOffsets(clients.admin, clients.names, groups);
@@ -141,7 +147,6 @@ export async function startDashboard(o: DashboardOptions): Promise<DashboardServ
         note('metrics', err);
       }
     }
-    if (!closed) timer = setTimeout(() => void sample(), sampleMs);
   }
 
   /** Cassandra reads cached for a second, so many open pages cost one query a second. */
@@ -247,6 +252,7 @@ export async function startDashboard(o: DashboardOptions): Promise<DashboardServ
     async close() {
       closed = true;
       clearTimeout(timer);
+      await inFlight;
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
       await deadLetters.stop();
