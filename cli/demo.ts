@@ -10,7 +10,6 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/config.js';
-import { ConfigError } from '../core/errors.js';
 import { startPipeline, WORKER_NAMES } from '../consumers/pipeline.js';
 import { createQuiescence } from '../consumers/quiescence.js';
 import type { Scorer } from '../consumers/scorer/scorer.js';
@@ -33,7 +32,12 @@ import { createLogger } from '../streams/logger.js';
 import { createTopicNames } from '../streams/topics.js';
 import { buildReport, textChart, writeHtmlReport, type DemoReport } from './demo-report.js';
 import { createProgress } from './progress.js';
-import { DEFAULT_SPEC, intOption } from './workers.js';
+import { startDashboard } from '../dashboard/server.js';
+import { writeDemoRun } from '../ops/demo-run.js';
+import { metricsFromRegistry } from '../ops/metrics-source.js';
+import { cleanRun } from './clean.js';
+import { choiceOption, intOption } from './options.js';
+import { DEFAULT_SPEC } from './workers.js';
 
 export interface DemoOptions {
   spec: string;
@@ -45,6 +49,10 @@ export interface DemoOptions {
   lateShare?: number;
   /** Pace event time by the loop's progress (each event waits until the loop has processed everything before it). */
   backtest?: boolean;
+  /** Serve the live dashboard (dashboard/server.ts) on this port during the run (0 = any free port). */
+  dashboardPort?: number;
+  /** false: remove the run's topics, subjects and keyspace at the end (the CLI without --keep). Default: keep. */
+  keep?: boolean;
 }
 
 export interface DemoRun {
@@ -124,6 +132,9 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   const pipeline = await startPipeline(config, spec, logger, { runtime: { batchMax: 200 } });
   const ops = await startOpsServer(pipeline.metrics, () => pipeline.workers, opts.metricsPort).catch(() => startOpsServer(pipeline.metrics, () => pipeline.workers, 0));
   progress(`metrics at http://127.0.0.1:${ops.port}/metrics`);
+  const dashboard = opts.dashboardPort === undefined ? null : await startDashboard({ config, spec, logger, port: opts.dashboardPort, metrics: metricsFromRegistry(pipeline.metrics) });
+  if (dashboard) progress(`dashboard at ${dashboard.url}`);
+  const clearRunFile = writeDemoRun({ prefix: config.kafka.topicPrefix, keyspace: config.cassandra.keyspace, dashboard: dashboard?.url ?? null, metrics: `http://127.0.0.1:${ops.port}/metrics` });
 
   const kafka = createKafka(config.kafka, logger, 'demo');
   const codec = createCodec(createRegistryClient({ url: config.registry.url, basicAuth: config.registry.basicAuth ?? undefined }));
@@ -168,9 +179,21 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   await ticker;
   const wallSeconds = (Date.now() - started) / 1000;
   const report = await buildReport({ spec, kafka, codec, names, cql, registry, replayedIds: replay.eventIds, labelsSent, bootstrap: boot, pacing, eventsPerSecondTarget: opts.eventsPerSecond, wallSeconds, progress });
+  if (dashboard) {
+    const times = plan.filter((a) => a.kind === 'event').map((a) => a.record.event_time);
+    const at = (t: DemoReport['timeline'][number]) => times[t.fromEvent];
+    dashboard.setBaseline('static baseline (bootstrap model alone, measured at the end)', report.timeline.flatMap((t) => (at(t) === undefined ? [] : [{ x: at(t)!, y: t.staticBaseline }])));
+    dashboard.setBaseline('periodic baseline (refit every N labels, measured at the end)', report.timeline.flatMap((t) => (at(t) === undefined || t.periodicBaseline === null ? [] : [{ x: at(t)!, y: t.periodicBaseline }])));
+    await dashboard.close();
+  }
+  clearRunFile();
   await pipeline.stop();
   await ops.close();
   await cql.shutdown();
+  if (opts.keep === false) {
+    const removed = await cleanRun(config);
+    progress(`removed this run's ${removed.topics.length} topics, ${removed.subjects.length} schema subjects and keyspace ${config.cassandra.keyspace} (--keep keeps them)`);
+  }
   const html = path.join(projectRoot, '.infra', 'demo', `report-${run}.html`);
   writeHtmlReport(report, html);
   progress(`chart written to ${html}`);
@@ -179,23 +202,26 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
 
 export function registerDemoCommand(program: Command): void {
   program
-    .command('demo', { isDefault: true })
-    .description('run the whole loop on a pipeline\'s replay data (Elec2 by default) from nothing and report what it measured (the default command)')
+    .command('demo')
+    .description('run the whole loop on a pipeline\'s replay data (Elec2 by default) from nothing and report what it measured (`npm start` with no arguments)')
     .option('--spec <file>', 'pipeline spec', DEFAULT_SPEC)
     .option('--rows <n>', 'replay only this many events after the bootstrap rows (default: all)', intOption('--rows', 1))
     .option('--events-per-second <n>', 'replay pace (with --backtest: the most it may reach)', intOption('--events-per-second', 1, 1_000_000), 300)
     .option('--backtest', 'pace event time by the loop\'s progress: each event waits until every label before it is joined and every decision they caused is served, so quality does not depend on the speed')
-    .option('--report <format>', 'text or json (json prints one object on stdout)', 'text')
-    .option('--metrics-port <port>', 'port of /metrics during the run', intOption('--metrics-port', 0, 65535), 9464)
-    .action(async (o: { spec: string; rows?: number; eventsPerSecond: number; backtest?: boolean; report: string; metricsPort: number }) => {
-      if (o.report !== 'text' && o.report !== 'json') throw new ConfigError(`--report must be text or json, got ${JSON.stringify(o.report)}`);
+    .option('--report <format>', 'text or json (json prints one object on stdout)', choiceOption('--report', ['text', 'json'] as const), 'text')
+    .option('--metrics-port <port>', 'port of /metrics during the run (another free port if taken)', intOption('--metrics-port', 0, 65535), 9464)
+    .option('--dashboard-port <port>', 'serve the live dashboard on this port during the run (0 = any free port)', intOption('--dashboard-port', 0, 65535))
+    .option('--keep', "keep the run's topics, schema subjects and keyspace (removed at the end otherwise; `loopline clean --demo-runs` removes kept ones)")
+    .action(async (o: { spec: string; rows?: number; eventsPerSecond: number; backtest?: boolean; report: 'text' | 'json'; metricsPort: number; dashboardPort?: number; keep?: boolean }) => {
       const { report } = await runDemo({
         spec: o.spec,
-        ...(o.rows ? { rows: o.rows } : {}),
+        ...(o.rows === undefined ? {} : { rows: o.rows }),
         eventsPerSecond: o.eventsPerSecond,
         backtest: o.backtest === true,
         report: o.report,
         metricsPort: o.metricsPort,
+        ...(o.dashboardPort === undefined ? {} : { dashboardPort: o.dashboardPort }),
+        keep: Boolean(o.keep),
       });
       if (o.report === 'json') {
         const { timeline: _t, promotionsAt: _p, ...rest } = report;

@@ -30,6 +30,7 @@ const aggregate = z.object({
 });
 
 const featureSet = z.object({
+  /** The set's name, as FeatureUpdate.feature_set. */
   name,
   /**
    * How the set is fed: `stream` = FeatureUpdate records on features.updates (feature-writer);
@@ -54,6 +55,7 @@ const featureSet = z.object({
    * events arrive (an hour-of-day key is updated once a day): leave it 0 for such sets.
    */
   key: z.object({ field: featureName }).strict().optional(),
+  /** The set's features and their kind; names are unique across event fields and every set. */
   features: z.record(featureName, kind).refine((r) => Object.keys(r).length > 0, 'must declare at least one feature'),
   /** A value older than this at event time is served as missing (stale). */
   maxAgeMs: positiveMs.optional(),
@@ -176,17 +178,22 @@ const trainer = z.preprocess(
 
 export const PipelineSpecSchema = z
   .object({
+    /** The pipeline's name: part of every record (`pipeline`), registry key and metric label. */
     name,
     description: z.string().default(''),
+    /** binary or multiclass classification, or regression. */
     task: z.enum(['binary', 'multiclass', 'regression']),
+    /** What events are about (a customer, a market); `name` for people, `doc` a sentence. */
     entity: z.object({ name: z.string().min(1), doc: z.string().default('') }),
     events: z.object({
+      /** Event fields and their kind; an event whose field has the wrong type is dead-lettered (WRONG_TYPE, NON_FINITE). */
       fields: z.record(featureName, kind).refine((r) => Object.keys(r).length > 0, 'must declare at least one field'),
     }),
     featureSets: z.array(featureSet).default([]),
     /** What happens when an entity has no row in a feature set: impute (serve nulls, flag missing) or dead-letter the event. */
     missingEntity: z.enum(['impute', 'dead-letter']).default('impute'),
     model: z.object({
+      /** The model's name in the registry. */
       name,
       /** Model inputs in order: event fields and feature-set features, by name. */
       features: z.array(featureName).min(1),
@@ -194,7 +201,9 @@ export const PipelineSpecSchema = z
       categories: z.record(featureName, z.array(z.string()).min(1)).default({}),
     }),
     label: z.object({
+      /** categorical for classification, numeric for regression. */
       type: z.enum(['categorical', 'numeric']),
+      /** The classes in order (binary: exactly 2, the second is the positive class); empty: learned at training. */
       classes: z.array(z.string()).default([]),
       /** Expected delay from event to ground truth. */
       delayMs: positiveMs,
@@ -204,9 +213,13 @@ export const PipelineSpecSchema = z
     trainer: trainer,
     monitoring: z
       .object({
+        /** Labeled predictions per tumbling window (per model version and variant) of a quality and drift report. */
         windowSize: z.number().int().min(10).default(500),
+        /** Change detector on the error stream, for alarms faster than a window. */
         detector: z.enum(['adwin', 'page-hinkley']).default('adwin'),
+        /** A feature whose PSI against the training baseline exceeds this has drifted. */
         psiThreshold: z.number().positive().default(0.2),
+        /** A feature whose KS or chi-square p-value is below this has drifted. */
         pValueThreshold: z.number().positive().max(1).default(0.01),
       })
       .default({}),
@@ -216,7 +229,9 @@ export const PipelineSpecSchema = z
         minMetric: z.number().optional(),
         /** Retrain when the metric falls this fraction below the model's training-time metric. */
         maxRelativeDrop: z.number().positive().max(1).optional(),
+        /** Retrain when the change detector raises an alarm. */
         onDetectorAlarm: z.boolean().default(true),
+        /** Retrain when a drift report says drifted. */
         onDrift: z.boolean().default(false),
         /**
          * Retrain every this many labeled predictions of the champion (counted from the monitor's full
@@ -233,6 +248,7 @@ export const PipelineSpecSchema = z
       .default({}),
     promotion: z
       .object({
+        /** The metric candidate and champion are compared on (and the dashboard charts). */
         metric: z.enum(['accuracy', 'log_loss', 'auc', 'mae', 'rmse']).default('accuracy'),
         /**
          * How a candidate is judged against the champion on the newest held-out labels, with a paired
@@ -254,6 +270,7 @@ export const PipelineSpecSchema = z
         refitOnHoldout: z.boolean().default(true),
         /** Confidence of the paired bootstrap interval of the improvement. */
         confidence: z.number().min(0.5).max(0.999).default(0.9),
+        /** The newest labeled rows held out of training to judge the candidate against the champion. */
         holdoutRows: z.number().int().min(10).default(500),
         /** Roll back when the new champion's live metric is worse than the old one's by more than this. */
         rollbackMargin: z.number().min(0).default(0.02),

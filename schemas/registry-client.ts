@@ -88,6 +88,8 @@ export interface RegistryClient {
   getCompatibility(subject: string): Promise<Compatibility | null>;
   isCompatible(subject: string, schema: string): Promise<boolean>;
   subjects(): Promise<string[]>;
+  /** Deletes a subject and its versions for good (soft delete, then permanent); false if there was none. For `loopline clean`. */
+  deleteSubject(subject: string): Promise<boolean>;
 }
 
 interface Answer {
@@ -244,6 +246,15 @@ export function createRegistryClient(options: RegistryClientOptions): RegistryCl
       const r = await call('listing subjects', 'GET', '/subjects');
       if (r.status !== 200 || !Array.isArray(r.json)) fail('listing subjects', r);
       return r.json as string[];
+    },
+    async deleteSubject(subject) {
+      const doing = `deleting subject ${subject}`;
+      const soft = await call(doing, 'DELETE', `/subjects/${encodeURIComponent(subject)}`);
+      if (soft.status === 404 && registryCode(soft.json) === 40401) return false;
+      if (soft.status !== 200 && !(soft.status === 404 && registryCode(soft.json) !== null)) fail(doing, soft);
+      const hard = await call(doing, 'DELETE', `/subjects/${encodeURIComponent(subject)}?permanent=true`);
+      if (hard.status !== 200 && !(hard.status === 404 && registryCode(hard.json) !== null)) fail(doing, hard);
+      return true;
     },
   };
   return client;

@@ -33,7 +33,8 @@ export function createLogger(options: { level?: string; name?: string; destinati
     // Belt and braces for top-level keys, should anything reach pino without passing the hook.
     redact: { paths: ['password', 'sasl', 'credentials', 'basicAuth', 'authorization', 'headers.authorization'], censor: REDACTED },
   };
-  const logger = options.destination ? pino(opts, options.destination) : pino(opts);
+  // stderr by default: stdout is for what a command prints (`--json`, `--report json`), so logs never mix into it.
+  const logger = pino(opts, options.destination ?? pino.destination({ dest: 2, sync: true }));
   // Children inherit from their parent's object, so this covers grandchildren too.
   const child = logger.child;
   logger.child = function redactedChild(this: Logger, bindings, childOptions) {

@@ -10,6 +10,7 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { ensureArtifacts, type ProgressFn } from './artifacts.js';
 import { stackPaths, type StackPaths } from './paths.js';
@@ -95,6 +96,25 @@ export function createLocalStack(options: LocalStackOptions = {}) {
     }
   }
 
+  /**
+   * A server's ports held by a process this stack did not start (another checkout's stack, a
+   * developer's own server): true when it answers a real round trip (used as it is), an error when
+   * it does not, instead of spawning a JVM that dies with "Address already in use"; false when the
+   * ports are free or the server is ours.
+   */
+  async function adoptForeign(s: ServiceDef): Promise<boolean> {
+    if (runningPid(s) !== null) return false;
+    if (await s.probe(ports)) {
+      progress(`${s.name}: a server this stack did not start answers at ${s.address(ports)}; using it (\`stack down\` will not stop it)`);
+      return true;
+    }
+    const held = await heldPorts(servicePorts(s.name, ports));
+    if (held.length > 0) {
+      throw new StackStartError(s.name, `port ${held.join(' and ')} on 127.0.0.1 is held by a process this stack did not start, and it does not answer as ${s.name}; stop that process, or choose other ports (${portVariables(s.name)})`, '(not started: nothing of ours to show)');
+    }
+    return false;
+  }
+
   async function startService(s: ServiceDef): Promise<void> {
     if (runningPid(s) !== null) {
       if (await s.probe(ports)) {
@@ -102,6 +122,7 @@ export function createLocalStack(options: LocalStackOptions = {}) {
         return;
       }
     } else {
+      if (await adoptForeign(s)) return;
       const launch = s.prepare(paths, ports);
       fs.mkdirSync(path.dirname(logFile(s)), { recursive: true });
       const out = fs.openSync(logFile(s), 'a');
@@ -157,8 +178,10 @@ export function createLocalStack(options: LocalStackOptions = {}) {
 
     /** Fetches artifacts if needed and starts every server; resolves when all answer. */
     async up(): Promise<StackAddresses> {
-      await ensureArtifacts(paths, progress);
-      await Promise.all(SERVICES.map((s) => startService(s)));
+      // Servers this stack did not start are checked first, so a stack that is already there costs no download.
+      const toStart = (await Promise.all(SERVICES.map(async (s) => ((await adoptForeign(s)) ? null : s)))).filter((s): s is ServiceDef => s !== null);
+      if (toStart.length > 0) await ensureArtifacts(paths, progress);
+      await Promise.all(toStart.map((s) => startService(s)));
       return this.addresses();
     },
 
@@ -202,6 +225,29 @@ export function createLocalStack(options: LocalStackOptions = {}) {
 }
 
 export type LocalStack = ReturnType<typeof createLocalStack>;
+
+/** The ports a server listens on. */
+function servicePorts(name: ServiceName, p: StackPorts): number[] {
+  return name === 'kafka' ? [p.kafka, p.kafkaController] : name === 'cassandra' ? [p.cassandra, p.cassandraStorage] : [p.registry];
+}
+
+function portVariables(name: ServiceName): string {
+  return name === 'kafka' ? 'LOOPLINE_STACK_KAFKA_PORT, LOOPLINE_STACK_KAFKA_CONTROLLER_PORT' : name === 'cassandra' ? 'LOOPLINE_STACK_CASSANDRA_PORT, LOOPLINE_STACK_CASSANDRA_STORAGE_PORT' : 'LOOPLINE_STACK_REGISTRY_PORT';
+}
+
+/** The ports of `ports` that something already listens on (a bind on 127.0.0.1 fails with EADDRINUSE). */
+export async function heldPorts(ports: readonly number[]): Promise<number[]> {
+  const held: number[] = [];
+  for (const port of ports) {
+    const inUse = await new Promise<boolean>((resolve) => {
+      const server = net.createServer();
+      server.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'EADDRINUSE'));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(false)));
+    });
+    if (inUse) held.push(port);
+  }
+  return held;
+}
 
 function signal(pid: number, sig: NodeJS.Signals): void {
   try {
