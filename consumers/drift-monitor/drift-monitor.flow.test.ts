@@ -47,7 +47,7 @@ beforeAll(async () => {
 });
 
 const L = (lp: LabeledPrediction, partition = 0): FlowInput => ({ topic: 'predictions.labeled', value: lp, key: SCOPE, partition });
-const reportsOf = (outs: Array<{ topic: string; record: string; value: unknown }>) => outs.filter((o) => o.topic === 'monitor.reports');
+const reportsOf = <O extends { topic: string; record: string; key: string; value: unknown }>(outs: O[]) => outs.filter((o) => o.topic === 'monitor.reports');
 const ids = (outs: Array<{ value: unknown }>) => outs.map((o) => (o.value as { report_id: string }).report_id);
 
 async function withChampion(): Promise<MemoryStores> {
@@ -66,7 +66,7 @@ describe('drift-monitor (in-memory harness)', () => {
     const reports = reportsOf(run.outputs);
     const base = `${SCOPE}@1/champion`;
     expect(ids(reports)).toEqual([`${base}/w0`, `${base}/w0/drift`, `${base}/w1`, `${base}/w1/drift`]);
-    expect(reports.map((o) => [o.record, (o as { key: string }).key])).toEqual([['QualityReport', SCOPE], ['DriftReport', SCOPE], ['QualityReport', SCOPE], ['DriftReport', SCOPE]]);
+    expect(reports.map((o) => [o.record, o.key])).toEqual([['QualityReport', SCOPE], ['DriftReport', SCOPE], ['QualityReport', SCOPE], ['DriftReport', SCOPE]]);
     const w0 = reports[0]!.value as QualityReport;
     const first = records.slice(0, WINDOW);
     expect(w0).toMatchObject({ pipeline: 'elec2', model_name: spec.model.name, model_version: 1, variant: 'champion', count: WINDOW, alarm: null });
