@@ -10,11 +10,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { ModelInfo } from '../../models/registry.js';
 import type { TrainedModel } from '../../models/trainer.js';
 import type { PipelineSpec } from '../../pipelines/spec.js';
-import type { PointInTimeRow } from '../../producers/replay-plan.js';
 import type { ModelCandidate, ModelEvent } from '../../schemas/types.js';
 import { createMemoryStores, type MemoryStores } from '../../store/memory.js';
 import { runFlow, type FlowInput } from '../../streams/testing.js';
-import { elec2, elec2Rows, predictionOf, registerChampion, registerModel, trainOn } from '../../test/support/elec2.js';
+import { elec2, elec2Rows, predictionOf, registerChampion, registerModel, trainOn, type PointInTimeRow } from '../../test/support/elec2.js';
 import { cleanAndCrashed } from '../../test/support/flows.js';
 import { evaluator } from './index.js';
 

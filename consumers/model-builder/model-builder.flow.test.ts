@@ -8,13 +8,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { TrainingError, type Artifact } from '../../models/training.js';
 import type { PipelineSpec } from '../../pipelines/spec.js';
-import type { PointInTimeRow } from '../../producers/replay-plan.js';
 import type { ModelCandidate, RetrainRequest } from '../../schemas/types.js';
 import { createMemoryStores, type MemoryStores } from '../../store/memory.js';
 import type { Stores } from '../../store/stores.js';
 import { defineWorker, type WorkerContext } from '../../streams/definition.js';
 import { runFlow, type FlowInput } from '../../streams/testing.js';
-import { elec2, elec2Rows, predictionOf, registerChampion, registerModel, trainOn } from '../../test/support/elec2.js';
+import { elec2, elec2Rows, predictionOf, registerChampion, registerModel, trainOn, type PointInTimeRow } from '../../test/support/elec2.js';
 import { modelBuilder } from './index.js';
 import { createModelBuilder, type ModelBuilderDeps } from './model-builder.js';
 

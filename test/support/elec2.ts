@@ -18,6 +18,8 @@ import type { TrainedModel } from '../../models/trainer.js';
 import { loadSpec, type PipelineSpec } from '../../pipelines/spec.js';
 import { readCsv } from '../../producers/csv.js';
 import { buildReplayPlan, pointInTimeRows, type PointInTimeRow } from '../../producers/replay-plan.js';
+
+export type { PointInTimeRow };
 import type { FeatureVector, Prediction } from '../../schemas/types.js';
 
 export const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
