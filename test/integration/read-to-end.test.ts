@@ -1,10 +1,12 @@
-// readToEnd (test/support/read-topic.ts) on a real broker: it returns every
-// committed message of every partition and stops exactly at the end offsets,
-// also when a partition ends with a transaction marker (which no consumer is
-// handed) or holds aborted records; it never waits for an idle time or a count.
+// readToEnd and groupAtEnd (test/support/read-topic.ts) on a real broker:
+// readToEnd returns every committed message of every partition and stops
+// exactly at the end offsets, also when a partition ends with a transaction
+// marker (which no consumer is handed) or holds aborted records; it never
+// waits for an idle time or a count. groupAtEnd tells exactly whether a group
+// has consumed everything a read_committed consumer would be handed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, type TestEnv } from '../support/fixtures.js';
-import { readToEnd } from '../support/read-topic.js';
+import { groupAtEnd, groupCaughtUp, readToEnd } from '../support/read-topic.js';
 
 let env: TestEnv;
 beforeAll(async () => {
@@ -58,5 +60,30 @@ describe('readToEnd', () => {
     expect(got).toHaveLength(30);
     expect(new Set(got.map((m) => m.value!.toString())).size).toBe(30);
     expect(await readToEnd(env.kafka, env.admin, await topic('empty', 2))).toEqual([]);
+  });
+
+  it('groupAtEnd: a group is at the end once past the last committed record, whatever markers and aborted records follow it', async () => {
+    const t = await topic('atend', 1);
+    const producer = env.kafka.producer({ transactionalId: `${t}-writer`, idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const committed = await producer.transaction();
+    await committed.send({ topic: t, messages: [{ value: 'a' }, { value: 'b' }] }); // offsets 0, 1; commit marker 2
+    await committed.commit();
+    const aborted = await producer.transaction();
+    await aborted.send({ topic: t, messages: [{ value: 'x' }] }); // offset 3, never handed over; abort marker 4
+    await aborted.abort();
+    await producer.disconnect();
+    expect((await env.admin.fetchTopicOffsets(t))[0]!.high).toBe('5');
+
+    const at = async (offset: string) => {
+      const groupId = `${t}-group-${offset}`;
+      await env.admin.setOffsets({ groupId, topic: t, partitions: [{ partition: 0, offset }] });
+      return { exact: await groupAtEnd(env.kafka, env.admin, groupId, t), guess: await groupCaughtUp(env.admin, groupId, t, true) };
+    };
+    // Past 'b': at the end, though two offsets lie beyond (the guess says no).
+    expect(await at('2')).toEqual({ exact: true, guess: false });
+    // Before 'b': not at the end.
+    expect((await at('1')).exact).toBe(false);
+    expect(await groupAtEnd(env.kafka, env.admin, `${t}-nobody`, t)).toBe(false);
   });
 });
