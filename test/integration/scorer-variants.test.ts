@@ -21,7 +21,7 @@ import { createReplayer } from '../../producers/replayer.js';
 import type { Prediction } from '../../schemas/types.js';
 import { createPredictionLog } from '../../store/prediction-log.js';
 import { createTestEnv, waitFor, type TestEnv } from '../support/fixtures.js';
-import { groupCaughtUp, readToEnd } from '../support/read-topic.js';
+import { groupAtEnd, groupCaughtUp, readToEnd } from '../support/read-topic.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { spec, dir } = loadSpec(path.join(root, 'pipelines', 'elec2.json'));
@@ -81,7 +81,7 @@ describe('scorer variants', () => {
     await producer.disconnect();
     // The preprocessor first: until it has written every vector, a scorer "caught up" on features.vectors proves nothing.
     await waitFor('preprocessor to consume every event', () => groupCaughtUp(env.admin, `${env.names.prefix}loopline-preprocessor`, env.names.physical('events.client')), 120_000, 500);
-    await waitFor('scorer to consume every vector', () => groupCaughtUp(env.admin, `${env.names.prefix}loopline-scorer`, env.names.physical('features.vectors'), true), 120_000, 500);
+    await waitFor('scorer to consume every vector', () => groupAtEnd(env.kafka, env.admin, `${env.names.prefix}loopline-scorer`, env.names.physical('features.vectors')), 120_000, 500);
 
     const messages = await readToEnd(env.kafka, env.admin, env.names.physical('predictions'));
     const served: Prediction[] = [];
