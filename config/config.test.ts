@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../streams/errors.js';
+import { ConfigError } from '../core/errors.js';
 import { loadConfig } from './config.js';
 
 describe('loadConfig', () => {

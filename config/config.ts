@@ -24,7 +24,7 @@
  * | LOOPLINE_LOG_LEVEL | info | pino level |
  */
 import { z } from 'zod';
-import { ConfigError } from '../streams/errors.js';
+import { ConfigError } from '../core/errors.js';
 import { isSecretVariable, REDACTED, redactText } from '../streams/redact.js';
 
 const list = z

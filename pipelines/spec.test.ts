@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../streams/errors.js';
+import { ConfigError } from '../core/errors.js';
 import { loadSpec, modelFeatureDefs, parseSpec } from './spec.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -6,7 +6,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, isConfigError, LooplineError, TransientError, wrapError } from '../streams/errors.js';
+import { ConfigError, isConfigError, LooplineError, TransientError, wrapError } from '../core/errors.js';
 import {
   createRegistryClient, IncompatibleSchemaError, InvalidSchemaError, RegistryAuthError, RegistryError, SchemaNotFoundError,
 } from './registry-client.js';

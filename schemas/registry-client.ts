@@ -17,7 +17,7 @@
  * (`https://user:pass@host/...`); either way they are sent as a Basic
  * Authorization header and never appear in an error message.
  */
-import { ConfigError, LooplineError, TransientError } from '../streams/errors.js';
+import { ConfigError, LooplineError, TransientError } from '../core/errors.js';
 import { redactText, redactUrl } from '../streams/redact.js';
 
 export type Compatibility =

@@ -17,7 +17,7 @@ import { buildReplayPlan } from '../../producers/replay-plan.js';
 import { createReplayer } from '../../producers/replayer.js';
 import { createPredictionLog } from '../../store/prediction-log.js';
 import { createTestEnv, waitFor, type TestEnv } from '../support/fixtures.js';
-import { scoringGroup, groupCaughtUp, readTopic } from '../support/read-topic.js';
+import { scoringGroup, groupCaughtUp, readToEnd } from '../support/read-topic.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const specFile = path.join(root, 'pipelines', 'elec2.json');
@@ -76,7 +76,7 @@ describe('crash recovery', () => {
     const scoring = scoringGroup(env.names.prefix);
     await waitFor('the scoring group to consume every event', () => groupCaughtUp(env.admin, scoring.groupId, scoring.topic), 240_000, 500);
 
-    const messages = await readTopic(env.kafka, env.names.physical('predictions'), (m) => m.length >= sent.events, 60_000);
+    const messages = await readToEnd(env.kafka, env.admin, env.names.physical('predictions'));
     const ids: string[] = [];
     for (const m of messages) {
       const d = await env.codec.decode('Prediction', m.value);

@@ -1,0 +1,163 @@
+// The model builder on the in-memory harness, with its definition's built-in
+// trainer (on its training thread) and Elec2 rows in the memory training set:
+// a request builds a candidate on the newest rows before the request's window
+// end (the newest holdoutRows held out), registered with its lineage and
+// announced on control.candidates; a replayed request reuses the registered
+// model; too few rows or a TrainingError skip the request with a verdict in
+// the request store; a lease held by another builder makes it wait.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { TrainingError, type Artifact } from '../../models/training.js';
+import type { PipelineSpec } from '../../pipelines/spec.js';
+import type { ModelCandidate, RetrainRequest } from '../../schemas/types.js';
+import { createMemoryStores, type MemoryStores } from '../../store/memory.js';
+import type { Stores } from '../../store/stores.js';
+import { defineWorker, type WorkerContext } from '../../streams/definition.js';
+import { runFlow, type FlowInput } from '../../streams/testing.js';
+import { elec2, elec2Rows, predictionOf, registerChampion, registerModel, trainOn, type PointInTimeRow } from '../../test/support/elec2.js';
+import { modelBuilder } from './index.js';
+import { createModelBuilder, type ModelBuilderDeps } from './model-builder.js';
+
+const P = elec2.name;
+const M = elec2.model.name;
+const HOLDOUT = 100;
+const WINDOW = 400;
+const spec: PipelineSpec = { ...elec2, trainer: { ...elec2.trainer, windowRows: WINDOW }, promotion: { ...elec2.promotion, holdoutRows: HOLDOUT } };
+let rows: PointInTimeRow[];
+beforeAll(() => {
+  rows = elec2Rows({ limit: 700 });
+});
+
+/** The joiner's training rows: what champion v1 was served, with the truth. */
+async function withRows(rs: readonly PointInTimeRow[], stores: MemoryStores = createMemoryStores(), label?: (r: PointInTimeRow) => string | number): Promise<MemoryStores> {
+  if ((await stores.registry.serving(P, M)).champion === null) await registerChampion(stores.registry, trainOn(rows.slice(0, 200)), { spec });
+  for (const r of rs) await stores.training.write(predictionOf(r, 1, spec), label ? label(r) : r.label!, r.event.event_time + spec.label.delayMs);
+  return stores;
+}
+
+const request = (id: string, windowEnd: number, patch: Partial<RetrainRequest> = {}): RetrainRequest => ({
+  request_id: `${P}/${M}/retrain/${id}`, pipeline: P, reason: 'schedule', detail: 'test', champion_version: 1, window_start: 0, window_end: windowEnd, requested_at: windowEnd, ...patch,
+});
+const Q = (r: RetrainRequest): FlowInput => ({ topic: 'control.retrain', value: r, key: r.pipeline });
+const candidates = (outs: Array<{ topic: string; value: unknown }>) => outs.filter((o) => o.topic === 'control.candidates').map((o) => o.value as ModelCandidate);
+
+/** The model builder with another trainer: the definition's own shape, built with the core factory. */
+function builderWith(trainer: NonNullable<ModelBuilderDeps['trainer']>) {
+  return defineWorker({
+    ...modelBuilder,
+    create: (settings, ctx: WorkerContext<Pick<Stores, 'registry' | 'training' | 'requests'>>, metrics) =>
+      createModelBuilder({ spec: ctx.spec, registry: ctx.stores.registry, training: ctx.stores.training, requests: ctx.stores.requests, logger: ctx.logger, ...settings, trainer, onBuilt: (_m, _r, s) => metrics.seconds.observe(s) }),
+  });
+}
+
+describe('model-builder (in-memory harness)', () => {
+  it('builds a candidate from the newest rows before the window end, the newest holdoutRows held out; registers it with its lineage', async () => {
+    const stores = await withRows(rows.slice(0, 700));
+    // The request's window ends at row 649: rows 550..649 are held out, 150..549 are the training window.
+    const end = rows[649]!.event.event_time;
+    const r = request('a', end);
+    const run = await runFlow(modelBuilder, [Q(r)], { spec, stores });
+    const [c, ...more] = candidates(run.outputs);
+    expect(more).toEqual([]);
+    const m = (await stores.registry.list(P, M)).find((x) => x.requestId === r.request_id)!;
+    expect(m).toMatchObject({
+      version: 2, status: 'candidate', parentVersion: 1, requestId: r.request_id, trainingRows: WINDOW, trainer: 'builtin-linear',
+      trainingStart: rows[150]!.event.event_time, trainingEnd: rows[549]!.event.event_time,
+    });
+    expect(c).toEqual({
+      pipeline: P, model_name: M, model_version: 2, request_id: r.request_id, trainer: 'builtin-linear', training_rows: WINDOW,
+      window_start: rows[150]!.event.event_time, window_end: rows[549]!.event.event_time, metrics: m.metrics, sha256: m.sha256, created_at: m.createdAt,
+    });
+    expect(run.outputs[0]!.key).toBe(P);
+    expect(stores.requests.rows.get(r.request_id)).toMatchObject({ status: 'built', modelVersion: 2, verdict: expect.stringMatching(/^built v2 from 400 rows in .* s \(builtin-linear\)$/) });
+    // The registered model is the one the built-in trainer makes of exactly those rows.
+    expect(m.sha256).toBe((await registerModel(createMemoryStores().registry, trainOn(rows.slice(150, 550), { spec }), { spec })).sha256);
+  }, 60_000);
+
+  it('reuses the model registered for a replayed request (and after a crash), training nothing again', async () => {
+    const stores = await withRows(rows.slice(0, 700));
+    const r = request('b', rows[699]!.event.event_time);
+    const first = await runFlow(modelBuilder, [Q(r)], { spec, stores });
+    // A crash after the chunk: the build was recorded, so the replay announces the same candidate.
+    const crashed = await runFlow(modelBuilder, [Q(r)], { spec, stores, crashAfterChunks: [0] });
+    const replayed = await runFlow(modelBuilder, [Q(r)], { spec, stores });
+    expect(crashed.calls).toBe(2);
+    expect(candidates(crashed.outputs)).toEqual(candidates(first.outputs));
+    expect(candidates(replayed.outputs)).toEqual(candidates(first.outputs));
+    expect((await stores.registry.list(P, M)).filter((m) => m.requestId === r.request_id)).toHaveLength(1);
+  }, 60_000);
+
+  it('completes a build registered just before a restart (the request still building, its lease lapsed) without training again', async () => {
+    const stores = await withRows(rows.slice(0, 700));
+    const r = request('c', rows[699]!.event.event_time);
+    const registered = await registerModel(stores.registry, trainOn(rows.slice(0, 300), { spec }), { spec, extra: { requestId: r.request_id, parentVersion: 1 } });
+    stores.requests.rows.set(r.request_id, { requestId: r.request_id, reason: r.reason, detail: r.detail, requestedAt: r.requested_at, status: 'building', modelVersion: null, verdict: null, owner: 'a builder that died', leaseUntil: 0 });
+    const trainer = () => Promise.reject(new Error('must not train'));
+    const run = await runFlow(builderWith(trainer), [Q(r)], { spec, stores });
+    expect(candidates(run.outputs).map((c) => c.model_version)).toEqual([registered.version]);
+    expect(stores.requests.rows.get(r.request_id)).toMatchObject({ status: 'built', modelVersion: registered.version, verdict: `built v${registered.version} (registered before a restart)` });
+  });
+
+  it('skips a request with too few training rows, with the verdict in the request store', async () => {
+    const stores = await withRows(rows.slice(0, 150));
+    const r = request('d', rows[149]!.event.event_time);
+    const run = await runFlow(modelBuilder, [Q(r)], { spec, stores });
+    expect(run.outputs).toEqual([]);
+    expect(stores.requests.rows.get(r.request_id)).toMatchObject({ status: 'skipped', modelVersion: null, verdict: 'skipped: 50 training rows (150 labeled in all) is under the minimum of 100' });
+    expect((await stores.registry.list(P, M)).map((m) => m.version)).toEqual([1]);
+    // The minimum is a setting.
+    const lower = await runFlow(modelBuilder, [Q(request('e', rows[149]!.event.event_time))], { spec, stores, settings: { minRows: 50 } });
+    expect(candidates(lower.outputs)).toHaveLength(1);
+  }, 60_000);
+
+  it('skips a request the trainer cannot train (TrainingError), with the reason', async () => {
+    // The built-in trainer refuses a label outside the pipeline's classes.
+    const stores = await withRows(rows.slice(0, 600), createMemoryStores(), (r) => (r.event.event_id === rows[300]!.event.event_id ? 'SIDEWAYS' : r.label!));
+    const r = request('f', rows[599]!.event.event_time);
+    const run = await runFlow(modelBuilder, [Q(r)], { spec, stores });
+    expect(run.outputs).toEqual([]);
+    expect(stores.requests.rows.get(r.request_id)).toMatchObject({ status: 'skipped', verdict: expect.stringMatching(/^skipped: built-in trainer: .*SIDEWAYS/) });
+    // Any trainer's TrainingError is a skip; another error is not (the runtime retries or dead-letters it).
+    const failing = builderWith(() => Promise.reject(new TrainingError('one class only')));
+    const r2 = request('g', rows[599]!.event.event_time);
+    expect((await runFlow(failing, [Q(r2)], { spec, stores })).outputs).toEqual([]);
+    expect(stores.requests.rows.get(r2.request_id)).toMatchObject({ status: 'skipped', verdict: 'skipped: one class only' });
+    const broken = builderWith(() => Promise.reject(new Error('disk full')));
+    await expect(runFlow(broken, [Q(request('h', rows[599]!.event.event_time))], { spec, stores })).rejects.toThrow('disk full');
+  }, 60_000);
+
+  it('waits while another builder holds the lease, then builds once it lapses', async () => {
+    const stores = await withRows(rows.slice(0, 700));
+    const r = request('i', rows[699]!.event.event_time);
+    const leaseMs = 1000;
+    expect(await stores.requests.claim(r, 'another builder', leaseMs)).toEqual({ outcome: 'mine' });
+    const heldUntil = stores.requests.rows.get(r.request_id)!.leaseUntil;
+    let trainedAt = 0;
+    const trainer = async (_s: PipelineSpec, rs: readonly unknown[]): Promise<Artifact> => {
+      trainedAt = Date.now();
+      const t = trainOn(rows.slice(0, rs.length), { spec });
+      return { onnx: t.onnx, spec: t.spec, baseline: t.baseline, metrics: t.metrics, trainer: 'test', trainerSettings: {}, trainingRows: t.trainedRows };
+    };
+    const run = await runFlow(builderWith(trainer), [Q(r)], { spec, stores, settings: { leaseMs } });
+    expect(trainedAt).toBeGreaterThanOrEqual(heldUntil);
+    expect(candidates(run.outputs)).toHaveLength(1);
+    expect(stores.requests.rows.get(r.request_id)).toMatchObject({ status: 'built', owner: expect.not.stringMatching(/^another builder$/) });
+  });
+
+  it('waits while another builder holds the lease, and announces its model when it finishes', async () => {
+    const stores = await withRows(rows.slice(0, 700));
+    const r = request('j', rows[699]!.event.event_time);
+    await stores.requests.claim(r, 'another builder', 1000);
+    const theirs = await registerModel(stores.registry, trainOn(rows.slice(0, 300), { spec }), { spec, extra: { requestId: r.request_id } });
+    const finishing = new Promise<void>((resolve) => setTimeout(() => void stores.requests.finish(P, r.request_id, 'built', theirs.version, `built v${theirs.version}`).then(resolve), 100));
+    const run = await runFlow(builderWith(() => Promise.reject(new Error('must not train'))), [Q(r)], { spec, stores, settings: { leaseMs: 1000 } });
+    await finishing;
+    expect(candidates(run.outputs).map((c) => c.model_version)).toEqual([theirs.version]);
+  });
+
+  it('ignores requests of another pipeline', async () => {
+    const stores = await withRows(rows.slice(0, 300));
+    const run = await runFlow(modelBuilder, [Q(request('k', rows[299]!.event.event_time, { pipeline: 'sea' }))], { spec, stores });
+    expect(run.outputs).toEqual([]);
+    expect(stores.requests.rows.size).toBe(0);
+  });
+});
