@@ -66,7 +66,7 @@ export interface GbdtSettings {
 }
 
 /**
- * Defaults chosen in the learning study (models/study/RESULTS.md) on
+ * Defaults chosen in the learning study (study/RESULTS.md) on
  * 2,000-row windows refitted every 1,000 labels, against depth 3–6, rate
  * 0.05–0.1, 50–200 trees, min leaf 10–40, subsample 0.8–1 and 64–255 bins:
  * depth 6 at rate 0.05 was within 0.003 accuracy of the best on Elec2 and

@@ -1,7 +1,7 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import { DEFAULT_TRAINER_SETTINGS, fitLinearModel, trainModel } from './trainer.js';
 import type { TrainInput } from './trainer.js';
-import { fitLegacyLinear } from './study/legacy-linear.js';
+import { fitLegacyLinear } from './legacy-linear.js';
 import { loadOnnxModel } from './onnx-model.js';
 import type { OnnxModel } from './onnx-model.js';
 import { encodeRows } from './encode.js';
@@ -87,7 +87,7 @@ describe('trainModel', () => {
 
 /**
  * Two failures seen on real data, reproduced with the trainer as it was
- * (models/study/legacy-linear.ts) and shown fixed: y depends on x only; `c`
+ * (models/legacy-linear.ts) and shown fixed: y depends on x only; `c`
  * is a (nearly) constant, uninformative column that later shifts.
  */
 describe('scaling that holds up when a near-constant column shifts', () => {

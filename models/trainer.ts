@@ -50,7 +50,7 @@ export type { ClassWeight } from './trained-model.js';
  *   weights of the standardised inputs (biases are not penalised); the
  *   optimiser converges to that penalised optimum. Because the inputs are
  *   standardised the penalty is scale-free. Default 1e-4, a light ridge: in
- *   the learning study (models/study/RESULTS.md) 1e-3 and 1e-2 were never
+ *   the learning study (study/RESULTS.md) 1e-3 and 1e-2 were never
  *   better and were worse on Elec2, bike and outdoor (1e-2 costs 0.03
  *   accuracy on Elec2, where the informative nswprice_prev and nswprice_ma48
  *   are collinear and need opposite weights).

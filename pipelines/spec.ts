@@ -236,7 +236,7 @@ export const PipelineSpecSchema = z
         /**
          * Retrain every this many labeled predictions of the champion (counted from the monitor's full
          * windows, so a multiple of monitoring.windowSize is exact). The default cadence: a model refitted
-         * on the newest window keeps up with drift; the study in models/study/RESULTS.md measured it.
+         * on the newest window keeps up with drift; the study in study/RESULTS.md measured it.
          * null: no schedule (only the other triggers).
          */
         everyLabels: z.number().int().positive().nullable().default(1000),

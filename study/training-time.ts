@@ -4,12 +4,12 @@
  * task: process CPU time (user + system) and wall time, median of `--repeat`
  * runs after one warm-up.
  *
- *   npx tsx models/study/training-time.ts [--rows 2000] [--repeat 5]
+ *   npx tsx study/training-time.ts [--rows 2000] [--repeat 5]
  */
-import { trainBuiltin } from '../builtin-trainer.js';
-import type { TrainerChoice } from '../builtin-trainer.js';
-import type { FeatureDef, FeatureRow, Task } from '../feature-spec.js';
-import { randomSource } from '../test-support.js';
+import { trainBuiltin } from '../models/builtin-trainer.js';
+import type { TrainerChoice } from '../models/builtin-trainer.js';
+import type { FeatureDef, FeatureRow, Task } from '../models/feature-spec.js';
+import { randomSource } from '../models/test-support.js';
 
 const arg = (flag: string, fallback: number): number => {
   const i = process.argv.indexOf(flag);

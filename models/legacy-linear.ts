@@ -3,15 +3,15 @@
  * 89f1665), frozen for the learning study's "old linear" column: float64
  * std with no floor (a float-noise std of ~1e-18 is used as is), no
  * clipping, l2 1e-4, no class weights. Not product code: nothing outside
- * models/study imports it.
+ * the learning study (study/) and the trainer tests import it.
  */
-import { checkFeatureSpec } from '../feature-spec.js';
-import type { FeatureDef, FeatureRow, FeatureSpec, Task } from '../feature-spec.js';
-import { encodeRows, toCategory } from '../encode.js';
-import { activate, designWidth, inputLayout, linear, outputCount, sigmoid, softmaxInto } from '../linear-model.js';
-import { decodeOutputs } from '../model-output.js';
-import type { ModelOutput } from '../model-output.js';
-import type { TrainInput } from '../trained-model.js';
+import { checkFeatureSpec } from './feature-spec.js';
+import type { FeatureDef, FeatureRow, FeatureSpec, Task } from './feature-spec.js';
+import { encodeRows, toCategory } from './encode.js';
+import { activate, designWidth, inputLayout, linear, outputCount, sigmoid, softmaxInto } from './linear-model.js';
+import { decodeOutputs } from './model-output.js';
+import type { ModelOutput } from './model-output.js';
+import type { TrainInput } from './trained-model.js';
 
 /** The old settings (all optional; defaults below). */
 export interface TrainerSettings {

@@ -3,7 +3,7 @@
  * on a dataset, for several trainers and cadences. Not product code; reads
  * only the CSV it is given.
  *
- *   npx tsx models/study/learning-study.ts --dataset elec2 --csv /path/elec2.csv
+ *   npx tsx study/learning-study.ts --dataset elec2 --csv /path/elec2.csv
  *     [--trainers old,linear,gbdt] [--cadences none,1000/2000,500/2000,1000/4000]
  *     [--trainer name=algorithm:{json settings}]... [--json out.json]
  *
@@ -32,15 +32,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readCsv } from '../../producers/csv.js';
-import { buildReplayPlan, pointInTimeRows } from '../../producers/replay-plan.js';
-import { loadSpec, modelFeatureDefs } from '../../pipelines/spec.js';
-import type { FeatureDef, FeatureRow, Task } from '../feature-spec.js';
-import { periodicBaseline } from '../periodic-baseline.js';
-import type { PeriodicRow, Refit } from '../periodic-baseline.js';
-import { trainBuiltin } from '../builtin-trainer.js';
-import type { TrainerChoice } from '../builtin-trainer.js';
-import { fitLegacyLinear } from './legacy-linear.js';
+import { readCsv } from '../producers/csv.js';
+import { buildReplayPlan, pointInTimeRows } from '../producers/replay-plan.js';
+import { loadSpec, modelFeatureDefs } from '../pipelines/spec.js';
+import type { FeatureDef, FeatureRow, Task } from '../models/feature-spec.js';
+import { periodicBaseline } from '../models/periodic-baseline.js';
+import type { PeriodicRow, Refit } from '../models/periodic-baseline.js';
+import { trainBuiltin } from '../models/builtin-trainer.js';
+import type { TrainerChoice } from '../models/builtin-trainer.js';
+import { fitLegacyLinear } from '../models/legacy-linear.js';
 
 interface Dataset {
   name: string;
@@ -61,7 +61,7 @@ function loadDataset(name: string, csv: string): Dataset {
     values.map((v, i) => ({ eventTime: i, values: v, label: labels[i] ?? null, labelTime: i + delayRows }));
   switch (name) {
     case 'elec2': {
-      const { spec } = loadSpec(path.join(here, '../../pipelines/elec2.json'));
+      const { spec } = loadSpec(path.join(here, '../pipelines/elec2.json'));
       const served = pointInTimeRows(spec, buildReplayPlan(spec, records));
       const rows = served.map((r) => ({ eventTime: r.event.event_time, values: r.values, label: r.label, labelTime: r.event.event_time + spec.label.delayMs }));
       return { name, task: 'binary', features: modelFeatureDefs(spec), classes: spec.label.classes, bootstrapRows: 5000, delayRows: 48, rows };
