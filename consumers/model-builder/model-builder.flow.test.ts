@@ -51,25 +51,64 @@ function builderWith(trainer: NonNullable<ModelBuilderDeps['trainer']>) {
 
 describe('model-builder (in-memory harness)', () => {
   it('builds a candidate from the newest rows before the window end, the newest holdoutRows held out; registers it with its lineage', async () => {
+    // Validate, then refit (promotion.refitOnHoldout, on in the shipped spec): a validation model trained
+    // without the held-out rows, for the evaluator to judge on them, then the model that would serve,
+    // refitted on the newest windowRows, held-out rows included. Both trained with Elec2's gbdt trainer.
+    expect(spec.promotion.refitOnHoldout).toBe(true);
     const stores = await withRows(rows.slice(0, 700));
-    // The request's window ends at row 649: rows 550..649 are held out, 150..549 are the training window.
+    // The request's window ends at row 649: rows 550..649 are held out, 150..549 train the validation
+    // model; the refit trains on the newest 400, 250..649.
     const end = rows[649]!.event.event_time;
     const r = request('a', end);
     const run = await runFlow(modelBuilder, [Q(r)], { spec, stores });
     const [c, ...more] = candidates(run.outputs);
     expect(more).toEqual([]);
+    const models = await stores.registry.list(P, M);
+    expect(models.map((m) => [m.version, m.requestId])).toEqual([[3, r.request_id], [2, `${r.request_id}#validation`], [1, null]]);
+    const validation = models.find((x) => x.version === 2)!;
+    const m = models.find((x) => x.version === 3)!;
+    expect(validation).toMatchObject({
+      status: 'candidate', parentVersion: 1, trainingRows: WINDOW, trainer: 'builtin-gbdt',
+      trainingStart: rows[150]!.event.event_time, trainingEnd: rows[549]!.event.event_time,
+      verdict: `validation model of request ${r.request_id}: judged on the ${HOLDOUT} held-out rows for the refitted model`,
+    });
+    expect(m).toMatchObject({
+      status: 'candidate', parentVersion: 1, trainingRows: WINDOW, trainer: 'builtin-gbdt', verdict: null,
+      trainingStart: rows[250]!.event.event_time, trainingEnd: rows[649]!.event.event_time,
+    });
+    expect(c).toEqual({
+      pipeline: P, model_name: M, model_version: 3, validation_version: 2, request_id: r.request_id, trainer: 'builtin-gbdt', training_rows: WINDOW,
+      window_start: rows[250]!.event.event_time, window_end: rows[649]!.event.event_time, metrics: m.metrics, sha256: m.sha256, created_at: m.createdAt,
+    });
+    expect(run.outputs[0]!.key).toBe(P);
+    expect(stores.requests.rows.get(r.request_id)).toMatchObject({
+      status: 'built', modelVersion: 3,
+      verdict: expect.stringMatching(/^built v3 from the newest 400 rows, validated by v2 trained on the 400 before the 100 held out, in .* s \(builtin-gbdt\)$/),
+    });
+    // The registered models are the ones the built-in trainer makes of exactly those rows.
+    const reference = createMemoryStores().registry;
+    expect(validation.sha256).toBe((await registerModel(reference, trainOn(rows.slice(150, 550), { spec }), { spec })).sha256);
+    expect(m.sha256).toBe((await registerModel(reference, trainOn(rows.slice(250, 650), { spec }), { spec })).sha256);
+  }, 60_000);
+
+  it('without refitOnHoldout, registers one candidate trained on the window before the held-out rows, judged itself', async () => {
+    const once: PipelineSpec = { ...spec, promotion: { ...spec.promotion, refitOnHoldout: false } };
+    const stores = await withRows(rows.slice(0, 700));
+    const r = request('a2', rows[649]!.event.event_time);
+    const run = await runFlow(modelBuilder, [Q(r)], { spec: once, stores });
+    const [c, ...more] = candidates(run.outputs);
+    expect(more).toEqual([]);
+    expect((await stores.registry.list(P, M)).map((x) => x.version)).toEqual([2, 1]);
     const m = (await stores.registry.list(P, M)).find((x) => x.requestId === r.request_id)!;
     expect(m).toMatchObject({
-      version: 2, status: 'candidate', parentVersion: 1, requestId: r.request_id, trainingRows: WINDOW, trainer: 'builtin-linear',
+      version: 2, status: 'candidate', parentVersion: 1, requestId: r.request_id, trainingRows: WINDOW, trainer: 'builtin-gbdt',
       trainingStart: rows[150]!.event.event_time, trainingEnd: rows[549]!.event.event_time,
     });
     expect(c).toEqual({
-      pipeline: P, model_name: M, model_version: 2, request_id: r.request_id, trainer: 'builtin-linear', training_rows: WINDOW,
+      pipeline: P, model_name: M, model_version: 2, validation_version: null, request_id: r.request_id, trainer: 'builtin-gbdt', training_rows: WINDOW,
       window_start: rows[150]!.event.event_time, window_end: rows[549]!.event.event_time, metrics: m.metrics, sha256: m.sha256, created_at: m.createdAt,
     });
-    expect(run.outputs[0]!.key).toBe(P);
-    expect(stores.requests.rows.get(r.request_id)).toMatchObject({ status: 'built', modelVersion: 2, verdict: expect.stringMatching(/^built v2 from 400 rows in .* s \(builtin-linear\)$/) });
-    // The registered model is the one the built-in trainer makes of exactly those rows.
+    expect(stores.requests.rows.get(r.request_id)).toMatchObject({ status: 'built', modelVersion: 2, verdict: expect.stringMatching(/^built v2 from 400 rows in .* s \(builtin-gbdt\)$/) });
     expect(m.sha256).toBe((await registerModel(createMemoryStores().registry, trainOn(rows.slice(150, 550), { spec }), { spec })).sha256);
   }, 60_000);
 
@@ -84,6 +123,8 @@ describe('model-builder (in-memory harness)', () => {
     expect(candidates(crashed.outputs)).toEqual(candidates(first.outputs));
     expect(candidates(replayed.outputs)).toEqual(candidates(first.outputs));
     expect((await stores.registry.list(P, M)).filter((m) => m.requestId === r.request_id)).toHaveLength(1);
+    expect((await stores.registry.list(P, M)).filter((m) => m.requestId === `${r.request_id}#validation`)).toHaveLength(1);
+    expect(candidates(first.outputs).map((c) => [c.model_version, c.validation_version])).toEqual([[3, 2]]);
   }, 60_000);
 
   it('completes a build registered just before a restart (the request still building, its lease lapsed) without training again', async () => {
@@ -96,6 +137,37 @@ describe('model-builder (in-memory harness)', () => {
     expect(candidates(run.outputs).map((c) => c.model_version)).toEqual([registered.version]);
     expect(stores.requests.rows.get(r.request_id)).toMatchObject({ status: 'built', modelVersion: registered.version, verdict: `built v${registered.version} (registered before a restart)` });
   });
+
+  it('completes a validated refit registered just before a restart: announces it with its validation model, training nothing', async () => {
+    const stores = await withRows(rows.slice(0, 700));
+    const r = request('c2', rows[699]!.event.event_time);
+    const validation = await registerModel(stores.registry, trainOn(rows.slice(0, 300), { spec }), { spec, extra: { requestId: `${r.request_id}#validation`, parentVersion: 1 } });
+    const refit = await registerModel(stores.registry, trainOn(rows.slice(100, 400), { spec }), { spec, extra: { requestId: r.request_id, parentVersion: 1 } });
+    stores.requests.rows.set(r.request_id, { requestId: r.request_id, reason: r.reason, detail: r.detail, requestedAt: r.requested_at, status: 'building', modelVersion: null, verdict: null, owner: 'a builder that died', leaseUntil: 0 });
+    const run = await runFlow(builderWith(() => Promise.reject(new Error('must not train'))), [Q(r)], { spec, stores });
+    expect(candidates(run.outputs).map((c) => [c.model_version, c.validation_version])).toEqual([[refit.version, validation.version]]);
+    expect(stores.requests.rows.get(r.request_id)).toMatchObject({ status: 'built', modelVersion: refit.version, verdict: `built v${refit.version} (registered before a restart)` });
+  });
+
+  it('after a restart between the validation model and the refit, trains only the refit, on the newest rows', async () => {
+    const stores = await withRows(rows.slice(0, 700));
+    const r = request('c3', rows[699]!.event.event_time);
+    const validation = await registerModel(stores.registry, trainOn(rows.slice(200, 600), { spec }), { spec, rows: rows.slice(200, 600), extra: { requestId: `${r.request_id}#validation`, parentVersion: 1 } });
+    stores.requests.rows.set(r.request_id, { requestId: r.request_id, reason: r.reason, detail: r.detail, requestedAt: r.requested_at, status: 'building', modelVersion: null, verdict: null, owner: 'a builder that died', leaseUntil: 0 });
+    const trained: number[][] = [];
+    const trainer = async (_s: PipelineSpec, rs: readonly { eventTime: number }[]): Promise<Artifact> => {
+      trained.push(rs.map((x) => x.eventTime));
+      const t = trainOn(rows.slice(300, 700), { spec });
+      return { onnx: t.onnx, spec: t.spec, baseline: t.baseline, metrics: t.metrics, trainer: 'test', trainerSettings: {}, trainingRows: t.trainedRows };
+    };
+    const run = await runFlow(builderWith(trainer), [Q(r)], { spec, stores });
+    // One training, oldest first: the newest 400 rows (300..699), the held-out rows included.
+    expect(trained).toEqual([rows.slice(300, 700).map((x) => x.event.event_time)]);
+    const refit = (await stores.registry.list(P, M)).find((m) => m.requestId === r.request_id)!;
+    expect(refit).toMatchObject({ version: validation.version + 1, trainer: 'test', parentVersion: 1, trainingStart: rows[300]!.event.event_time, trainingEnd: rows[699]!.event.event_time });
+    expect(candidates(run.outputs).map((c) => [c.model_version, c.validation_version])).toEqual([[refit.version, validation.version]]);
+    expect(stores.requests.rows.get(r.request_id)).toMatchObject({ status: 'built', modelVersion: refit.version, verdict: expect.stringMatching(new RegExp(`^built v${refit.version} from the newest 400 rows, validated by v${validation.version} trained on the 400 before the 100 held out, in .* s \\(test\\)$`)) });
+  }, 60_000);
 
   it('skips a request with too few training rows, with the verdict in the request store', async () => {
     const stores = await withRows(rows.slice(0, 150));

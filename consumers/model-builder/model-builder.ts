@@ -134,6 +134,9 @@ export function createModelBuilder(deps: ModelBuilderDeps): WorkerImpl<'RetrainR
   }
 
   async function build(r: RetrainRequest, ctx: ProcessContext): Promise<{ model: ModelInfo | null; validation: ModelInfo | null; verdict: string }> {
+    // The request's model was registered before a restart (the request still building): finish with it, training nothing.
+    const registered = await existing(r.request_id);
+    if (registered) return { model: registered, validation: await existing(`${r.request_id}${VALIDATION}`), verdict: `built v${registered.version} (registered before a restart)` };
     const rows = await deps.training.newest(spec.name, { limit: spec.promotion.holdoutRows + spec.trainer.windowRows, before: r.window_end + 1 });
     const { train: window } = splitByTime(rows, spec.promotion.holdoutRows, spec.trainer.windowRows);
     if (window.length < minRows) return { model: null, validation: null, verdict: `skipped: ${window.length} training rows (${rows.length} labeled in all) is under the minimum of ${minRows}` };
