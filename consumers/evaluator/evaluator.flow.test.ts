@@ -1,8 +1,10 @@
 // The evaluator on the in-memory harness, with real Elec2 models in the memory
 // registry and the held-out rows (served values with their truth, after the
-// candidate's training window) in the memory training set: a better candidate
-// is promoted (PROMOTE ModelEvent on control.models, the old champion kept as
-// shadow), a worse or identical one is rejected with its verdict, an
+// judged model's training window) in the memory training set: under the
+// default `not-worse` gate a better or equal candidate is promoted (PROMOTE
+// ModelEvent on control.models, the old champion kept as shadow) and a worse
+// one rejected with its verdict; the `better` gate needs the interval above
+// minImprovement; a refitted candidate is judged by its validation model; an
 // unloadable one is rejected with the reason; a crash after the promoting
 // chunk re-announces the same promotion and promotes nothing twice.
 import { Registry } from 'prom-client';
@@ -20,7 +22,9 @@ import { evaluator } from './index.js';
 const P = elec2.name;
 const M = elec2.model.name;
 const HOLDOUT = 400;
-const spec: PipelineSpec = { ...elec2, promotion: { ...elec2.promotion, metric: 'accuracy', minImprovement: 0, confidence: 0.9, holdoutRows: HOLDOUT } };
+const spec: PipelineSpec = { ...elec2, promotion: { ...elec2.promotion, metric: 'accuracy', gate: 'not-worse', tolerance: 0, minImprovement: 0, confidence: 0.9, holdoutRows: HOLDOUT } };
+/** The same with the `better` gate: promoted only when the interval's lower bound clears minImprovement. */
+const betterBy = (minImprovement: number): PipelineSpec => ({ ...spec, promotion: { ...spec.promotion, gate: 'better', minImprovement } });
 const AT = Date.UTC(2024, 0, 1);
 let train: PointInTimeRow[];
 let holdout: PointInTimeRow[];
@@ -73,18 +77,63 @@ describe('evaluator (in-memory harness)', () => {
     const cand = await registerModel(s.registry, bad, { spec, rows: train, parentVersion: 1 });
     const run = await runFlow(evaluator, [C(candidateOf(cand))], { spec, stores: s, metrics });
     expect(run.outputs).toEqual([]);
-    expect(await info(s, 2)).toMatchObject({ status: 'rejected', verdict: expect.stringMatching(/^rejected: accuracy on 400 held-out rows: candidate 0\.\d{4} vs champion 0\.\d{4}, difference -0\.\d{4}/) });
+    expect(await info(s, 2)).toMatchObject({ status: 'rejected', verdict: expect.stringMatching(/^rejected: accuracy on 400 held-out rows: candidate 0\.\d{4} vs champion 0\.\d{4}, difference -0\.\d{4} \[-0\.\d{4}, -0\.\d{4}\] at 0\.9; gate not worse by more than 0$/) });
     expect(await s.registry.serving(P, M)).toMatchObject({ champion: 1, shadow: null });
     expect(await metrics.metrics()).toMatch(/loopline_evaluator_verdicts_total\{verdict="reject"\} 1/);
   });
 
-  it('does not promote a candidate identical to the champion (the interval must clear minImprovement)', async () => {
+  it('promotes a candidate equal to the champion under the default not-worse gate', async () => {
+    expect(elec2.promotion.gate).toBe('not-worse');
     const s = await stores(good);
     const cand = await registerModel(s.registry, good, { spec, rows: train, parentVersion: 1 });
     const run = await runFlow(evaluator, [C(candidateOf(cand))], { spec, stores: s });
+    const reason = events(run.outputs).map((e) => [e.action, e.model_version, e.previous_version, e.reason]);
+    expect(reason).toEqual([['PROMOTE', 2, 1, expect.stringMatching(/^promoted: accuracy on 400 held-out rows: candidate (0\.\d{4}) vs champion \1, difference 0\.0000 \[0\.0000, 0\.0000\] at 0\.9; gate not worse by more than 0$/)]]);
+    expect(await s.registry.serving(P, M)).toMatchObject({ champion: 2, previous: 1, shadow: 1 });
+  });
+
+  it('not-worse: a worse candidate within the tolerance is promoted, one worse by more is rejected', async () => {
+    // bad against good: the interval of the difference lies well below zero (about -0.64), inside -0.7.
+    const within: PipelineSpec = { ...spec, promotion: { ...spec.promotion, tolerance: 0.7 } };
+    const s = await stores(good);
+    const cand = await registerModel(s.registry, bad, { spec, rows: train, parentVersion: 1 });
+    const run = await runFlow(evaluator, [C(candidateOf(cand))], { spec: within, stores: s });
+    expect(events(run.outputs).map((e) => [e.action, e.model_version, e.reason])).toEqual([['PROMOTE', 2, expect.stringMatching(/difference -0\.\d{4} \[-0\.\d{4}, -0\.\d{4}\] at 0\.9; gate not worse by more than 0\.7$/)]]);
+    const s2 = await stores(good);
+    const cand2 = await registerModel(s2.registry, bad, { spec, rows: train, parentVersion: 1 });
+    const strict: PipelineSpec = { ...spec, promotion: { ...spec.promotion, tolerance: 0.5 } };
+    expect((await runFlow(evaluator, [C(candidateOf(cand2))], { spec: strict, stores: s2 })).outputs).toEqual([]);
+    expect(await info(s2, 2)).toMatchObject({ status: 'rejected', verdict: expect.stringMatching(/^rejected: .*; gate not worse by more than 0\.5$/) });
+  });
+
+  it('better: does not promote a candidate identical to the champion (the interval must clear minImprovement)', async () => {
+    const s = await stores(good);
+    const cand = await registerModel(s.registry, good, { spec, rows: train, parentVersion: 1 });
+    const run = await runFlow(evaluator, [C(candidateOf(cand))], { spec: betterBy(0), stores: s });
     expect(run.outputs).toEqual([]);
-    expect(await info(s, 2)).toMatchObject({ status: 'rejected', verdict: expect.stringContaining('difference 0.0000 [0.0000, 0.0000]') });
+    expect(await info(s, 2)).toMatchObject({ status: 'rejected', verdict: expect.stringMatching(/difference 0\.0000 \[0\.0000, 0\.0000\] at 0\.9; gate better by more than 0$/) });
     expect((await s.registry.serving(P, M)).champion).toBe(1);
+  });
+
+  it('better: promotes only when the lower bound of the interval clears minImprovement, not the mean difference', async () => {
+    // good against bad: the difference is about 0.635 with an interval of about [0.57, 0.70] at 0.9.
+    const judge = async (minImprovement: number) => {
+      const s = await stores(bad);
+      const cand = await registerModel(s.registry, good, { spec, rows: train, parentVersion: 1 });
+      const run = await runFlow(evaluator, [C(candidateOf(cand))], { spec: betterBy(minImprovement), stores: s });
+      const v = (await info(s, 2)).verdict!;
+      const [, mean, lower] = /difference (-?\d\.\d{4}) \[(-?\d\.\d{4}),/.exec(v)!.map(Number);
+      return { promoted: events(run.outputs).length === 1, status: (await info(s, 2)).status, verdict: v, mean: mean!, lower: lower! };
+    };
+    const low = await judge(0.5);
+    expect(low).toMatchObject({ promoted: true, status: 'champion', verdict: expect.stringMatching(/^promoted: .*; gate better by more than 0\.5$/) });
+    expect(low.lower).toBeGreaterThan(0.5);
+    // A minImprovement between the interval's lower bound and the mean difference: not clearly better by that much.
+    const between = Number(((low.lower + low.mean) / 2).toFixed(3));
+    expect(between).toBeGreaterThan(low.lower);
+    expect(between).toBeLessThan(low.mean);
+    const high = await judge(between);
+    expect(high).toMatchObject({ promoted: false, status: 'rejected', verdict: expect.stringMatching(new RegExp(`^rejected: .*; gate better by more than ${between}$`)) });
   });
 
   it('rejects a candidate that cannot be loaded, with the reason', async () => {
@@ -98,10 +147,46 @@ describe('evaluator (in-memory harness)', () => {
 
   it('rejects when the held-out window after the training window is too small to judge', async () => {
     const s = await stores(bad);
-    const cand = await registerModel(s.registry, good, { spec, rows: train });
-    const run = await runFlow(evaluator, [C(candidateOf(cand, { window_end: holdout.at(-20)!.event.event_time }))], { spec, stores: s });
+    // The judged model's training window, as the registry holds it, ends 19 rows before the newest label.
+    const cand = await registerModel(s.registry, good, { spec, rows: [...train, ...holdout.slice(0, -19)] });
+    expect(cand.trainingEnd).toBe(holdout.at(-20)!.event.event_time);
+    const run = await runFlow(evaluator, [C(candidateOf(cand))], { spec, stores: s });
     expect(run.outputs).toEqual([]);
     expect(await info(s, 2)).toMatchObject({ status: 'rejected', verdict: 'rejected: the held-out window has 19 rows, too few to judge' });
+  });
+
+  describe('a refitted candidate (validate, then refit): its validation model is judged on the held-out rows', () => {
+    /** A validation model trained on `train` and the refit registered after it, its window covering the held-out rows. */
+    async function refitted(s: MemoryStores, validationModel: TrainedModel, refitModel: TrainedModel): Promise<ModelCandidate> {
+      const validation = await registerModel(s.registry, validationModel, { spec, rows: train, parentVersion: 1, extra: { requestId: 'r#validation' } });
+      const refit = await registerModel(s.registry, refitModel, { spec, rows: [...train.slice(HOLDOUT), ...holdout], parentVersion: 1, extra: { requestId: 'r' } });
+      return candidateOf(refit, { validation_version: validation.version });
+    }
+
+    it('promotes the refit when its validation model passes on the rows after the validation model\'s window; the validation model retires', async () => {
+      const s = await stores(bad);
+      const c = await refitted(s, good, good);
+      expect(c.window_end).toBe(holdout.at(-1)!.event.event_time);
+      const run = await runFlow(evaluator, [C(c)], { spec, stores: s });
+      const [e, ...more] = events(run.outputs);
+      expect(more).toEqual([]);
+      expect(e).toMatchObject({ action: 'PROMOTE', model_version: 3, previous_version: 1, reason: expect.stringMatching(/^promoted: accuracy on 400 held-out rows: candidate \(validated by v2\) 0\.\d{4} vs champion 0\.\d{4}, difference 0\.\d{4} .*; gate not worse by more than 0$/) });
+      expect(await s.registry.serving(P, M)).toMatchObject({ champion: 3, previous: 1, shadow: 1 });
+      expect(await info(s, 3)).toMatchObject({ status: 'champion', verdict: e!.reason });
+      expect(await info(s, 2)).toMatchObject({ status: 'retired', verdict: `validation model of v3: ${e!.reason.replace(/^promoted: /, '')}` });
+    });
+
+    it('rejects the refit when its validation model is worse, whatever the refit itself would score', async () => {
+      const s = await stores(good);
+      // The refit is the champion's equal (it would pass not-worse); the validation model is the bad one.
+      const c = await refitted(s, bad, good);
+      const run = await runFlow(evaluator, [C(c)], { spec, stores: s });
+      expect(run.outputs).toEqual([]);
+      const v3 = await info(s, 3);
+      expect(v3).toMatchObject({ status: 'rejected', verdict: expect.stringMatching(/^rejected: accuracy on 400 held-out rows: candidate \(validated by v2\) 0\.\d{4} vs champion 0\.\d{4}, difference -0\.\d{4} /) });
+      expect(await info(s, 2)).toMatchObject({ status: 'retired', verdict: `validation model of v3: ${v3.verdict!.replace(/^rejected: /, '')}` });
+      expect((await s.registry.serving(P, M)).champion).toBe(1);
+    });
   });
 
   it('promotes the first candidate when there is no champion; ignores other pipelines and candidates judged before', async () => {
