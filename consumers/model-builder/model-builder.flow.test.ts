@@ -6,7 +6,7 @@
 // model; too few rows or a TrainingError skip the request with a verdict in
 // the request store; a lease held by another builder makes it wait.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { TrainingError, type Artifact } from '../../models/training.js';
+import { TrainingError, type Artifact, type LabeledRow } from '../../models/training.js';
 import type { PipelineSpec } from '../../pipelines/spec.js';
 import type { ModelCandidate, RetrainRequest } from '../../schemas/types.js';
 import { createMemoryStores, type MemoryStores } from '../../store/memory.js';
@@ -154,15 +154,15 @@ describe('model-builder (in-memory harness)', () => {
     const r = request('c3', rows[699]!.event.event_time);
     const validation = await registerModel(stores.registry, trainOn(rows.slice(200, 600), { spec }), { spec, rows: rows.slice(200, 600), extra: { requestId: `${r.request_id}#validation`, parentVersion: 1 } });
     stores.requests.rows.set(r.request_id, { requestId: r.request_id, reason: r.reason, detail: r.detail, requestedAt: r.requested_at, status: 'building', modelVersion: null, verdict: null, owner: 'a builder that died', leaseUntil: 0 });
-    const trained: number[][] = [];
-    const trainer = async (_s: PipelineSpec, rs: readonly { eventTime: number }[]): Promise<Artifact> => {
-      trained.push(rs.map((x) => x.eventTime));
+    const trained: LabeledRow[][] = [];
+    const trainer = async (_s: PipelineSpec, rs: readonly LabeledRow[]): Promise<Artifact> => {
+      trained.push(rs.map((x) => ({ values: x.values, label: x.label })));
       const t = trainOn(rows.slice(300, 700), { spec });
       return { onnx: t.onnx, spec: t.spec, baseline: t.baseline, metrics: t.metrics, trainer: 'test', trainerSettings: {}, trainingRows: t.trainedRows };
     };
     const run = await runFlow(builderWith(trainer), [Q(r)], { spec, stores });
     // One training, oldest first: the newest 400 rows (300..699), the held-out rows included.
-    expect(trained).toEqual([rows.slice(300, 700).map((x) => x.event.event_time)]);
+    expect(trained).toEqual([rows.slice(300, 700).map((x) => ({ values: x.values, label: x.label }))]);
     const refit = (await stores.registry.list(P, M)).find((m) => m.requestId === r.request_id)!;
     expect(refit).toMatchObject({ version: validation.version + 1, trainer: 'test', parentVersion: 1, trainingStart: rows[300]!.event.event_time, trainingEnd: rows[699]!.event.event_time });
     expect(candidates(run.outputs).map((c) => [c.model_version, c.validation_version])).toEqual([[refit.version, validation.version]]);
