@@ -21,6 +21,8 @@ export function createMemoryFeatureStore(): FeatureStore & { history_: Map<strin
   const latest = new Map<string, EntityFeatures>();
   const history_ = new Map<string, Array<{ asOf: number; value: number | string | null }>>();
   const marks = new Map<string, number>();
+  /** Waits for watermarks in progress, woken by every apply(). */
+  const waiters = new Set<() => void>();
   const k = (set: string, entity: string) => `${set}\u0000${entity}`;
   return {
     history_,
@@ -45,14 +47,26 @@ export function createMemoryFeatureStore(): FeatureStore & { history_: Map<strin
       }
       return out;
     },
-    async waitForWatermarks(set, newest) {
-      // In memory, writes are done before anyone reads: the state is final, nothing to wait for.
-      const setMark = marks.get(k(set, SET_WATERMARK)) ?? -Infinity;
-      const caughtUp = [...newest].every(([e, t]) => {
-        const mark = marks.get(k(set, e));
-        return mark === undefined ? setMark >= t : mark >= t;
-      });
-      return { waitedMs: 0, caughtUp };
+    async waitForWatermarks(set, newest, maxMs) {
+      // As the Cassandra store's: a key the writer has never seen is waited for only while the set's
+      // watermark is older than its time; every apply() wakes the waiters, the wait ends after maxMs.
+      const caughtUp = () => {
+        const setMark = marks.get(k(set, SET_WATERMARK)) ?? -Infinity;
+        return [...newest].every(([e, t]) => (marks.get(k(set, e)) ?? (setMark >= t ? Infinity : -Infinity)) >= t);
+      };
+      const started = Date.now();
+      while (!caughtUp() && Date.now() - started < maxMs) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done, maxMs - (Date.now() - started));
+          function done() {
+            clearTimeout(timer);
+            waiters.delete(done);
+            resolve();
+          }
+          waiters.add(done);
+        });
+      }
+      return { waitedMs: Date.now() - started, caughtUp: caughtUp() };
     },
     async apply(updates) {
       let written = 0;
@@ -76,6 +90,7 @@ export function createMemoryFeatureStore(): FeatureStore & { history_: Map<strin
         latest.set(k(u.feature_set, u.entity_id), row);
         for (const key of [k(u.feature_set, u.entity_id), k(u.feature_set, SET_WATERMARK)]) marks.set(key, Math.max(marks.get(key) ?? -Infinity, u.event_time));
       }
+      for (const wake of [...waiters]) wake();
       return { written, skipped };
     },
   };

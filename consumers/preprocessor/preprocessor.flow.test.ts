@@ -6,7 +6,7 @@
 // dead-lettered; sets keyed by an event field (credit-default's age cohort)
 // looked up by that field's value.
 import { Registry } from 'prom-client';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseSpec, type PipelineSpec } from '../../pipelines/spec.js';
 import type { ClientEvent, FeatureUpdate, FeatureVector } from '../../schemas/types.js';
 import { createMemoryStores, type MemoryStores } from '../../store/memory.js';
@@ -32,6 +32,21 @@ const event = (id: string, at: number, fields: Partial<Record<string, number | s
 const E = (e: ClientEvent, partition = 0): FlowInput => ({ topic: 'events.client', value: e, key: e.entity_id, partition });
 const market = (at: number, prev: number, ma: number, entity = 'nsw'): FeatureUpdate => ({ update_id: `m:${entity}:${at}`, feature_set: 'market', entity_id: entity, event_time: at, values: { nswprice_prev: prev, nswprice_ma48: ma } });
 const vectors = (run: { outputs: Array<{ topic: string; value: unknown }> }) => run.outputs.filter((o) => o.topic === 'features.vectors').map((o) => o.value as FeatureVector);
+
+/** Resolves once the preprocessor has begun waiting on the store's watermarks (its waiter registered). */
+function waitBegins(stores: MemoryStores): Promise<void> {
+  const wait = stores.features.waitForWatermarks.bind(stores.features);
+  return new Promise((began) => {
+    stores.features.waitForWatermarks = (set, newest, maxMs) => {
+      const waiting = wait(set, newest, maxMs);
+      began();
+      return waiting;
+    };
+  });
+}
+
+/** Lets every pending promise callback run (setImmediate stays real under the fake timers below). */
+const settle = () => new Promise<void>((r) => setImmediate(r));
 
 async function storeWith(updates: FeatureUpdate[]): Promise<MemoryStores> {
   const stores = createMemoryStores();
@@ -66,25 +81,71 @@ describe('preprocessor (in-memory harness)', () => {
     expect([stale!.values.nswprice_prev, stale!.missing.sort()]).toEqual([null, ['nswprice_ma48', 'nswprice_prev']]);
   });
 
-  it('waits for the feature-writer to reach the chunk\'s newest event time, then serves what arrived', async () => {
-    const stores = await storeWith([market(T0, 0.1, 0.11)]);
-    const metrics = new Registry();
-    // The update known at the event's time arrives 60 ms into the chunk's wait.
-    const late = setTimeout(() => void stores.features.apply([market(T0 + 30 * MIN, 0.2, 0.22)], () => 3600), 60);
-    const run = await runFlow(preprocessor, [E(event('a', T0 + 30 * MIN))], { spec: withWait(elec2, 10_000), stores, metrics, now: () => NOW });
-    clearTimeout(late);
-    expect(vectors(run)[0]!.values.nswprice_prev).toBe(0.2);
-    expect(await metrics.metrics()).toMatch(/loopline_preprocessor_watermark_wait_seconds_count\{feature_set="market",caught_up="true"\} 1/);
-  });
+  describe('the wait for the feature-writer, on a clock the test drives', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
 
-  it('gives up waiting after waitForWatermarkMs and serves what is there', async () => {
-    const stores = await storeWith([market(T0, 0.1, 0.11)]);
-    const metrics = new Registry();
-    const started = Date.now();
-    const run = await runFlow(preprocessor, [E(event('a', T0 + 30 * MIN))], { spec: withWait(elec2, 100), stores, metrics, now: () => NOW });
-    expect(Date.now() - started).toBeGreaterThanOrEqual(100);
-    expect(vectors(run)[0]!.values.nswprice_prev).toBe(0.1);
-    expect(await metrics.metrics()).toMatch(/loopline_preprocessor_watermark_wait_seconds_count\{feature_set="market",caught_up="false"\} 1/);
+    it('waits for the feature-writer to reach the chunk\'s newest event time, then serves what arrived', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+      const stores = await storeWith([market(T0, 0.1, 0.11)]);
+      const metrics = new Registry();
+      const began = waitBegins(stores);
+      let done = false;
+      const running = runFlow(preprocessor, [E(event('a', T0 + 30 * MIN))], { spec: withWait(elec2, 10_000), stores, metrics, now: () => NOW }).finally(() => (done = true));
+      await began;
+      // 60 ms into the chunk's wait, the writer is still behind the event's time: nothing is served yet.
+      await vi.advanceTimersByTimeAsync(60);
+      await settle();
+      expect(done).toBe(false);
+      // Then the update known at the event's time arrives, and ends the wait at once.
+      await stores.features.apply([market(T0 + 30 * MIN, 0.2, 0.22)], () => 3600);
+      const run = await running;
+      expect(vectors(run)[0]!.values.nswprice_prev).toBe(0.2);
+      const text = await metrics.metrics();
+      expect(text).toMatch(/loopline_preprocessor_watermark_wait_seconds_count\{feature_set="market",caught_up="true"\} 1\n/);
+      expect(text).toMatch(/loopline_preprocessor_watermark_wait_seconds_sum\{feature_set="market",caught_up="true"\} 0\.06\n/);
+    });
+
+    it('gives up waiting after waitForWatermarkMs and serves what is there', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+      const stores = await storeWith([market(T0, 0.1, 0.11)]);
+      const metrics = new Registry();
+      const began = waitBegins(stores);
+      let done = false;
+      const running = runFlow(preprocessor, [E(event('a', T0 + 30 * MIN))], { spec: withWait(elec2, 100), stores, metrics, now: () => NOW }).finally(() => (done = true));
+      await began;
+      await vi.advanceTimersByTimeAsync(99);
+      await settle();
+      expect(done).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      const run = await running;
+      expect(vectors(run)[0]!.values.nswprice_prev).toBe(0.1);
+      const text = await metrics.metrics();
+      expect(text).toMatch(/loopline_preprocessor_watermark_wait_seconds_count\{feature_set="market",caught_up="false"\} 1\n/);
+      expect(text).toMatch(/loopline_preprocessor_watermark_wait_seconds_sum\{feature_set="market",caught_up="false"\} 0\.1\n/);
+    });
+
+    it('waits for an entity the writer has never seen only while the set\'s watermark is behind the event', async () => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+      // The writer has applied the set up to T0 + 30 min; 'vic' has no row yet.
+      const stores = await storeWith([market(T0 + 30 * MIN, 0.1, 0.11)]);
+      const metrics = new Registry();
+      // An event of 'vic' at the set's watermark: nothing is on its way for it, no wait.
+      const past = await runFlow(preprocessor, [E(event('v1', T0 + 30 * MIN, {}, { entity_id: 'vic' }))], { spec: withWait(elec2, 10_000), stores, metrics, now: () => NOW });
+      expect(vectors(past)[0]!.missing.sort()).toEqual(['nswprice_ma48', 'nswprice_prev']);
+      expect(await metrics.metrics()).toMatch(/loopline_preprocessor_watermark_wait_seconds_sum\{feature_set="market",caught_up="true"\} 0\n/);
+      // An event of 'vic' after it: its first value may be on its way, so the chunk waits for it.
+      const began = waitBegins(stores);
+      const later = new Registry();
+      const running = runFlow(preprocessor, [E(event('v2', T0 + 60 * MIN, {}, { entity_id: 'vic' }))], { spec: withWait(elec2, 10_000), stores, metrics: later, now: () => NOW });
+      await began;
+      await vi.advanceTimersByTimeAsync(25);
+      await stores.features.apply([market(T0 + 60 * MIN, 0.5, 0.55, 'vic')], () => 3600);
+      const run = await running;
+      expect(vectors(run)[0]!.values.nswprice_prev).toBe(0.5);
+      expect(await later.metrics()).toMatch(/loopline_preprocessor_watermark_wait_seconds_sum\{feature_set="market",caught_up="true"\} 0\.025\n/);
+    });
   });
 
   it('imputes an entity without features (missingEntity: impute), or dead-letters it (dead-letter)', async () => {
