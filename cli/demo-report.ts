@@ -18,8 +18,10 @@ import { periodicBaselineForPipeline } from '../models/periodic-baseline.js';
 import type { ModelRegistry } from '../models/registry.js';
 import type { PipelineSpec } from '../pipelines/spec.js';
 import type { BootstrapResult } from '../producers/bootstrap.js';
-import type { Codec } from '../schemas/codec.js';
-import type { Prediction } from '../schemas/types.js';
+import type { Codec, RecordTypes } from '../schemas/codec.js';
+import type { RecordName } from '../schemas/catalogue.js';
+import type { Prediction, QualityReport } from '../schemas/types.js';
+import { readToEnd, type ReadMessage } from '../streams/topic-reader.js';
 import { TOPICS, type TopicNames } from '../streams/topics.js';
 
 export interface MetricSet {
@@ -47,7 +49,16 @@ export interface PromotionTiming {
   firstServedAt: number | null;
   /** Events scored between the decision and the new champion's first prediction. */
   eventsToServe: number | null;
+  /**
+   * Wall-clock milliseconds of each step from the deciding label to the first prediction (Kafka record
+   * timestamps): label sent → joined → monitor report → retrain request → candidate → promoted → first served.
+   * null when a step is missing (a promoted version that never served: superseded first).
+   */
+  stagesMs: CycleStages | null;
 }
+
+export const CYCLE_STAGES = ['join', 'monitor', 'trigger', 'build', 'evaluate', 'serve'] as const;
+export type CycleStages = Record<(typeof CYCLE_STAGES)[number] | 'total', number>;
 
 export interface DemoReport {
   pipeline: string;
@@ -68,6 +79,8 @@ export interface DemoReport {
   champion: number | null;
   metric: MetricSet;
   promotionTimings: PromotionTiming[];
+  /** Median and largest wall-clock milliseconds per step of the retrain cycle, over the promotions that served. */
+  cycleMs: Record<keyof CycleStages, { p50: number | null; max: number | null }>;
   latencyMs: { p50: number | null; p99: number | null; max: number | null };
   eventsPerSecond: number | null;
   wallSeconds: number;
@@ -75,46 +88,16 @@ export interface DemoReport {
   promotionsAt: Array<{ event: number; version: number }>;
 }
 
-interface Read {
-  value: Buffer | null;
-  timestamp: number;
-  partition: number;
-}
-
-/**
- * Reads whole topics (read_committed) until every partition is at its high
- * watermark (a transactional topic's last offset is a commit marker no
- * consumer is handed, hence the allowance of one) or nothing arrived for `idleMs`.
- */
-export async function drainTopic(kafka: Kafka, topic: string | string[], idleMs = 3000): Promise<Read[]> {
-  const topics = Array.isArray(topic) ? topic : [topic];
+/** Every committed record of the topics, each read to the end offsets it had when the read began. */
+export async function readTopics(kafka: Kafka, topics: string | string[]): Promise<ReadMessage[]> {
   const admin = kafka.admin();
   await admin.connect();
-  const ends = new Map<string, number>();
-  for (const t of topics) for (const p of await admin.fetchTopicOffsets(t)) ends.set(`${t}/${p.partition}`, Number(p.high));
-  await admin.disconnect();
-  const position = new Map<string, number>();
-  const done = () => [...ends].every(([k, high]) => high === 0 || (position.get(k) ?? -1) >= high - 2);
-  const consumer = kafka.consumer({ groupId: `report-${process.hrtime.bigint()}`, maxBytes: 50 * 1024 * 1024 });
-  const got: Read[] = [];
-  let last = Date.now();
-  await consumer.connect();
   try {
-    await consumer.subscribe({ topics, fromBeginning: true });
-    await consumer.run({
-      eachBatch: async ({ batch }) => {
-        for (const m of batch.messages) got.push({ value: m.value, timestamp: Number(m.timestamp), partition: batch.partition });
-        const lastMessage = batch.messages.at(-1);
-        if (lastMessage) position.set(`${batch.topic}/${batch.partition}`, Number(lastMessage.offset));
-        last = Date.now();
-      },
-    });
-    if (ends.size > 0 && [...ends.values()].every((h) => h === 0)) return got;
-    const started = Date.now();
-    while (!done() && (Date.now() - last < idleMs || (got.length === 0 && Date.now() - started < idleMs * 3))) await new Promise((r) => setTimeout(r, 100));
-    return got;
+    const all: ReadMessage[] = [];
+    for (const t of Array.isArray(topics) ? topics : [topics]) all.push(...(await readToEnd(kafka, admin, t, 120_000)));
+    return all;
   } finally {
-    await consumer.disconnect();
+    await admin.disconnect();
   }
 }
 
@@ -158,7 +141,7 @@ export async function buildReport(r: ReportInput): Promise<DemoReport> {
   const replayed = new Set(r.replayedIds);
 
   progress('reading predictions back from the topic');
-  const onTopic = await drainTopic(kafka, names.physical('predictions'));
+  const onTopic = await readTopics(kafka, names.physical('predictions'));
   const preds: Array<{ p: Prediction; t: number }> = [];
   for (const m of onTopic) {
     const d = await codec.decode('Prediction', m.value);
@@ -182,15 +165,15 @@ export async function buildReport(r: ReportInput): Promise<DemoReport> {
   }
 
   progress('counting dead letters');
-  const deadLettered = (await drainTopic(kafka, TOPICS.filter((x) => x.name.endsWith('.dlq')).map((t) => names.physical(t.name)), 1000)).length;
+  const deadLettered = (await readTopics(kafka, TOPICS.filter((x) => x.name.endsWith('.dlq')).map((t) => names.physical(t.name)))).length;
 
   progress('reading joined labels');
-  const labels = new Map<string, { label: string | number; labelTime: number }>();
-  for (const m of await drainTopic(kafka, names.physical('predictions.labeled'))) {
+  const labels = new Map<string, { label: string | number; labelTime: number; joinedTs: number }>();
+  for (const m of await readTopics(kafka, names.physical('predictions.labeled'))) {
     const d = await codec.decode('LabeledPrediction', m.value);
-    if (d.ok && d.value.prediction.variant !== 'shadow' && replayed.has(d.value.prediction.event_id)) labels.set(d.value.prediction.event_id, { label: d.value.label, labelTime: d.value.label_time });
+    if (d.ok && d.value.prediction.variant !== 'shadow' && replayed.has(d.value.prediction.event_id)) labels.set(d.value.prediction.event_id, { label: d.value.label, labelTime: d.value.label_time, joinedTs: m.timestamp });
   }
-  const late = (await drainTopic(kafka, names.physical('labels.late'), 1000)).length;
+  const late = (await readTopics(kafka, names.physical('labels.late'))).length;
 
   // Served predictions in event order (one per event), with their joined label when there is one.
   const firstById = new Map<string, Prediction>();
@@ -250,6 +233,7 @@ export async function buildReport(r: ReportInput): Promise<DemoReport> {
   const requests = new Map((await cql.execute('SELECT request_id, requested_at FROM retrain_requests WHERE pipeline = ?', [spec.name], { prepare: true, fetchSize: 10_000 })).rows.map((row) => [row.get('request_id') as string, (row.get('requested_at') as Date).getTime()]));
   const models = await registry.list(spec.name, spec.model.name);
   const servedTimes = served.map((p) => p.event_time);
+  const stages = await cycleStages(kafka, codec, names, served, preds, labels);
   const promotionTimings: PromotionTiming[] = [];
   for (const e of events.filter((x) => x.action === 'PROMOTE' && x.actor === 'evaluator').reverse()) {
     const m = models.find((x) => x.version === e.version);
@@ -257,8 +241,16 @@ export async function buildReport(r: ReportInput): Promise<DemoReport> {
     if (at === undefined) continue;
     const decidedAt = at + spec.label.delayMs;
     const first = served.find((p) => p.model_version === e.version)?.event_time ?? null;
-    promotionTimings.push({ version: e.version, requestedAt: decidedAt, firstServedAt: first, eventsToServe: first === null ? null : servedTimes.filter((t) => t > decidedAt && t < first).length });
+    promotionTimings.push({
+      version: e.version, requestedAt: decidedAt, firstServedAt: first,
+      eventsToServe: first === null ? null : servedTimes.filter((t) => t > decidedAt && t < first).length,
+      stagesMs: stages.get(e.version) ?? null,
+    });
   }
+  const cycleMs = Object.fromEntries(([...CYCLE_STAGES, 'total'] as const).map((k) => {
+    const v = promotionTimings.flatMap((t) => (t.stagesMs ? [t.stagesMs[k]] : [])).sort((a, b) => a - b);
+    return [k, { p50: quantile(v, 0.5), max: v.at(-1) ?? null }];
+  })) as DemoReport['cycleMs'];
 
   const retrains = requests.size;
   const latencies = preds.filter(({ p }) => replayed.has(p.event_id)).map(({ p, t }) => t - p.produced_at).sort((a, b) => a - b);
@@ -304,12 +296,63 @@ export async function buildReport(r: ReportInput): Promise<DemoReport> {
       lowerIsBetter: LOWER_IS_BETTER.has(spec.promotion.metric),
     },
     promotionTimings,
+    cycleMs,
     latencyMs: { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), max: latencies.at(-1) ?? null },
     eventsPerSecond: preds.length ? replayed.size / ((lastOut - firstProduced) / 1000) : null,
     wallSeconds: r.wallSeconds,
     timeline,
     promotionsAt,
   };
+}
+
+/**
+ * The wall-clock steps of every evaluator promotion that served, by version, from the Kafka timestamps of
+ * the records that carried it: the label completing the deciding monitor window (labels.ground-truth), its
+ * join (predictions.labeled), the window's report (monitor.reports), the retrain request (control.retrain),
+ * the candidate (control.candidates), the promotion (control.models) and the new version's first prediction.
+ */
+async function cycleStages(
+  kafka: Kafka, codec: Codec, names: TopicNames,
+  served: readonly Prediction[], preds: ReadonlyArray<{ p: Prediction; t: number }>, labels: ReadonlyMap<string, { joinedTs: number }>,
+): Promise<Map<number, CycleStages>> {
+  const decoded = async <R extends RecordName>(topic: string, record: R) => {
+    const out: Array<{ v: RecordTypes[R]; t: number }> = [];
+    for (const m of await readTopics(kafka, names.physical(topic))) {
+      const d = await codec.decode(record, m.value);
+      if (d.ok) out.push({ v: d.value, t: m.timestamp });
+    }
+    return out;
+  };
+  const labelSent = new Map((await decoded('labels.ground-truth', 'GroundTruth')).map(({ v, t }) => [v.event_id, t]));
+  const reports = new Map<number, number>();
+  for (const m of await readTopics(kafka, names.physical('monitor.reports'))) {
+    const d = await codec.decodeAny(['QualityReport', 'DriftReport'] as const, m.value);
+    if (d.ok && d.record === 'QualityReport' && (d.value as QualityReport).variant === 'champion') {
+      const r = d.value as QualityReport;
+      if (!reports.has(r.created_at)) reports.set(r.created_at, m.timestamp);
+    }
+  }
+  const requests = new Map((await decoded('control.retrain', 'RetrainRequest')).map(({ v, t }) => [v.request_id, { t, createdAt: v.requested_at }]));
+  const candidates = new Map((await decoded('control.candidates', 'ModelCandidate')).map(({ v, t }) => [v.model_version, { t, request: v.request_id }]));
+  const byEventTime = new Map(served.map((p) => [p.event_time, p.event_id]));
+  const firstServed = new Map<number, number>();
+  for (const { p, t } of preds) if (p.variant !== 'shadow' && (firstServed.get(p.model_version) ?? Infinity) > t) firstServed.set(p.model_version, t);
+  const out = new Map<number, CycleStages>();
+  for (const { v: e, t: promoted } of await decoded('control.models', 'ModelEvent')) {
+    if (e.action !== 'PROMOTE' || e.actor !== 'evaluator') continue;
+    const c = candidates.get(e.model_version);
+    const r = c?.request ? requests.get(c.request) : undefined;
+    const reported = r ? reports.get(r.createdAt) : undefined;
+    const eventId = r ? byEventTime.get(r.createdAt) : undefined;
+    const joined = eventId ? labels.get(eventId)?.joinedTs : undefined;
+    const sent = eventId ? labelSent.get(eventId) : undefined;
+    const first = firstServed.get(e.model_version);
+    if (!c || !r || reported === undefined || joined === undefined || sent === undefined || first === undefined) continue;
+    out.set(e.model_version, {
+      join: joined - sent, monitor: reported - joined, trigger: r.t - reported, build: c.t - r.t, evaluate: promoted - c.t, serve: first - promoted, total: first - sent,
+    });
+  }
+  return out;
 }
 
 /** A small text chart of accuracy over the replay: closed loop (█) against the static baseline (·). */

@@ -239,6 +239,10 @@ export function registerDemoCommand(program: Command): void {
         for (const [k, v] of Object.entries(m.all.closedLoop)) console.log(`    ${k.padEnd(20)} ${f(v)}   ${f(m.all.periodicBaseline?.[k] ?? null)}   ${f(m.all.staticBaseline[k] ?? null)}`);
         const timings = report.promotionTimings.filter((t) => t.eventsToServe !== null).map((t) => t.eventsToServe!);
         if (timings.length) console.log(`  retrain → serving      ${timings.join(', ')} events between each decision and the new champion's first prediction`);
+        const c = report.cycleMs;
+        if (c.total.p50 !== null) {
+          console.log(`  retrain cycle, ms      p50 (max): label→joined ${c.join.p50} (${c.join.max})  →report ${c.monitor.p50} (${c.monitor.max})  →request ${c.trigger.p50} (${c.trigger.max})  →candidate ${c.build.p50} (${c.build.max})  →promoted ${c.evaluate.p50} (${c.evaluate.max})  →serving ${c.serve.p50} (${c.serve.max});  total ${c.total.p50} (${c.total.max})`);
+        }
         console.log(`  latency event→logged   p50 ${report.latencyMs.p50} ms   p99 ${report.latencyMs.p99} ms`);
         console.log(`  throughput             ${report.eventsPerSecond?.toFixed(0)} events/s   (wall ${report.wallSeconds.toFixed(0)} s)\n`);
         console.log(textChart(report));
