@@ -108,7 +108,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   progress(`metrics at http://127.0.0.1:${ops.port}/metrics`);
 
   const kafka = createKafka(config.kafka, logger, 'demo');
-  const codec = createCodec(createRegistryClient({ url: config.registry.url }));
+  const codec = createCodec(createRegistryClient(config.registry));
   const names = createTopicNames(config.kafka.topicPrefix);
   const producer = createLooplineProducer({ kafka, codec, names, logger });
   await producer.connect();

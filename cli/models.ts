@@ -18,7 +18,7 @@ async function withRegistry<T>(specFile: string, fn: (ctx: { registry: ReturnTyp
   const spec = loadSpec(specFile);
   const cql = createCassandraClient(config.cassandra);
   const logger = createLogger({ level: 'warn' });
-  const announce = createModelAnnouncer(createKafka(config.kafka, logger, 'cli'), createCodec(createRegistryClient({ url: config.registry.url })), createTopicNames(config.kafka.topicPrefix));
+  const announce = createModelAnnouncer(createKafka(config.kafka, logger, 'cli'), createCodec(createRegistryClient(config.registry)), createTopicNames(config.kafka.topicPrefix));
   try {
     await cql.connect();
     return await fn({ registry: createModelRegistry(cql), spec, announce });

@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../streams/errors.js';
 import { loadConfig } from './config.js';
@@ -35,5 +38,35 @@ describe('loadConfig', () => {
     expect(c.kafka.brokers).toEqual(['a:9092', 'b:9092']);
     expect(c.kafka.sasl).toEqual({ mechanism: 'scram-sha-512', username: 'u', password: 'p' });
     expect(c.cassandra.replication).toEqual({ class: 'NetworkTopologyStrategy', dc1: 3, dc2: 2 });
+  });
+});
+
+describe('loadConfig: TLS files and registry tokens', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'loopline-config-'));
+  const pem = path.join(dir, 'ca.pem');
+  fs.writeFileSync(pem, '-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n');
+
+  it('takes CA and client-certificate paths for Kafka, Cassandra and the registry', () => {
+    const c = loadConfig({
+      LOOPLINE_KAFKA_SSL: 'true', LOOPLINE_KAFKA_SSL_CA: pem, LOOPLINE_KAFKA_SSL_CERT: pem, LOOPLINE_KAFKA_SSL_KEY: pem,
+      LOOPLINE_CASSANDRA_SSL: 'true', LOOPLINE_CASSANDRA_SSL_CA: pem, LOOPLINE_CASSANDRA_SSL_CERT: pem, LOOPLINE_CASSANDRA_SSL_KEY: pem,
+      LOOPLINE_SCHEMA_REGISTRY_URL: 'https://127.0.0.1:28081/apis/ccompat/v7', LOOPLINE_SCHEMA_REGISTRY_CA: pem, LOOPLINE_SCHEMA_REGISTRY_TOKEN: 'a.b.c',
+    });
+    expect([c.kafka.sslCa, c.kafka.sslCert, c.kafka.sslKey]).toEqual([pem, pem, pem]);
+    expect([c.cassandra.sslCa, c.cassandra.sslCert, c.cassandra.sslKey]).toEqual([pem, pem, pem]);
+    expect(c.registry).toMatchObject({ ca: pem, cert: null, key: null, token: 'a.b.c', basicAuth: null });
+    expect(loadConfig({}).kafka).toMatchObject({ sslCa: null, sslCert: null, sslKey: null });
+  });
+
+  it.each([
+    [{ LOOPLINE_KAFKA_SSL_CA: pem }, /LOOPLINE_KAFKA_SSL_CA is set, which needs LOOPLINE_KAFKA_SSL=true/],
+    [{ LOOPLINE_CASSANDRA_SSL: 'true', LOOPLINE_CASSANDRA_SSL_CERT: pem }, /LOOPLINE_CASSANDRA_SSL_CERT and LOOPLINE_CASSANDRA_SSL_KEY must be set together/],
+    [{ LOOPLINE_KAFKA_SSL: 'true', LOOPLINE_KAFKA_SSL_CA: path.join(dir, 'missing.pem') }, /LOOPLINE_KAFKA_SSL_CA must name an existing file/],
+    [{ LOOPLINE_SCHEMA_REGISTRY_CA: pem }, /LOOPLINE_SCHEMA_REGISTRY_CA is set, which needs an https LOOPLINE_SCHEMA_REGISTRY_URL/],
+    [{ LOOPLINE_SCHEMA_REGISTRY_AUTH: 'u:p', LOOPLINE_SCHEMA_REGISTRY_TOKEN: 't' }, /choose basic auth or a bearer token/],
+    [{ LOOPLINE_SCHEMA_REGISTRY_TOKEN: 'has space' }, /LOOPLINE_SCHEMA_REGISTRY_TOKEN must be a bearer token/],
+  ])('rejects %o naming the variable', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
   });
 });

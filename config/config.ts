@@ -10,6 +10,8 @@
  * | LOOPLINE_KAFKA_SSL | false | TLS to the brokers (certificates verified) |
  * | LOOPLINE_KAFKA_SASL_MECHANISM | (none) | plain, scram-sha-256 or scram-sha-512 |
  * | LOOPLINE_KAFKA_SASL_USERNAME / _PASSWORD | | SASL credentials |
+ * | LOOPLINE_KAFKA_SSL_CA | (system CAs) | PEM file of the CA that signed the brokers' certificates; needs LOOPLINE_KAFKA_SSL=true |
+ * | LOOPLINE_KAFKA_SSL_CERT / _KEY | | PEM client certificate and key, for brokers that require one |
  * | LOOPLINE_TOPIC_PREFIX | (empty) | prepended to every topic name, e.g. `staging.` |
  * | LOOPLINE_CASSANDRA_CONTACT_POINTS | 127.0.0.1:19042 | comma-separated host:port |
  * | LOOPLINE_CASSANDRA_LOCAL_DC | datacenter1 | the driver's local data center |
@@ -17,10 +19,16 @@
  * | LOOPLINE_CASSANDRA_REPLICATION | SimpleStrategy:1 | `SimpleStrategy:<rf>` or `NetworkTopologyStrategy:<dc>=<rf>,...` |
  * | LOOPLINE_CASSANDRA_USERNAME / _PASSWORD | | PasswordAuthenticator credentials |
  * | LOOPLINE_CASSANDRA_SSL | false | TLS to Cassandra (certificates verified) |
+ * | LOOPLINE_CASSANDRA_SSL_CA | (system CAs) | PEM file of the CA that signed Cassandra's certificate; needs LOOPLINE_CASSANDRA_SSL=true |
+ * | LOOPLINE_CASSANDRA_SSL_CERT / _KEY | | PEM client certificate and key, for nodes that require one |
  * | LOOPLINE_SCHEMA_REGISTRY_URL | http://127.0.0.1:18081/apis/ccompat/v7 | Confluent-compatible registry |
  * | LOOPLINE_SCHEMA_REGISTRY_AUTH | | `user:password` basic auth |
+ * | LOOPLINE_SCHEMA_REGISTRY_TOKEN | | bearer token (e.g. a JWT the registry's OIDC layer verifies); not with _AUTH |
+ * | LOOPLINE_SCHEMA_REGISTRY_CA | (system CAs) | PEM file of the CA that signed the registry's certificate; needs an https URL |
+ * | LOOPLINE_SCHEMA_REGISTRY_CERT / _KEY | | PEM client certificate and key, for a registry that requires one |
  * | LOOPLINE_LOG_LEVEL | info | pino level |
  */
+import fs from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../streams/errors.js';
 
@@ -28,6 +36,7 @@ const list = z
   .string()
   .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
   .refine((a) => a.length > 0, 'must list at least one host:port');
+const file = z.string().refine((p) => fs.existsSync(p) && fs.statSync(p).isFile(), 'must name an existing file');
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
 
 const ENV = z.object({
@@ -37,6 +46,9 @@ const ENV = z.object({
   LOOPLINE_KAFKA_SASL_MECHANISM: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional(),
   LOOPLINE_KAFKA_SASL_USERNAME: z.string().optional(),
   LOOPLINE_KAFKA_SASL_PASSWORD: z.string().optional(),
+  LOOPLINE_KAFKA_SSL_CA: file.optional(),
+  LOOPLINE_KAFKA_SSL_CERT: file.optional(),
+  LOOPLINE_KAFKA_SSL_KEY: file.optional(),
   LOOPLINE_TOPIC_PREFIX: z.string().regex(/^[A-Za-z0-9._-]*$/, 'may hold only letters, digits, ".", "_" and "-"').default(''),
   LOOPLINE_CASSANDRA_CONTACT_POINTS: list.default('127.0.0.1:19042'),
   LOOPLINE_CASSANDRA_LOCAL_DC: z.string().min(1).default('datacenter1'),
@@ -48,8 +60,15 @@ const ENV = z.object({
   LOOPLINE_CASSANDRA_USERNAME: z.string().optional(),
   LOOPLINE_CASSANDRA_PASSWORD: z.string().optional(),
   LOOPLINE_CASSANDRA_SSL: bool.default('false'),
+  LOOPLINE_CASSANDRA_SSL_CA: file.optional(),
+  LOOPLINE_CASSANDRA_SSL_CERT: file.optional(),
+  LOOPLINE_CASSANDRA_SSL_KEY: file.optional(),
   LOOPLINE_SCHEMA_REGISTRY_URL: z.string().url().default('http://127.0.0.1:18081/apis/ccompat/v7'),
   LOOPLINE_SCHEMA_REGISTRY_AUTH: z.string().optional(),
+  LOOPLINE_SCHEMA_REGISTRY_TOKEN: z.string().regex(/^[A-Za-z0-9._~+/=-]+$/, 'must be a bearer token (no spaces)').optional(),
+  LOOPLINE_SCHEMA_REGISTRY_CA: file.optional(),
+  LOOPLINE_SCHEMA_REGISTRY_CERT: file.optional(),
+  LOOPLINE_SCHEMA_REGISTRY_KEY: file.optional(),
   LOOPLINE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -59,6 +78,10 @@ export interface KafkaConfig {
   ssl: boolean;
   sasl: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string } | null;
   topicPrefix: string;
+  /** PEM file paths (LOOPLINE_KAFKA_SSL_CA, _CERT, _KEY); null when not set. */
+  sslCa: string | null;
+  sslCert: string | null;
+  sslKey: string | null;
 }
 
 export interface CassandraConfig {
@@ -68,12 +91,27 @@ export interface CassandraConfig {
   replication: Record<string, string | number>;
   credentials: { username: string; password: string } | null;
   ssl: boolean;
+  /** PEM file paths (LOOPLINE_CASSANDRA_SSL_CA, _CERT, _KEY); null when not set. */
+  sslCa: string | null;
+  sslCert: string | null;
+  sslKey: string | null;
+}
+
+export interface RegistryConfig {
+  url: string;
+  basicAuth: string | null;
+  /** Bearer token (LOOPLINE_SCHEMA_REGISTRY_TOKEN); null when not set. */
+  token: string | null;
+  /** PEM file paths (LOOPLINE_SCHEMA_REGISTRY_CA, _CERT, _KEY); null when not set. */
+  ca: string | null;
+  cert: string | null;
+  key: string | null;
 }
 
 export interface LooplineConfig {
   kafka: KafkaConfig;
   cassandra: CassandraConfig;
-  registry: { url: string; basicAuth: string | null };
+  registry: RegistryConfig;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -96,8 +134,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LooplineConfig
   if (Boolean(e.LOOPLINE_CASSANDRA_USERNAME) !== Boolean(e.LOOPLINE_CASSANDRA_PASSWORD)) {
     throw new ConfigError('LOOPLINE_CASSANDRA_USERNAME and LOOPLINE_CASSANDRA_PASSWORD must be set together');
   }
+  if (e.LOOPLINE_SCHEMA_REGISTRY_AUTH && e.LOOPLINE_SCHEMA_REGISTRY_TOKEN) {
+    throw new ConfigError('LOOPLINE_SCHEMA_REGISTRY_AUTH and LOOPLINE_SCHEMA_REGISTRY_TOKEN are both set; choose basic auth or a bearer token');
+  }
+  checkTls(e.LOOPLINE_KAFKA_SSL, 'LOOPLINE_KAFKA_SSL', 'LOOPLINE_KAFKA_SSL_', e.LOOPLINE_KAFKA_SSL_CA, e.LOOPLINE_KAFKA_SSL_CERT, e.LOOPLINE_KAFKA_SSL_KEY);
+  checkTls(e.LOOPLINE_CASSANDRA_SSL, 'LOOPLINE_CASSANDRA_SSL', 'LOOPLINE_CASSANDRA_SSL_', e.LOOPLINE_CASSANDRA_SSL_CA, e.LOOPLINE_CASSANDRA_SSL_CERT, e.LOOPLINE_CASSANDRA_SSL_KEY);
+  checkTls(e.LOOPLINE_SCHEMA_REGISTRY_URL.startsWith('https:'), 'an https LOOPLINE_SCHEMA_REGISTRY_URL', 'LOOPLINE_SCHEMA_REGISTRY_', e.LOOPLINE_SCHEMA_REGISTRY_CA, e.LOOPLINE_SCHEMA_REGISTRY_CERT, e.LOOPLINE_SCHEMA_REGISTRY_KEY);
   return {
-    kafka: { brokers: e.LOOPLINE_KAFKA_BROKERS, clientId: e.LOOPLINE_KAFKA_CLIENT_ID, ssl: e.LOOPLINE_KAFKA_SSL, sasl, topicPrefix: e.LOOPLINE_TOPIC_PREFIX },
+    kafka: {
+      brokers: e.LOOPLINE_KAFKA_BROKERS, clientId: e.LOOPLINE_KAFKA_CLIENT_ID, ssl: e.LOOPLINE_KAFKA_SSL, sasl, topicPrefix: e.LOOPLINE_TOPIC_PREFIX,
+      sslCa: e.LOOPLINE_KAFKA_SSL_CA ?? null, sslCert: e.LOOPLINE_KAFKA_SSL_CERT ?? null, sslKey: e.LOOPLINE_KAFKA_SSL_KEY ?? null,
+    },
     cassandra: {
       contactPoints: e.LOOPLINE_CASSANDRA_CONTACT_POINTS,
       localDataCenter: e.LOOPLINE_CASSANDRA_LOCAL_DC,
@@ -105,10 +152,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LooplineConfig
       replication: parseReplication(e.LOOPLINE_CASSANDRA_REPLICATION),
       credentials: e.LOOPLINE_CASSANDRA_USERNAME ? { username: e.LOOPLINE_CASSANDRA_USERNAME, password: e.LOOPLINE_CASSANDRA_PASSWORD! } : null,
       ssl: e.LOOPLINE_CASSANDRA_SSL,
+      sslCa: e.LOOPLINE_CASSANDRA_SSL_CA ?? null, sslCert: e.LOOPLINE_CASSANDRA_SSL_CERT ?? null, sslKey: e.LOOPLINE_CASSANDRA_SSL_KEY ?? null,
     },
-    registry: { url: e.LOOPLINE_SCHEMA_REGISTRY_URL, basicAuth: e.LOOPLINE_SCHEMA_REGISTRY_AUTH ?? null },
+    registry: {
+      url: e.LOOPLINE_SCHEMA_REGISTRY_URL, basicAuth: e.LOOPLINE_SCHEMA_REGISTRY_AUTH ?? null, token: e.LOOPLINE_SCHEMA_REGISTRY_TOKEN ?? null,
+      ca: e.LOOPLINE_SCHEMA_REGISTRY_CA ?? null, cert: e.LOOPLINE_SCHEMA_REGISTRY_CERT ?? null, key: e.LOOPLINE_SCHEMA_REGISTRY_KEY ?? null,
+    },
     logLevel: e.LOOPLINE_LOG_LEVEL,
   };
+}
+
+/** CA and client-certificate files only make sense over TLS; a certificate needs its key and the other way round. */
+function checkTls(tls: boolean, tlsSetting: string, prefix: string, ca?: string, cert?: string, key?: string): void {
+  const set = [ca && `${prefix}CA`, cert && `${prefix}CERT`, key && `${prefix}KEY`].filter(Boolean);
+  if (set.length > 0 && !tls) throw new ConfigError(`${set.join(', ')} ${set.length > 1 ? 'are' : 'is'} set, which needs ${tlsSetting.startsWith('an ') ? tlsSetting : `${tlsSetting}=true`}`);
+  if (Boolean(cert) !== Boolean(key)) throw new ConfigError(`${prefix}CERT and ${prefix}KEY must be set together`);
 }
 
 function parseReplication(spec: string): Record<string, string | number> {

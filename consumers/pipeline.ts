@@ -61,7 +61,7 @@ export async function startPipeline(config: LooplineConfig, spec: PipelineSpec, 
   const wanted = options.workers ?? WORKER_NAMES;
   const metrics = options.metrics ?? new Registry();
   const kafka = createKafka(config.kafka, logger, spec.name);
-  const codec = createCodec(createRegistryClient({ url: config.registry.url, basicAuth: config.registry.basicAuth ?? undefined }));
+  const codec = createCodec(createRegistryClient(config.registry));
   const names = createTopicNames(config.kafka.topicPrefix);
   const cql = createCassandraClient(config.cassandra);
   await cql.connect();

@@ -47,7 +47,7 @@ export function registerReplayCommand(program: Command): void {
       const plan = buildReplayPlan(spec, rows, { offset: opts.offset, ...(opts.limit === undefined ? {} : { limit: opts.limit }) });
       const total = plan.filter((a) => a.kind === 'event').length;
 
-      const registry = createRegistryClient({ url: config.registry.url, ...(config.registry.basicAuth ? { basicAuth: config.registry.basicAuth } : {}) });
+      const registry = createRegistryClient(config.registry);
       const producer = createLooplineProducer({
         kafka: createKafka(config.kafka, logger, 'replay'),
         codec: createCodec(registry),
