@@ -33,8 +33,9 @@ export function registerStackCommands(program: Command): void {
       console.log(`\nEach worker has its own principal and env file, ${envDir}/<worker>.env, e.g.`);
       console.log(`  set -a; . ${envDir}/admin.env; set +a; npm start -- setup                        # topics, tables, schemas, worker ACLs`);
       console.log(`  (set -a; . ${envDir}/scorer.env; set +a; npm start -- run --workers scorer)      # the scorer as loopline-scorer`);
-      console.log('\nWorker ACLs that `setup` grants (here for the empty topic prefix):');
-      for (const line of describeWorkerAcls('')) console.log(`  ${line}`);
+      const prefix = process.env.LOOPLINE_TOPIC_PREFIX ?? '';
+      console.log(`\nWorker ACLs that \`setup\` grants for the topic prefix "${prefix}" (LOOPLINE_TOPIC_PREFIX):`);
+      for (const line of describeWorkerAcls(prefix)) console.log(`  ${line}`);
     });
 
   stack
@@ -64,7 +65,7 @@ export function registerStackCommands(program: Command): void {
         console.log(JSON.stringify(status, null, 2));
       } else {
         for (const s of status) {
-          const state = s.ready ? 'ready' : s.running ? 'running, not answering' : 'stopped';
+          const state = s.ready ? 'ready' : s.needsSetup ? 'needs `stack up --secure`' : s.running ? 'running, not answering' : 'stopped';
           console.log(`${s.name.padEnd(16)} ${s.mode.padEnd(7)} ${state.padEnd(24)} ${s.pid ? `pid ${s.pid}`.padEnd(12) : ''.padEnd(12)} ${s.address}`);
         }
       }

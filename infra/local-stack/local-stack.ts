@@ -29,6 +29,8 @@ export interface ServiceStatus {
   pid: number | null;
   running: boolean;
   ready: boolean;
+  /** Secure mode: answers, but `stack up --secure` still has users or roles to set up. */
+  needsSetup: boolean;
   address: string;
   log: string;
 }
@@ -231,12 +233,14 @@ export function createLocalStack(options: LocalStackOptions = {}) {
       return Promise.all(
         SERVICES.map(async (s) => {
           const pid = runningPid(s);
+          const probed = pid !== null && (!options.secure || ctx.secure !== null) ? await s.probe(ctx) : 'down';
           return {
             name: s.name,
             mode,
             pid,
             running: pid !== null,
-            ready: pid !== null && (!options.secure || ctx.secure !== null) && (await s.probe(ctx)) === 'ready',
+            ready: probed === 'ready',
+            needsSetup: probed === 'uninitialized',
             address: s.address(ctx),
             log: logFile(s),
           };
