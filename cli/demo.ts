@@ -11,11 +11,12 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/config.js';
 import { startPipeline } from '../consumers/pipeline.js';
+import type { Scorer } from '../consumers/scorer/scorer.js';
 import { bootstrapInfra } from '../infra/bootstrap.js';
 import { createLocalStack } from '../infra/local-stack/local-stack.js';
 import { projectRoot } from '../infra/local-stack/paths.js';
-import { trainBootstrap } from '../models/pipeline-training.js';
-import { createModelRegistry } from '../models/registry.js';
+import { trainBootstrap } from '../producers/bootstrap.js';
+import { createModelRegistry } from '../store/model-registry.js';
 import { loadSpec } from '../pipelines/spec.js';
 import { createLooplineProducer } from '../producers/client.js';
 import { readCsv } from '../producers/csv.js';
@@ -103,7 +104,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   progress(`bootstrap model ${spec.model.name}@${boot.model.version}: training accuracy ${boot.model.metrics.accuracy?.toFixed(3)}`);
 
   progress('starting the workers: feature-writer, preprocessor, scorer, joiners, drift-monitor, retrain-trigger, model-builder, evaluator');
-  const pipeline = await startPipeline(config, spec, logger, { reloadIntervalMs: 5000, worker: { batchMax: 200 } });
+  const pipeline = await startPipeline(config, spec, logger, { runtime: { batchMax: 200 } });
   const ops = await startOpsServer(pipeline.metrics, () => pipeline.workers, opts.metricsPort).catch(() => startOpsServer(pipeline.metrics, () => pipeline.workers, 0));
   progress(`metrics at http://127.0.0.1:${ops.port}/metrics`);
 
@@ -126,11 +127,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
       await new Promise((r) => setTimeout(r, 5000));
       if (stopTicker) break;
       const scored = await metricSum(pipeline.metrics, 'loopline_worker_outputs_total', { worker: 'scorer' });
-      const joined = await metricSum(pipeline.metrics, 'loopline_joiner_labels_total', { outcome: 'joined' });
+      const joined = await metricSum(pipeline.metrics, 'loopline_joiner_joined_predictions_total');
       const hist = await registry.history(spec.name, spec.model.name, 200).catch(() => []);
       const promotions = hist.filter((h) => h.action === 'PROMOTE' && h.actor !== 'bootstrap').length;
       const rollbacks = hist.filter((h) => h.action === 'ROLLBACK').length;
-      progress(`${scored}/${eventsTotal} predictions, ${joined} labels joined, champion v${pipeline.scorer?.serving().champion}, ${promotions} promotions, ${rollbacks} rollbacks`);
+      progress(`${scored}/${eventsTotal} predictions, ${joined} labels joined, champion v${(pipeline.impls.get('scorer') as Scorer | undefined)?.serving().champion}, ${promotions} promotions, ${rollbacks} rollbacks`);
     }
   })();
 
@@ -146,7 +147,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   while (Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 2000));
     const scored = await metricSum(pipeline.metrics, 'loopline_worker_records_total', { worker: 'scorer' });
-    const joined = await metricSum(pipeline.metrics, 'loopline_worker_outputs_total', { worker: 'label-joiner' }) + (await metricSum(pipeline.metrics, 'loopline_worker_outputs_total', { worker: 'prediction-joiner' }));
+    const joined = await metricSum(pipeline.metrics, 'loopline_worker_outputs_total', { worker: 'joiner' });
     if (joined !== lastJoined) {
       lastJoined = joined;
       stableSince = Date.now();

@@ -12,7 +12,8 @@ import { registerSetupCommand } from './setup.js';
 import { registerDemoCommand } from './demo.js';
 import { registerModelCommands } from './models.js';
 import { registerRunCommand } from './workers.js';
-import { registerReplayCommand } from '../producers/cli.js';
+import { registerReplayCommand } from './replay.js';
+import { redactText } from '../streams/redact.js';
 
 export function buildProgram(): Command {
   const program = new Command('loopline')
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
 
 const program = buildProgram();
 program.parseAsync(process.argv).catch((err: unknown) => {
-  console.error(`loopline: ${err instanceof Error ? err.message : String(err)}`);
+  // Not through the logger, so scrubbed here: a library's message may quote a URL with credentials.
+  console.error(`loopline: ${redactText(err instanceof Error ? err.message : String(err))}`);
   process.exit(1);
 });

@@ -1,11 +1,21 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config/config.js';
-import { startPipeline, WORKER_NAMES, type WorkerName } from '../consumers/pipeline.js';
+import { ConfigError } from '../core/errors.js';
+import { startPipeline, WORKER_NAMES } from '../consumers/pipeline.js';
 import { loadSpec } from '../pipelines/spec.js';
 import { startOpsServer } from '../streams/http.js';
 import { createLogger } from '../streams/logger.js';
 
 export const DEFAULT_SPEC = 'pipelines/elec2.json';
+
+/** Parses a non-negative integer option, naming it in the error. */
+export function intOption(name: string, min = 0, max = Number.MAX_SAFE_INTEGER) {
+  return (raw: string): number => {
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw.trim()) || n < min || n > max) throw new ConfigError(`${name} must be an integer in ${min}..${max} (got ${JSON.stringify(raw)})`);
+    return n;
+  };
+}
 
 export function registerRunCommand(program: Command): void {
   program
@@ -13,19 +23,21 @@ export function registerRunCommand(program: Command): void {
     .description('run workers of a pipeline in this process until SIGTERM/SIGINT (drains: finishes the batch in hand, commits, closes)')
     .option('--spec <file>', 'pipeline spec', DEFAULT_SPEC)
     .option('--workers <list>', `comma-separated subset of ${WORKER_NAMES.join(',')}`, WORKER_NAMES.join(','))
-    .option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz (0 = any free port)', '9464')
-    .option('--batch-max <n>', 'records per chunk and transaction', '500')
-    .option('--session-timeout-ms <ms>', 'consumer session timeout: how soon a dead member\'s partitions move', '30000')
-    .action(async (opts: { spec: string; workers: string; metricsPort: string; batchMax: string; sessionTimeoutMs: string }) => {
+    .option('--metrics-port <port>', 'port of /metrics, /healthz and /readyz (0 = any free port)', intOption('--metrics-port', 0, 65535), 9464)
+    .option('--metrics-host <host>', 'address /metrics, /healthz and /readyz listen on; loopback unless you need a remote scraper (e.g. 0.0.0.0 for the docker compose Prometheus or a Kubernetes probe)', '127.0.0.1')
+    .option('--batch-max <n>', 'records per chunk (LOOPLINE_WORKER_BATCH_MAX)', intOption('--batch-max', 1, 10_000))
+    .option('--session-timeout-ms <ms>', 'consumer session timeout: how soon a dead member\'s partitions move (LOOPLINE_WORKER_SESSION_TIMEOUT_MS)', intOption('--session-timeout-ms', 6000, 1_800_000))
+    .action(async (opts: { spec: string; workers: string; metricsPort: number; metricsHost: string; batchMax?: number; sessionTimeoutMs?: number }) => {
       const config = loadConfig();
       const { spec } = loadSpec(opts.spec);
-      const workers = opts.workers.split(',').map((w) => w.trim()) as WorkerName[];
-      const unknown = workers.filter((w) => !(WORKER_NAMES as readonly string[]).includes(w));
-      if (unknown.length) throw new Error(`--workers: unknown ${unknown.join(', ')}; choose from ${WORKER_NAMES.join(', ')}`);
+      const workers = opts.workers.split(',').map((w) => w.trim()).filter(Boolean);
+      const unknown = workers.filter((w) => !WORKER_NAMES.includes(w));
+      if (unknown.length) throw new ConfigError(`--workers: unknown ${unknown.join(', ')}; choose from ${WORKER_NAMES.join(', ')}`);
       const logger = createLogger({ level: config.logLevel, name: `loopline-${spec.name}` });
-      const pipeline = await startPipeline(config, spec, logger, { workers, worker: { batchMax: Number(opts.batchMax), sessionTimeoutMs: Number(opts.sessionTimeoutMs) } });
-      const ops = await startOpsServer(pipeline.metrics, () => pipeline.workers, Number(opts.metricsPort), '0.0.0.0');
-      logger.info({ workers, metricsPort: ops.port }, 'workers running; SIGTERM or Ctrl-C to drain and stop');
+      const runtime = { ...(opts.batchMax ? { batchMax: opts.batchMax } : {}), ...(opts.sessionTimeoutMs ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}) };
+      const pipeline = await startPipeline(config, spec, logger, { workers, runtime });
+      const ops = await startOpsServer(pipeline.metrics, () => pipeline.workers, opts.metricsPort, opts.metricsHost);
+      logger.info({ workers, metrics: `http://${opts.metricsHost}:${ops.port}/metrics` }, 'workers running; SIGTERM or Ctrl-C to drain and stop');
       let stopping = false;
       const stop = async (signal: string) => {
         if (stopping) return;

@@ -39,6 +39,38 @@ describe('loadConfig', () => {
     expect(c.kafka.sasl).toEqual({ mechanism: 'scram-sha-512', username: 'u', password: 'p' });
     expect(c.cassandra.replication).toEqual({ class: 'NetworkTopologyStrategy', dc1: 3, dc2: 2 });
   });
+
+  describe('errors never echo a secret', () => {
+    const S = 'S3ntinel-cfg';
+    it.each([
+      [{ LOOPLINE_SCHEMA_REGISTRY_AUTH: S }, /LOOPLINE_SCHEMA_REGISTRY_AUTH must be user:password \(value not shown: it is a secret\)/],
+      [{ LOOPLINE_SCHEMA_REGISTRY_TOKEN: `${S} x` }, /LOOPLINE_SCHEMA_REGISTRY_TOKEN must be a bearer token \(no spaces\) \(value not shown: it is a secret\)/],
+      [{ LOOPLINE_SCHEMA_REGISTRY_URL: `htp//svc:${S}@registry:8081` }, /LOOPLINE_SCHEMA_REGISTRY_URL Invalid url \(got "\[Redacted\]@registry:8081"\)/],
+      [{ LOOPLINE_SCHEMA_REGISTRY_URL: `http://svc:${S}@reg istry` }, /LOOPLINE_SCHEMA_REGISTRY_URL/],
+      [{ LOOPLINE_KAFKA_SSL: `yes-${S}`, LOOPLINE_KAFKA_SASL_PASSWORD: S }, /LOOPLINE_KAFKA_SSL/],
+      [{ LOOPLINE_KAFKA_SASL_MECHANISM: 'plain', LOOPLINE_KAFKA_SASL_PASSWORD: S }, /LOOPLINE_KAFKA_SASL_USERNAME and LOOPLINE_KAFKA_SASL_PASSWORD are required/],
+      [{ LOOPLINE_CASSANDRA_PASSWORD: S }, /must be set together/],
+      [{ LOOPLINE_KAFKA_SASL_MECHANISM: 'gssapi', LOOPLINE_KAFKA_SASL_PASSWORD: S }, /LOOPLINE_KAFKA_SASL_MECHANISM .*received 'gssapi' \(got "gssapi"\)/],
+    ])('%o', (env, message) => {
+      let err: unknown;
+      try {
+        loadConfig(env);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ConfigError);
+      const e = err as ConfigError;
+      expect(e.message).toMatch(message);
+      // LOOPLINE_KAFKA_SSL is not a secret, so its value is shown, but the unrelated password never is.
+      const leaked = e.message.split(`yes-${S}`).join('');
+      expect(leaked).not.toContain(S);
+      expect(JSON.stringify(e)).not.toContain(`svc:${S}`);
+    });
+
+    it('accepts credentials in the registry URL (the client moves them into a header)', () => {
+      expect(loadConfig({ LOOPLINE_SCHEMA_REGISTRY_URL: `https://svc:${S}@registry:8081/apis/ccompat/v7` }).registry.url).toContain('registry:8081');
+    });
+  });
 });
 
 describe('loadConfig: TLS files and registry tokens', () => {
@@ -64,6 +96,7 @@ describe('loadConfig: TLS files and registry tokens', () => {
     [{ LOOPLINE_KAFKA_SSL: 'true', LOOPLINE_KAFKA_SSL_CA: path.join(dir, 'missing.pem') }, /LOOPLINE_KAFKA_SSL_CA must name an existing file/],
     [{ LOOPLINE_SCHEMA_REGISTRY_CA: pem }, /LOOPLINE_SCHEMA_REGISTRY_CA is set, which needs an https LOOPLINE_SCHEMA_REGISTRY_URL/],
     [{ LOOPLINE_SCHEMA_REGISTRY_AUTH: 'u:p', LOOPLINE_SCHEMA_REGISTRY_TOKEN: 't' }, /choose basic auth or a bearer token/],
+    [{ LOOPLINE_SCHEMA_REGISTRY_URL: 'https://u:p@registry:8081/apis/ccompat/v7', LOOPLINE_SCHEMA_REGISTRY_TOKEN: 't' }, /userinfo in LOOPLINE_SCHEMA_REGISTRY_URL and LOOPLINE_SCHEMA_REGISTRY_TOKEN are both set/],
     [{ LOOPLINE_SCHEMA_REGISTRY_TOKEN: 'has space' }, /LOOPLINE_SCHEMA_REGISTRY_TOKEN must be a bearer token/],
   ])('rejects %o naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);

@@ -1,7 +1,9 @@
 /**
  * Loopline's connection and runtime configuration, compiled once at start
  * from the environment into a validated, typed object. An error names the
- * variable and what it accepts. Defaults point at the embedded local stack.
+ * variable and what it accepts, and never echoes the value of a secret
+ * (`*_PASSWORD`, `*_AUTH`, `*_SECRET`, `*_TOKEN`, `*_KEY`) or URL userinfo.
+ * Defaults point at the embedded local stack.
  *
  * | variable | default | meaning |
  * |---|---|---|
@@ -21,9 +23,9 @@
  * | LOOPLINE_CASSANDRA_SSL | false | TLS to Cassandra (certificates verified) |
  * | LOOPLINE_CASSANDRA_SSL_CA | (system CAs) | PEM file of the CA that signed Cassandra's certificate; needs LOOPLINE_CASSANDRA_SSL=true |
  * | LOOPLINE_CASSANDRA_SSL_CERT / _KEY | | PEM client certificate and key, for nodes that require one |
- * | LOOPLINE_SCHEMA_REGISTRY_URL | http://127.0.0.1:18081/apis/ccompat/v7 | Confluent-compatible registry |
- * | LOOPLINE_SCHEMA_REGISTRY_AUTH | | `user:password` basic auth |
- * | LOOPLINE_SCHEMA_REGISTRY_TOKEN | | bearer token (e.g. a JWT the registry's OIDC layer verifies); not with _AUTH |
+ * | LOOPLINE_SCHEMA_REGISTRY_URL | http://127.0.0.1:18081/apis/ccompat/v7 | Confluent-compatible registry; `user:password@` in it becomes a Basic header |
+ * | LOOPLINE_SCHEMA_REGISTRY_AUTH | | `user:password` basic auth (wins over the URL's) |
+ * | LOOPLINE_SCHEMA_REGISTRY_TOKEN | | bearer token (e.g. a JWT the registry's OIDC layer verifies); not with basic auth (_AUTH or the URL's) |
  * | LOOPLINE_SCHEMA_REGISTRY_CA | (system CAs) | PEM file of the CA that signed the registry's certificate; needs an https URL |
  * | LOOPLINE_SCHEMA_REGISTRY_CERT / _KEY | | PEM client certificate and key, for a registry that requires one |
  * | LOOPLINE_LOG_LEVEL | info | pino level |
@@ -31,6 +33,7 @@
 import fs from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../streams/errors.js';
+import { isSecretVariable, REDACTED, redactText } from '../streams/redact.js';
 
 const list = z
   .string()
@@ -64,7 +67,7 @@ const ENV = z.object({
   LOOPLINE_CASSANDRA_SSL_CERT: file.optional(),
   LOOPLINE_CASSANDRA_SSL_KEY: file.optional(),
   LOOPLINE_SCHEMA_REGISTRY_URL: z.string().url().default('http://127.0.0.1:18081/apis/ccompat/v7'),
-  LOOPLINE_SCHEMA_REGISTRY_AUTH: z.string().optional(),
+  LOOPLINE_SCHEMA_REGISTRY_AUTH: z.string().regex(/^[^:]+:.+$/, 'must be user:password').optional(),
   LOOPLINE_SCHEMA_REGISTRY_TOKEN: z.string().regex(/^[A-Za-z0-9._~+/=-]+$/, 'must be a bearer token (no spaces)').optional(),
   LOOPLINE_SCHEMA_REGISTRY_CA: file.optional(),
   LOOPLINE_SCHEMA_REGISTRY_CERT: file.optional(),
@@ -120,7 +123,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LooplineConfig
   const picked = Object.fromEntries(Object.entries(env).filter(([k, v]) => k.startsWith('LOOPLINE_') && v !== ''));
   const parsed = ENV.safeParse(picked);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')} ${i.message} (got ${JSON.stringify(picked[String(i.path[0])])})`);
+    const problems = parsed.error.issues.map((i) => {
+      const name = String(i.path[0]);
+      return `${name} ${scrub(i.message, isSecretVariable(name) ? picked[name] : undefined)} ${shownValue(name, picked[name])}`;
+    });
     throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   }
   const e = parsed.data;
@@ -134,8 +140,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LooplineConfig
   if (Boolean(e.LOOPLINE_CASSANDRA_USERNAME) !== Boolean(e.LOOPLINE_CASSANDRA_PASSWORD)) {
     throw new ConfigError('LOOPLINE_CASSANDRA_USERNAME and LOOPLINE_CASSANDRA_PASSWORD must be set together');
   }
-  if (e.LOOPLINE_SCHEMA_REGISTRY_AUTH && e.LOOPLINE_SCHEMA_REGISTRY_TOKEN) {
-    throw new ConfigError('LOOPLINE_SCHEMA_REGISTRY_AUTH and LOOPLINE_SCHEMA_REGISTRY_TOKEN are both set; choose basic auth or a bearer token');
+  if (e.LOOPLINE_SCHEMA_REGISTRY_TOKEN && (e.LOOPLINE_SCHEMA_REGISTRY_AUTH || hasUserinfo(e.LOOPLINE_SCHEMA_REGISTRY_URL))) {
+    const basic = e.LOOPLINE_SCHEMA_REGISTRY_AUTH ? 'LOOPLINE_SCHEMA_REGISTRY_AUTH' : 'userinfo in LOOPLINE_SCHEMA_REGISTRY_URL';
+    throw new ConfigError(`${basic} and LOOPLINE_SCHEMA_REGISTRY_TOKEN are both set; choose basic auth or a bearer token`);
   }
   checkTls(e.LOOPLINE_KAFKA_SSL, 'LOOPLINE_KAFKA_SSL', 'LOOPLINE_KAFKA_SSL_', e.LOOPLINE_KAFKA_SSL_CA, e.LOOPLINE_KAFKA_SSL_CERT, e.LOOPLINE_KAFKA_SSL_KEY);
   checkTls(e.LOOPLINE_CASSANDRA_SSL, 'LOOPLINE_CASSANDRA_SSL', 'LOOPLINE_CASSANDRA_SSL_', e.LOOPLINE_CASSANDRA_SSL_CA, e.LOOPLINE_CASSANDRA_SSL_CERT, e.LOOPLINE_CASSANDRA_SSL_KEY);
@@ -160,6 +167,37 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LooplineConfig
     },
     logLevel: e.LOOPLINE_LOG_LEVEL,
   };
+}
+
+/**
+ * How a bad value appears in a config error: secrets (passwords, `*_AUTH`,
+ * `*_SECRET`, `*_TOKEN`, `*_KEY`) never, others scrubbed of URL userinfo
+ * (everything before an '@' goes, as in `u:p@host`) and shortened.
+ */
+function shownValue(name: string, value: string | undefined): string {
+  if (value === undefined) return '(not set)';
+  if (isSecretVariable(name)) return '(value not shown: it is a secret)';
+  let v = redactText(value);
+  const at = v.lastIndexOf('@');
+  if (at >= 0) v = `${REDACTED}${v.slice(at)}`;
+  if (v.length > 120) v = `${v.slice(0, 120)}…`;
+  return `(got ${JSON.stringify(v)})`;
+}
+
+/** A validator's message without `secret` in it (zod quotes values in some messages) nor URL userinfo. */
+function scrub(message: string, secret: string | undefined): string {
+  const value = secret;
+  const m = value && value.length >= 3 ? message.split(value).join(REDACTED) : message;
+  return redactText(m);
+}
+
+function hasUserinfo(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.username !== '' || u.password !== '';
+  } catch {
+    return false;
+  }
 }
 
 /** CA and client-certificate files only make sense over TLS; a certificate needs its key and the other way round. */

@@ -1,140 +1,96 @@
 /**
  * Runs a pipeline's workers in this process: each is an ordinary consumer
  * group member, so the same command on more machines scales out (up to one
- * member per input partition). The scorer also follows control.models (its
- * own group, so every instance sees every announcement) and re-reads the
- * registry on a timer, whichever comes first.
+ * member per input partition). Iterates the worker definitions
+ * (consumers/index.ts): settings compiled from the environment at start, one
+ * metrics registry, one Cassandra session and one set of stores for all.
+ *
+ *   const pipeline = await startPipeline(config, spec, logger, { workers: ['preprocessor', 'scorer'] });
+ *   …
+ *   await pipeline.stop();
  */
-import crypto from 'node:crypto';
-import type { Consumer } from 'kafkajs';
-import { Gauge, Histogram, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
+import { ConfigError } from '../core/errors.js';
 import type { LooplineConfig } from '../config/config.js';
-import { createModelRegistry } from '../models/registry.js';
 import type { PipelineSpec } from '../pipelines/spec.js';
 import { createCodec } from '../schemas/codec.js';
 import { createRegistryClient } from '../schemas/registry-client.js';
 import { createCassandraClient, type CassandraClient } from '../store/cassandra.js';
-import { createFeatureStore } from '../store/feature-store.js';
-import { createPredictionLog } from '../store/prediction-log.js';
+import { createStores, type Stores } from '../store/stores.js';
+import { compileWorkerConfig, RUNTIME_SETTINGS } from '../streams/definition.js';
 import { createKafka } from '../streams/kafka.js';
 import type { Logger } from '../streams/logger.js';
 import { createWorkerMetrics } from '../streams/metrics.js';
-import { createWorker, type Worker, type WorkerOptions } from '../streams/runtime.js';
+import { createWorker, type Broadcast, type Worker } from '../streams/runtime.js';
 import { createTopicNames } from '../streams/topics.js';
-import { createCheckpointStore } from './checkpoint.js';
-import { createDriftMonitor } from './drift-monitor/drift-monitor.js';
-import { createEvaluator } from './evaluator/evaluator.js';
-import { createEventAggregator } from './feature-writer/event-aggregator.js';
-import { createFeatureWriter } from './feature-writer/feature-writer.js';
-import { createLabelJoiner, createPredictionJoiner } from './joiner/joiner.js';
-import { createModelBuilder } from './model-builder/model-builder.js';
-import { createRetrainTrigger } from './retrain-trigger/retrain-trigger.js';
-import { createPreprocessor } from './preprocessor/preprocessor.js';
-import { createScorer, type Scorer } from './scorer/scorer.js';
+import { WORKER_NAMES, WORKERS, type WorkerName } from './index.js';
 
-/** Every worker of the loop, in the order data flows through them. */
-export const WORKER_NAMES = [
-  'feature-writer', 'feature-aggregator', 'preprocessor', 'scorer', 'label-joiner', 'prediction-joiner',
-  'drift-monitor', 'retrain-trigger', 'model-builder', 'evaluator',
-] as const;
-/** The online scoring path alone. */
-export const SCORING_WORKERS = ['feature-writer', 'feature-aggregator', 'preprocessor', 'scorer'] as const;
-export type WorkerName = (typeof WORKER_NAMES)[number];
+export { SCORING_WORKERS, WORKER_NAMES, type WorkerName } from './index.js';
 
 export interface PipelineOptions {
-  workers?: readonly WorkerName[];
-  worker?: WorkerOptions;
-  /** Registry poll period of the scorer. Default 10 000 ms. */
-  reloadIntervalMs?: number;
+  workers?: readonly string[];
+  /** Runtime settings for every worker, over the environment (tests, the demo). */
+  runtime?: Partial<Record<keyof typeof RUNTIME_SETTINGS, number>>;
+  /** Environment to compile worker settings from. Default process.env. */
+  env?: NodeJS.ProcessEnv;
   metrics?: Registry;
 }
 
 export interface RunningPipeline {
   workers: Worker[];
-  scorer: Scorer | null;
+  /** The live implementation of each worker by name (the scorer's `reload()`, for tests and the demo). */
+  impls: Map<string, unknown>;
+  /** The implementation of one worker, typed by the caller: `pipeline.impl<Scorer>('scorer')?.reload()`. */
+  impl<T>(name: WorkerName): T | undefined;
   metrics: Registry;
   cql: CassandraClient;
+  stores: Stores;
   stop(): Promise<void>;
 }
 
 export async function startPipeline(config: LooplineConfig, spec: PipelineSpec, logger: Logger, options: PipelineOptions = {}): Promise<RunningPipeline> {
   const wanted = options.workers ?? WORKER_NAMES;
+  const unknown = wanted.filter((w) => !WORKER_NAMES.includes(w));
+  if (unknown.length > 0) throw new ConfigError(`unknown worker ${unknown.join(', ')}; choose from ${WORKER_NAMES.join(', ')}`);
+  const definitions = WORKERS.filter((d) => wanted.includes(d.name) && (d.enabled?.(spec) ?? true));
+  // Settings first: a bad value fails before any connection opens.
+  const compiled = definitions.map((d) => ({ d, c: compileWorkerConfig(d, options.env ?? process.env, options.runtime) }));
+
   const metrics = options.metrics ?? new Registry();
   const kafka = createKafka(config.kafka, logger, spec.name);
   const codec = createCodec(createRegistryClient(config.registry));
   const names = createTopicNames(config.kafka.topicPrefix);
   const cql = createCassandraClient(config.cassandra);
   await cql.connect();
+  const stores = createStores(cql);
   const deps = { kafka, codec, names, logger, metrics: createWorkerMetrics(metrics) };
-  const store = createFeatureStore(cql);
-  const registry = createModelRegistry(cql);
-  const log = createPredictionLog(cql);
-  const championGauge = new Gauge({ name: 'loopline_scorer_champion_version', help: 'Model version serving as champion.', labelNames: ['pipeline'], registers: [metrics] });
 
-  let scorer: Scorer | null = null;
   const workers: Worker[] = [];
-  for (const name of wanted) {
-    if (name === 'feature-writer') workers.push(createWorker(createFeatureWriter({ spec, store }), deps, options.worker));
-    // Only pipelines with events-sourced feature sets need the aggregator.
-    if (name === 'feature-aggregator' && spec.featureSets.some((s) => s.source === 'events')) {
-      workers.push(createWorker(createEventAggregator({ spec, store, cql }), deps, options.worker));
+  const impls = new Map<string, unknown>();
+  try {
+    for (const { d, c } of compiled) {
+      const impl = d.create(c.settings, { spec, logger: logger.child({ worker: d.name }), stores, now: Date.now }, d.createMetrics(metrics));
+      impls.set(d.name as WorkerName, impl);
+      // The ACLs grant what the definition declares: a broadcast it does not declare would be refused on a secured cluster.
+      const followed: readonly Broadcast[] = impl.broadcasts ?? [];
+      const undeclared = followed.map((b) => b.topic).filter((t) => !(d.broadcasts ?? []).includes(t));
+      if (undeclared.length > 0) throw new Error(`${d.name} follows ${undeclared.join(', ')} without declaring it in its definition's broadcasts`);
+      workers.push(createWorker({ name: d.name, input: d.input, ...impl }, deps, c.runtime));
     }
-    if (name === 'preprocessor') {
-      const waited = new Histogram({ name: 'loopline_preprocessor_watermark_wait_seconds', help: 'Time spent waiting for the feature-writer to reach the events\' time.', labelNames: ['feature_set', 'caught_up'], buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [metrics] });
-      const onWait = (set: string, ms: number, caughtUp: boolean) => waited.observe({ feature_set: set, caught_up: String(caughtUp) }, ms / 1000);
-      workers.push(createWorker(createPreprocessor({ spec, store, onWait }), deps, options.worker));
-    }
-    if (name === 'scorer') {
-      scorer = createScorer({
-        spec,
-        registry,
-        log,
-        logger: logger.child({ worker: 'scorer' }),
-        onSwap: (s) => championGauge.set({ pipeline: spec.name }, s.champion.version),
-      });
-      workers.push(createWorker(scorer, deps, options.worker));
-    }
-    const child = logger.child({ worker: name });
-    if (name === 'label-joiner') workers.push(createWorker(createLabelJoiner({ spec, cql, log, metrics, logger: child }), deps, options.worker));
-    if (name === 'prediction-joiner') workers.push(createWorker(createPredictionJoiner({ spec, cql, log, metrics, logger: child }), deps, options.worker));
-    if (name === 'drift-monitor') workers.push(createWorker(createDriftMonitor({ spec, cql, registry, logger: child, metrics }), deps, options.worker));
-    if (name === 'retrain-trigger') {
-      workers.push(createWorker(createRetrainTrigger({ spec, registry, checkpoints: createCheckpointStore(cql, 'retrain-trigger'), logger: child }), deps, options.worker));
-    }
-    if (name === 'model-builder') workers.push(createWorker(createModelBuilder({ spec, cql, registry, logger: child }), deps, { ...options.worker, sessionTimeoutMs: 120_000 }));
-    if (name === 'evaluator') workers.push(createWorker(createEvaluator({ spec, cql, registry, logger: child }), deps, { ...options.worker, sessionTimeoutMs: 120_000 }));
+    await Promise.all(workers.map((w) => w.start()));
+  } catch (err) {
+    await Promise.all(workers.map((w) => w.stop().catch(() => {})));
+    await cql.shutdown().catch(() => {});
+    throw err;
   }
-
-  let control: Consumer | null = null;
-  let timer: NodeJS.Timeout | null = null;
-  if (scorer) {
-    const s = scorer;
-    const reload = (why: string) => s.reload().catch((err: unknown) => logger.error({ err, why }, 'scorer reload failed'));
-    control = kafka.consumer({ groupId: `${names.prefix}loopline-scorer-control-${crypto.randomUUID()}` });
-    await control.connect();
-    await control.subscribe({ topic: names.physical('control.models'), fromBeginning: false });
-    await control.run({
-      eachMessage: async ({ message }) => {
-        const d = await codec.decode('ModelEvent', message.value);
-        if (d.ok && d.value.pipeline === spec.name && d.value.model_name === spec.model.name) {
-          logger.info({ action: d.value.action, version: d.value.model_version }, 'model event received');
-          await reload('control event');
-        }
-      },
-    });
-    timer = setInterval(() => void reload('poll'), options.reloadIntervalMs ?? 10_000);
-    timer.unref();
-  }
-
-  await Promise.all(workers.map((w) => w.start()));
   return {
     workers,
-    scorer,
+    impls,
+    impl: <T>(name: WorkerName) => impls.get(name) as T | undefined,
     metrics,
     cql,
+    stores,
     async stop() {
-      if (timer) clearInterval(timer);
-      await control?.disconnect().catch(() => {});
       await Promise.all(workers.map((w) => w.stop()));
       await cql.shutdown().catch(() => {});
     },

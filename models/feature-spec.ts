@@ -119,3 +119,21 @@ export function featureSpecsEqual(a: FeatureSpec, b: FeatureSpec): boolean {
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
+
+/**
+ * Whether a model can be served by a pipeline: every input the model takes is
+ * one the pipeline serves, with the same kind (a model may take fewer inputs,
+ * in any order: each model gets exactly the inputs its spec names), and its
+ * task and classes are the pipeline's. The reason, or null when it fits.
+ */
+export function pipelineFitProblem(served: ReadonlyArray<{ name: string; kind: FeatureKind }>, pipeline: { task: Task; classes: readonly string[] }, model: FeatureSpec): string | null {
+  if (model.task !== pipeline.task) return `the model is ${model.task}, the pipeline ${pipeline.task}`;
+  if (pipeline.classes.length > 0 && !sameList([...pipeline.classes], model.classes)) return `the model's classes are [${model.classes.join(', ')}], the pipeline's [${pipeline.classes.join(', ')}]`;
+  const kinds = new Map(served.map((f) => [f.name, f.kind]));
+  for (const f of model.features) {
+    const kind = kinds.get(f.name);
+    if (kind === undefined) return `the model needs "${f.name}", which the pipeline does not serve`;
+    if (kind !== f.kind) return `the model takes "${f.name}" as ${f.kind}, the pipeline serves it as ${kind}`;
+  }
+  return null;
+}

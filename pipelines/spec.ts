@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../streams/errors.js';
+import { parseIsoUtc, TIME_UNIT_MS, type EventTimeSpec, type TimeUnit } from './replay-time.js';
 
 const name = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'must be lower-case letters, digits, "_" or "-", starting with a letter');
 const featureName = z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,62}$/, 'must be a letter then letters, digits or "_"');
@@ -39,6 +40,20 @@ const featureSet = z.object({
   aggregates: z.record(featureName, aggregate).default({}),
   /** For source `events`: an aggregate including an event becomes known this long after the event's time. */
   availableAfterMs: z.number().int().min(0).default(0),
+  /**
+   * What the set is keyed by. Absent (the default): the event's entity, so an event is served
+   * its entity's row. `{ field }`: the value of that event field, so every event with the same
+   * value shares one row — a client's events joined with a cohort set keyed by age, an hourly
+   * profile keyed by hour of day — as a feature store joins on several entities. The field may
+   * be categorical or numeric; a numeric value is keyed in JavaScript's shortest round-trip
+   * form (35 → "35", 0.5 → "0.5"); an event whose field is missing or "" has no row in the set
+   * (see `missingEntity`). FeatureUpdates of the set carry the key value as `entity_id`, and a
+   * replay feed computes its values over the rows sharing the key value. Only sets with source
+   * `stream`: events-sourced sets are aggregated per entity. `waitForWatermarkMs` waits for the
+   * key's watermark, which never reaches the event time when a key is updated less often than
+   * events arrive (an hour-of-day key is updated once a day): leave it 0 for such sets.
+   */
+  key: z.object({ field: featureName }).strict().optional(),
   features: z.record(featureName, kind).refine((r) => Object.keys(r).length > 0, 'must declare at least one feature'),
   /** A value older than this at event time is served as missing (stale). */
   maxAgeMs: positiveMs.optional(),
@@ -61,6 +76,49 @@ const feedValue = z.union([
   z.object({ lag: z.object({ column: z.string(), rows: z.number().int().min(0).default(0) }) }),
   z.object({ mean: z.object({ column: z.string(), rows: z.number().int().min(1) }) }),
 ]);
+
+const timeUnit = z.enum(Object.keys(TIME_UNIT_MS) as [TimeUnit, ...TimeUnit[]]);
+
+/**
+ * Event time of a replayed row. Forms:
+ * - `"<column>"` (shorthand for `{ column, format: "iso" }`);
+ * - `{ column, format: "iso" }`: an ISO 8601 date (`2011-01-01`) or date-time
+ *   (`2011-01-01T05:00:00`, `…Z`, `…+01:00`); one without a zone is read as UTC, so a
+ *   local wall clock replays as a wall clock (no daylight-saving shifts);
+ * - `{ column, format: "epoch-s" }` / `"epoch-ms"`: seconds / milliseconds since
+ *   1970-01-01T00:00Z, fractions allowed (rounded to the millisecond);
+ * - any column form with `plus: [{ column, unit }]`: numeric columns added in a unit
+ *   (`ms`, `s`, `min`, `h`, `d`), for a time split over columns — a date `dteday` plus
+ *   an hour `hr` is `{ column: "dteday", format: "iso", plus: [{ column: "hr", unit: "h" }] }`;
+ * - `{ rowOrder: { start, stepMs } }`: no time column; the i-th data row of the file
+ *   (0-based, whatever the replay's offset) is at `start + i × stepMs`, `start` an ISO
+ *   date-time (UTC without a zone). For data with only an order, or none.
+ * `format` defaults to "iso", `plus` to none.
+ */
+const EventTimeSchema = z.preprocess(
+  (v) => (typeof v === 'string' ? { column: v } : v),
+  z
+    .object({
+      column: z.string().min(1).optional(),
+      format: z.enum(['iso', 'epoch-s', 'epoch-ms']).optional(),
+      plus: z.array(z.object({ column: z.string().min(1), unit: timeUnit }).strict()).optional(),
+      rowOrder: z
+        .object({
+          start: z.string().refine((s) => parseIsoUtc(s) !== null, 'must be an ISO 8601 date-time, e.g. "2024-01-01T00:00:00Z"'),
+          stepMs: positiveMs,
+        })
+        .strict()
+        .optional(),
+    }, { invalid_type_error: 'must be a column name or an object (column + format, or rowOrder)' })
+    .strict()
+    .superRefine((t, ctx) => {
+      if (t.rowOrder && t.column !== undefined) ctx.addIssue({ code: 'custom', path: ['rowOrder'], message: 'give either column or rowOrder, not both' });
+      if (!t.rowOrder && t.column === undefined) ctx.addIssue({ code: 'custom', path: ['column'], message: 'required: the time column (or rowOrder for data without one)' });
+      if (t.rowOrder && t.format !== undefined) ctx.addIssue({ code: 'custom', path: ['format'], message: 'a rowOrder time has no format' });
+      if (t.rowOrder && t.plus !== undefined) ctx.addIssue({ code: 'custom', path: ['plus'], message: 'a rowOrder time has no plus columns' });
+    })
+    .transform((t): EventTimeSpec => (t.rowOrder ? { rowOrder: t.rowOrder } : { column: t.column!, format: t.format ?? 'iso', plus: t.plus ?? [] })),
+);
 
 export const PipelineSpecSchema = z
   .object({
@@ -147,11 +205,21 @@ export const PipelineSpecSchema = z
       .object({
         /** CSV path, relative to the spec file. */
         csv: z.string().min(1),
+        /** Column of the event id, unique per row. */
         eventId: z.string().min(1),
-        eventTime: z.string().min(1),
+        /** Event time of a row: a column in a documented format, columns added up, or row order with a step (see EventTimeSchema). */
+        eventTime: EventTimeSchema,
         /** Entity id: a CSV column, or a constant for single-entity data. */
         entityId: z.union([z.object({ column: z.string() }), z.object({ constant: z.string() })]),
+        /** Column of the ground truth (any column name). */
         label: z.string().min(1),
+        /**
+         * Event field → the CSV column it is read from, for columns whose names are not valid
+         * field names (`{ "emp_var_rate": "emp.var.rate" }`) or not the names the spec wants
+         * (`{ "pay_sep": "PAY_0" }`). Default: a field is read from the column of its own name.
+         * Other `replay` settings (eventId, eventTime, entityId, label, feeds) name CSV columns directly.
+         */
+        columns: z.record(featureName, z.string().min(1)).default({}),
         /** Feature-set feeds computed from the CSV: each row publishes values known once `availableAfterMs` has passed. */
         feeds: z
           .array(
@@ -173,6 +241,11 @@ export const PipelineSpecSchema = z
         if (known.has(f)) ctx.addIssue({ code: 'custom', path: ['featureSets', i, 'features', f], message: `name clashes with ${fields.has(f) ? 'an event field' : 'another feature set'}` });
         known.set(f, k);
       }
+    });
+    spec.featureSets.forEach((set, i) => {
+      if (!set.key) return;
+      if (!Object.hasOwn(spec.events.fields, set.key.field)) ctx.addIssue({ code: 'custom', path: ['featureSets', i, 'key', 'field'], message: `"${set.key.field}" is not an event field` });
+      if (set.source !== 'stream') ctx.addIssue({ code: 'custom', path: ['featureSets', i, 'key'], message: 'only a set with source "stream" can be keyed by an event field; an events-sourced set is aggregated per entity' });
     });
     spec.featureSets.forEach((set, i) => {
       const aggs = Object.entries(set.aggregates);
@@ -208,7 +281,15 @@ export const PipelineSpecSchema = z
     }
     if (spec.label.horizonMs < spec.label.delayMs) ctx.addIssue({ code: 'custom', path: ['label', 'horizonMs'], message: 'must be at least label.delayMs' });
     if (spec.trainer.kind === 'command' && !spec.trainer.command?.length) ctx.addIssue({ code: 'custom', path: ['trainer', 'command'], message: 'required when trainer.kind is "command"' });
+    for (const field of Object.keys(spec.replay?.columns ?? {})) {
+      if (!fields.has(field)) ctx.addIssue({ code: 'custom', path: ['replay', 'columns', field], message: `"${field}" is not an event field` });
+    }
     spec.replay?.feeds.forEach((feed, i) => {
+      // A feed that reads the label column must not publish before the label is known.
+      const readsLabel = Object.entries(feed.features).find(([, how]) => ('lag' in how ? how.lag.column : how.mean.column) === spec.replay!.label);
+      if (readsLabel && feed.availableAfterMs < spec.label.delayMs) {
+        ctx.addIssue({ code: 'custom', path: ['replay', 'feeds', i, 'availableAfterMs'], message: `feature "${readsLabel[0]}" reads the label column "${spec.replay!.label}", so it is known only label.delayMs (${spec.label.delayMs}) after its event; must be at least that` });
+      }
       const set = spec.featureSets.find((s) => s.name === feed.featureSet);
       if (!set) {
         ctx.addIssue({ code: 'custom', path: ['replay', 'feeds', i, 'featureSet'], message: `no feature set named "${feed.featureSet}"` });

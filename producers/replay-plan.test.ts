@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -231,5 +232,209 @@ describe('the Elec2 replay', () => {
     const full = pointInTimeRows(elec2, plan);
     const tail = pointInTimeRows(elec2, buildReplayPlan(elec2, all, { offset: 120, limit: 80 }));
     expect(tail).toEqual(full.slice(120));
+  });
+});
+
+describe('replay.eventTime formats', () => {
+  const base = { ...structuredClone(spec), featureSets: [], replay: { ...structuredClone(spec.replay!), feeds: [] }, model: { name: 'tiny-model', features: ['x'] } };
+  const timed = (eventTime: unknown) => parseSpec({ ...base, replay: { ...base.replay, eventTime } });
+  const times = (eventTime: unknown, csv: string, opts = {}) =>
+    buildReplayPlan(timed(eventTime), parseCsv(csv), opts).filter((a) => a.kind === 'event').map((a) => a.record.event_time);
+  const header = 'id,ts,hr,shop,x,color,ok';
+
+  it('epoch seconds (fractions rounded to the ms) and epoch milliseconds', () => {
+    const csv = `${header}\na,1704067200,0,s1,1,red,yes\nb,1704067200.0015,0,s1,1,red,yes`;
+    expect(times({ column: 'ts', format: 'epoch-s' }, csv)).toEqual([T0, T0 + 2]);
+    expect(times({ column: 'ts', format: 'epoch-ms' }, `${header}\na,1704067200000,0,s1,1,red,yes\nb,1704067260000,0,s1,1,red,yes`)).toEqual([T0, T0 + MIN]);
+  });
+
+  it('a date plus an hour column (a wall clock: no zone, no daylight-saving shift)', () => {
+    const csv = `${header}\na,2024-01-01,0,s1,1,red,yes\nb,2024-01-01,5,s1,1,red,yes\nc,2024-01-02,23,s1,1,red,yes`;
+    expect(times({ column: 'ts', format: 'iso', plus: [{ column: 'hr', unit: 'h' }] }, csv)).toEqual([T0, T0 + 5 * 60 * MIN, T0 + 47 * 60 * MIN]);
+    expect(times({ column: 'ts', plus: [{ column: 'hr', unit: 'h' }, { column: 'x', unit: 'min' }] }, csv)).toEqual([T0 + MIN, T0 + 5 * 60 * MIN + MIN, T0 + 47 * 60 * MIN + MIN]);
+  });
+
+  it('row order with a step counts rows of the file, whatever the offset', () => {
+    const csv = `${header}\na,,,s1,1,red,yes\nb,,,s1,1,red,yes\nc,,,s1,1,red,yes`;
+    const rowOrder = { rowOrder: { start: '2024-01-01T00:00:00Z', stepMs: 1000 } };
+    expect(times(rowOrder, csv)).toEqual([T0, T0 + 1000, T0 + 2000]);
+    expect(times(rowOrder, csv, { offset: 2 })).toEqual([T0 + 2000]);
+    // A row-order plan needs no time column.
+    expect(times(rowOrder, 'id,shop,x,color,ok\na,s1,1,red,yes')).toEqual([T0]);
+  });
+
+  it('names the row, the column and the format of a bad time; a missing time column by its spec path', () => {
+    const csv = (ts: string, hr = '0') => `${header}\na,${ts},${hr},s1,1,red,yes`;
+    expect(() => times({ column: 'ts', format: 'epoch-s' }, csv('2024-01-01'))).toThrow(/replay row 0 \(a\): ts "2024-01-01" is not an epoch-s number/);
+    expect(() => times({ column: 'ts', format: 'epoch-ms' }, csv(''))).toThrow(/ts "" is not an epoch-ms number/);
+    expect(() => times({ column: 'ts', plus: [{ column: 'hr', unit: 'h' }] }, csv('2024-01-01', 'noon'))).toThrow(/hr "noon" is not a number \(of h added to ts\)/);
+    expect(() => times({ column: 'ts' }, csv('01/02/2024'))).toThrow(/ts "01\/02\/2024" is not a date-time/);
+    expect(() => times({ column: 'ts', plus: [{ column: 'hour', unit: 'h' }] }, csv('2024-01-01'))).toThrow(/column "hour" \(replay\.eventTime\.plus\.0\.column\)/);
+  });
+});
+
+describe('replay.columns', () => {
+  const mapped = parseSpec({
+    name: 'bank',
+    task: 'binary',
+    entity: { name: 'client' },
+    events: { fields: { emp_var_rate: 'numeric', job: 'categorical' } },
+    model: { name: 'bank-model', features: ['emp_var_rate', 'job'] },
+    label: { type: 'categorical', classes: ['no', 'yes'], delayMs: MIN, horizonMs: 10 * MIN },
+    replay: { csv: 'bank.csv', eventId: 'id', eventTime: 'ts', entityId: { column: 'client.id' }, label: 'y', columns: { emp_var_rate: 'emp.var.rate', job: 'job title' } },
+  });
+
+  it('reads an event field from the column it is mapped to', () => {
+    const rows = parseCsv('id,ts,client.id,emp.var.rate,job title,y\na,2024-01-01,c1,-1.8,admin.,yes\nb,2024-01-01T00:01:00,c2,1.1,blue-collar,no');
+    const events = buildReplayPlan(mapped, rows).filter((a) => a.kind === 'event').map((a) => a.record);
+    expect(events.map((e) => [e.entity_id, e.fields])).toEqual([
+      ['c1', { emp_var_rate: -1.8, job: 'admin.' }],
+      ['c2', { emp_var_rate: 1.1, job: 'blue-collar' }],
+    ]);
+  });
+
+  it('a field named like an Object property is read from its own column unless mapped', () => {
+    const odd = parseSpec({
+      ...structuredClone(mapped),
+      events: { fields: { constructor: 'categorical', emp_var_rate: 'numeric' } },
+      model: { name: 'bank-model', features: ['constructor'] },
+      replay: { ...structuredClone(mapped.replay!), columns: { emp_var_rate: 'emp.var.rate' } },
+    });
+    const rows = parseCsv('id,ts,client.id,emp.var.rate,constructor,y\na,2024-01-01,c1,-1.8,x,yes');
+    expect(buildReplayPlan(odd, rows).find((a) => a.kind === 'event')?.record).toMatchObject({ fields: { constructor: 'x', emp_var_rate: -1.8 } });
+  });
+
+  it('names a missing mapped column by its spec path', () => {
+    const rows = parseCsv('id,ts,client.id,emp_var_rate,job title,y\na,2024-01-01,c1,-1.8,admin.,yes');
+    expect(() => buildReplayPlan(mapped, rows)).toThrow(/column "emp\.var\.rate" \(replay\.columns\.emp_var_rate\)/);
+  });
+});
+
+describe('a feature set keyed by an event field', () => {
+  // Clients' loan events joined with an economy set keyed by the event's month, whose rate is
+  // published per month (grouping the rows by month) one minute after each event.
+  const keyed = parseSpec({
+    name: 'loans',
+    task: 'binary',
+    entity: { name: 'client' },
+    events: { fields: { month: 'numeric', amount: 'numeric' } },
+    featureSets: [
+      { name: 'economy', key: { field: 'month' }, features: { rate_last: 'numeric', rate_mean2: 'numeric' }, pointInTime: true },
+      { name: 'history', features: { amount_prev: 'numeric' } },
+    ],
+    model: { name: 'loans-model', features: ['amount', 'rate_last', 'rate_mean2', 'amount_prev'] },
+    label: { type: 'categorical', classes: ['no', 'yes'], delayMs: 10 * MIN, horizonMs: 60 * MIN },
+    replay: {
+      csv: 'loans.csv',
+      eventId: 'id',
+      eventTime: { rowOrder: { start: '2024-01-01T00:00:00Z', stepMs: MIN } },
+      entityId: { column: 'client' },
+      label: 'ok',
+      feeds: [
+        { featureSet: 'economy', availableAfterMs: MIN, features: { rate_last: { lag: { column: 'rate', rows: 0 } }, rate_mean2: { mean: { column: 'rate', rows: 2 } } } },
+        { featureSet: 'history', availableAfterMs: MIN, features: { amount_prev: { lag: { column: 'amount', rows: 0 } } } },
+      ],
+    },
+  });
+  // Months 1, 1, 2, 1, 2 over clients c1, c2, c1, c3, c2; "02" is the number 2, keyed "2"; row f has no month.
+  const loanRows = parseCsv(
+    [
+      'id,client,month,amount,rate,ok',
+      'a,c1,1,100,5,yes',
+      'b,c2,1,200,6,no',
+      'c,c1,02,300,7,no',
+      'd,c3,1,400,8,yes',
+      'e,c2,2.0,500,9,no',
+      'f,c1,,600,10,yes',
+    ].join('\n'),
+  );
+  const plan = buildReplayPlan(keyed, loanRows);
+
+  it('publishes updates keyed by the field value, computed over the rows sharing it', () => {
+    const economy = plan.flatMap((a) => (a.kind === 'feature' && a.record.feature_set === 'economy' ? [a.record] : []));
+    expect(economy.map((u) => [u.update_id, u.entity_id, (u.event_time - T0) / MIN, u.values])).toEqual([
+      ['economy:1:a', '1', 1, { rate_last: 5, rate_mean2: 5 }],
+      ['economy:1:b', '1', 2, { rate_last: 6, rate_mean2: 5.5 }],
+      ['economy:2:c', '2', 3, { rate_last: 7, rate_mean2: 7 }],
+      ['economy:1:d', '1', 4, { rate_last: 8, rate_mean2: 7 }],
+      ['economy:2:e', '2', 5, { rate_last: 9, rate_mean2: 8 }],
+    ]); // f has no month: no economy update
+    const history = plan.flatMap((a) => (a.kind === 'feature' && a.record.feature_set === 'history' ? [a.record.entity_id] : []));
+    expect(history).toEqual(['c1', 'c2', 'c1', 'c3', 'c2', 'c1']); // the entity-keyed set is unchanged
+  });
+
+  it("serves each event its key's row as of its time, and its entity's row for entity-keyed sets", () => {
+    const pit = pointInTimeRows(keyed, plan);
+    expect(pit.map((r) => [r.event.event_id, r.event.entity_id, r.values.month, r.values.rate_last, r.values.rate_mean2, r.values.amount_prev])).toEqual([
+      ['a', 'c1', 1, null, null, null],
+      ['b', 'c2', 1, 5, 5, null], // month 1's update from a, though a is another client
+      ['c', 'c1', 2, null, null, 100], // no month-2 row yet; c1's own history from a
+      ['d', 'c3', 1, 6, 5.5, null],
+      ['e', 'c2', 2, 7, 7, 200],
+      ['f', 'c1', null, null, null, 300], // no month: no row in the economy set
+    ]);
+  });
+
+  it('an offset replay warms the store up per key and serves what the full replay would', () => {
+    for (const offset of [1, 2, 3, 4]) {
+      expect(pointInTimeRows(keyed, buildReplayPlan(keyed, loanRows, { offset }))).toEqual(pointInTimeRows(keyed, plan).slice(offset));
+    }
+  });
+
+  it('renders a categorical key as it is', () => {
+    const cat = parseSpec({ ...structuredClone(keyed), events: { fields: { month: 'categorical', amount: 'numeric' } } });
+    const ids = buildReplayPlan(cat, loanRows).flatMap((a) => (a.kind === 'feature' && a.record.feature_set === 'economy' ? [a.record.entity_id] : []));
+    expect(ids).toEqual(['1', '1', '02', '1', '2.0']);
+  });
+});
+
+describe('every shipped pipeline', () => {
+  const dir = path.join(here, '..', 'pipelines');
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json'));
+
+  it('is one of the specs this suite knows', () => {
+    expect(files.sort()).toEqual(['bike-sharing.json', 'credit-default.json', 'elec2.json', 'outdoor-objects.json']);
+  });
+
+  it.each(files)('%s loads and its replay plan builds from its data: one event and one label per row, in time order', (file) => {
+    const { spec, dir: specDir } = loadSpec(path.join(dir, file));
+    const all = readCsv(path.join(specDir, spec.replay!.csv));
+    const plan = buildReplayPlan(spec, all);
+    const events = plan.filter((a) => a.kind === 'event');
+    expect(events).toHaveLength(all.length);
+    expect(plan.filter((a) => a.kind === 'label')).toHaveLength(all.length);
+    expect(plan.findIndex((a, i) => i > 0 && a.at < plan[i - 1]!.at)).toBe(-1);
+    for (const r of pointInTimeRows(spec, buildReplayPlan(spec, all, { limit: 50 }))) expect(Object.keys(r.values)).toEqual(expect.arrayContaining(spec.model.features));
+    expect(spec.trainer.bootstrapRows).toBeLessThan(all.length);
+  }, 30_000);
+});
+
+describe('the bike-sharing replay', () => {
+  const { spec: bike, dir } = loadSpec(path.join(here, '..', 'pipelines', 'bike-sharing.json'));
+  const all = readCsv(path.join(dir, bike.replay!.csv));
+  const plan = buildReplayPlan(bike, all, { limit: 24 * 14 });
+  const pit = pointInTimeRows(bike, plan);
+  const HOUR = 3_600_000;
+
+  it('times each hour by dteday + hr and delivers its count at the end of the hour', () => {
+    const events = plan.flatMap((a) => (a.kind === 'event' ? [a.record] : []));
+    expect(events[0]).toMatchObject({ event_id: '1', entity_id: 'dc', event_time: Date.UTC(2011, 0, 1, 0) });
+    events.forEach((e, i) => expect(e.event_time).toBe(Date.parse(`${all[i]!.dteday}T00:00:00Z`) + Number(all[i]!.hr) * HOUR));
+    for (const a of plan) if (a.kind === 'label') expect(a.record.label_time - a.record.event_time).toBe(HOUR);
+    expect(Object.keys(events[0]!.fields)).not.toEqual(expect.arrayContaining(['casual']));
+  });
+
+  it("serves the last hour's count and, keyed by hr, that hour's count on its last day", () => {
+    const time = (i: number) => Date.parse(`${all[i]!.dteday}T00:00:00Z`) + Number(all[i]!.hr) * HOUR;
+    for (let t = 1; t < pit.length; t++) {
+      const row = pit[t]!;
+      const prev = time(t - 1) + HOUR === time(t) ? Number(all[t - 1]!.cnt) : undefined;
+      if (prev !== undefined) expect(row.values.cnt_prev).toBe(prev);
+      // The latest earlier row with the same hour of day (within maxAgeMs, 3 days).
+      let j = t - 1;
+      while (j >= 0 && all[j]!.hr !== all[t]!.hr) j--;
+      const expected = j >= 0 && time(t) - (time(j) + HOUR) <= 3 * 24 * HOUR ? Number(all[j]!.cnt) : null;
+      expect(row.values.cnt_hr_last, `row ${t}`).toBe(expected);
+    }
   });
 });

@@ -5,21 +5,27 @@
  * and deterministic: the same spec and rows always give the same plan.
  *
  * Per data row t (in file order):
- * - one ClientEvent at its event time (`at` = event_time);
- * - per feed, one FeatureUpdate whose values are computed from the entity's
- *   rows up to and including t, as of event_time + availableAfterMs (`at` =
- *   that as-of time, so a value is published only once it is known);
+ * - one ClientEvent at its event time (`at` = event_time, read as
+ *   `replay.eventTime` says: see pipelines/replay-time.ts), its fields read
+ *   from their columns (`replay.columns`, default the field's own name);
+ * - per feed, one FeatureUpdate whose values are computed from the rows of
+ *   the row's key up to and including t, as of event_time + availableAfterMs
+ *   (`at` = that as-of time, so a value is published only once it is known);
  * - one GroundTruth at event_time + label.delayMs, unless the row's label is
  *   empty (or not a finite number, for a numeric label).
  *
- * Feed windows count the entity's own rows in file order (with a constant
- * entity id that is every row): `lag k` is the entity's k-th previous row
- * (0 = this row), `mean n` averages the finite values of its last n rows
- * (fewer at the start). Rows are expected in time order per entity.
+ * A feed's key is its feature set's (pipelines/feature-keys.ts): the row's
+ * entity, or for a set with `key: { field }` the value of that event field,
+ * which becomes the update's entity_id; a row without a key value publishes
+ * no update to such a set. Feed windows count the key's own rows in file
+ * order (with a constant entity id that is every row): `lag k` is the key's
+ * k-th previous row (0 = this row), `mean n` averages the finite values of
+ * its last n rows (fewer at the start). Rows are expected in time order per
+ * key.
  *
  * `offset`/`limit` select the rows that are replayed. Feeds still see the
  * rows before `offset` as history, and an offset plan starts the store where
- * the full replay would have it: per feed and entity, the latest earlier
+ * the full replay would have it: per feed and key, the latest earlier
  * update known at the window's first event time is due at that time (its
  * record keeps its true as-of), and earlier updates not yet known by then
  * keep their own times. Earlier rows' events and labels are not replayed.
@@ -28,7 +34,9 @@
  * (a value that becomes available exactly at an event's time is visible to
  * it); then by row.
  */
-import type { PipelineSpec } from '../pipelines/spec.js';
+import { featureKeyOf, renderKey } from '../pipelines/feature-keys.js';
+import { compileEventTime, eventTimeColumns } from '../pipelines/replay-time.js';
+import type { FeatureSetSpec, PipelineSpec } from '../pipelines/spec.js';
 import type { ClientEvent, FeatureUpdate, GroundTruth } from '../schemas/types.js';
 import { ConfigError } from '../streams/errors.js';
 
@@ -73,16 +81,7 @@ export function buildReplayPlan(spec: PipelineSpec, rows: Array<Record<string, s
   checkColumns(spec, replay, new Set(Object.keys(first)));
 
   const entityOf = (row: Record<string, string>): string => ('column' in replay.entityId ? (row[replay.entityId.column] as string) : replay.entityId.constant);
-  // Each row's position among its entity's rows, and each entity's rows, in file order.
-  const entityRows = new Map<string, number[]>();
-  const position: number[] = [];
-  rows.forEach((row, i) => {
-    const entity = entityOf(row);
-    let list = entityRows.get(entity);
-    if (!list) entityRows.set(entity, (list = []));
-    position.push(list.length);
-    list.push(i);
-  });
+  const columnOf = (field: string): string => (Object.hasOwn(replay.columns, field) ? (replay.columns[field] as string) : field);
 
   const numbers = new Map<string, Array<number | null>>();
   const numericColumn = (column: string): Array<number | null> => {
@@ -90,15 +89,44 @@ export function buildReplayPlan(spec: PipelineSpec, rows: Array<Record<string, s
     if (!values) numbers.set(column, (values = rows.map((row) => toNumber(row[column]))));
     return values;
   };
+  /** An event field of row t, typed as the spec declares it. */
+  const fieldValue = (name: string, t: number): FeatureValue =>
+    spec.events.fields[name] === 'numeric' ? numericColumn(columnOf(name))[t] ?? null : ((rows[t] as Record<string, string>)[columnOf(name)] as string);
 
-  const setKinds = new Map(spec.featureSets.map((s) => [s.name, s.features]));
-  const feedValue = (featureSet: string, feature: string, how: FeedDef, t: number): FeatureValue => {
-    const own = entityRows.get(entityOf(rows[t] as Record<string, string>)) as number[];
-    const pos = position[t] as number;
+  // Per feature set: each row's key (its entity, or its key field's value; null = no key), each
+  // key's rows in file order, and each row's position among them.
+  interface Grouping { keys: Array<string | null>; members: Map<string, number[]>; position: number[] }
+  const groupings = new Map<string, Grouping>();
+  const groupingOf = (set: FeatureSetSpec): Grouping => {
+    let g = groupings.get(set.name);
+    if (g) return g;
+    const keyField = set.key?.field;
+    const keys = rows.map((row, t) => (keyField === undefined ? entityOf(row) : renderKey(fieldValue(keyField, t))));
+    const members = new Map<string, number[]>();
+    const position: number[] = [];
+    keys.forEach((k, t) => {
+      if (k === null) {
+        position.push(-1);
+        return;
+      }
+      let list = members.get(k);
+      if (!list) members.set(k, (list = []));
+      position.push(list.length);
+      list.push(t);
+    });
+    groupings.set(set.name, (g = { keys, members, position }));
+    return g;
+  };
+
+  const setsByName = new Map(spec.featureSets.map((s) => [s.name, s]));
+  const feedValue = (set: FeatureSetSpec, feature: string, how: FeedDef, t: number): FeatureValue => {
+    const g = groupingOf(set);
+    const own = g.members.get(g.keys[t] as string) as number[];
+    const pos = g.position[t] as number;
     if ('lag' in how) {
       const j = own[pos - how.lag.rows];
       if (j === undefined) return null;
-      return setKinds.get(featureSet)?.[feature] === 'numeric' ? (numericColumn(how.lag.column)[j] as number | null) : (rows[j] as Record<string, string>)[how.lag.column] as string;
+      return set.features[feature] === 'numeric' ? (numericColumn(how.lag.column)[j] as number | null) : (rows[j] as Record<string, string>)[how.lag.column] as string;
     }
     const column = numericColumn(how.mean.column);
     let sum = 0;
@@ -113,28 +141,35 @@ export function buildReplayPlan(spec: PipelineSpec, rows: Array<Record<string, s
     return n === 0 ? null : sum / n;
   };
 
+  const readTime = compileEventTime(replay.eventTime);
   const times: Array<number | undefined> = [];
   const timeOf = (t: number): number => {
     let time = times[t];
     if (time === undefined) {
       const row = rows[t] as Record<string, string>;
-      const parsed = parseUtc(row[replay.eventTime] as string);
-      if (parsed === null) throw new Error(`replay row ${t} (${row[replay.eventId]}): ${replay.eventTime} "${row[replay.eventTime]}" is not a date-time`);
-      times[t] = time = parsed;
+      const parsed = readTime(row, t);
+      if (!parsed.ok) throw new Error(`replay row ${t} (${row[replay.eventId]}): ${parsed.message}`);
+      times[t] = time = parsed.ms;
     }
     return time;
   };
-  const update = (feed: FeedSpec, t: number, at: number): ReplayAction => {
+  /** The feed's update of row t, due at `at`; null when the row has no key in the feed's set. */
+  const update = (feed: FeedSpec, t: number, at: number): ReplayAction | null => {
+    const set = setsByName.get(feed.featureSet) as FeatureSetSpec;
+    const key = groupingOf(set).keys[t];
+    if (key === null || key === undefined) return null;
     const row = rows[t] as Record<string, string>;
-    const entity = entityOf(row);
     const asOf = timeOf(t) + feed.availableAfterMs;
     const values: FeatureRow = {};
-    for (const [feature, how] of Object.entries(feed.features)) values[feature] = feedValue(feed.featureSet, feature, how, t);
-    return { at, kind: 'feature', record: { update_id: `${feed.featureSet}:${entity}:${row[replay.eventId]}`, feature_set: feed.featureSet, entity_id: entity, event_time: asOf, values } };
+    for (const [feature, how] of Object.entries(feed.features)) values[feature] = feedValue(set, feature, how, t);
+    return { at, kind: 'feature', record: { update_id: `${feed.featureSet}:${key}:${row[replay.eventId]}`, feature_set: feed.featureSet, entity_id: key, event_time: asOf, values } };
   };
 
   const end = Math.min(rows.length, offset + limit);
   const staged: Array<{ action: ReplayAction; row: number }> = [];
+  const stage = (row: number, action: ReplayAction | null) => {
+    if (action) staged.push({ row, action });
+  };
   const seen = new Set<string>();
   let windowStart = Number.POSITIVE_INFINITY;
   for (let t = offset; t < end; t++) {
@@ -147,36 +182,36 @@ export function buildReplayPlan(spec: PipelineSpec, rows: Array<Record<string, s
     windowStart = Math.min(windowStart, eventTime);
 
     const fields: FeatureRow = {};
-    for (const [name, kind] of Object.entries(spec.events.fields)) {
-      fields[name] = kind === 'numeric' ? numericColumn(name)[t] ?? null : (row[name] as string);
-    }
-    staged.push({ row: t, action: { at: eventTime, kind: 'event', record: { event_id: eventId, pipeline: spec.name, entity_id: entityOf(row), event_time: eventTime, produced_at: 0, fields } } });
-    for (const feed of replay.feeds) staged.push({ row: t, action: update(feed, t, eventTime + feed.availableAfterMs) });
+    for (const name of Object.keys(spec.events.fields)) fields[name] = fieldValue(name, t);
+    stage(t, { at: eventTime, kind: 'event', record: { event_id: eventId, pipeline: spec.name, entity_id: entityOf(row), event_time: eventTime, produced_at: 0, fields } });
+    for (const feed of replay.feeds) stage(t, update(feed, t, eventTime + feed.availableAfterMs));
 
     const raw = row[replay.label] as string;
     const label = spec.label.type === 'numeric' ? toNumber(raw) : raw === '' ? null : raw;
     if (label !== null) {
       const labelTime = eventTime + spec.label.delayMs;
-      staged.push({ row: t, action: { at: labelTime, kind: 'label', record: { event_id: eventId, pipeline: spec.name, label, event_time: eventTime, label_time: labelTime } } });
+      stage(t, { at: labelTime, kind: 'label', record: { event_id: eventId, pipeline: spec.name, label, event_time: eventTime, label_time: labelTime } });
     }
   }
 
-  // Warm-up of an offset replay: per feed and entity, the latest earlier update known at the
+  // Warm-up of an offset replay: per feed and key, the latest earlier update known at the
   // window's start (due then) and every earlier update that only becomes known after it.
   if (offset > 0 && windowStart !== Number.POSITIVE_INFINITY) {
     for (const feed of replay.feeds) {
+      const { keys } = groupingOf(setsByName.get(feed.featureSet) as FeatureSetSpec);
       const latest = new Map<string, { row: number; asOf: number }>();
       for (let t = 0; t < offset; t++) {
+        const key = keys[t];
+        if (key === null || key === undefined) continue;
         const asOf = timeOf(t) + feed.availableAfterMs;
         if (asOf > windowStart) {
-          staged.push({ row: t, action: update(feed, t, asOf) });
+          stage(t, update(feed, t, asOf));
           continue;
         }
-        const entity = entityOf(rows[t] as Record<string, string>);
-        const known = latest.get(entity);
-        if (!known || asOf >= known.asOf) latest.set(entity, { row: t, asOf });
+        const known = latest.get(key);
+        if (!known || asOf >= known.asOf) latest.set(key, { row: t, asOf });
       }
-      for (const { row } of latest.values()) staged.push({ row, action: update(feed, row, windowStart) });
+      for (const { row } of latest.values()) stage(row, update(feed, row, windowStart));
     }
   }
   // Array.prototype.sort is stable: several feeds of one row keep spec order.
@@ -186,7 +221,8 @@ export function buildReplayPlan(spec: PipelineSpec, rows: Array<Record<string, s
 
 /**
  * For each event of `plan`, in plan order, the values an up-to-date online
- * store would serve it: the event's fields, plus each feature-set feature at
+ * store would serve it: the event's fields, plus each feature-set feature of
+ * the event's key in that set (its entity, or its key field's value) at
  * its latest as-of time not after the event's time — null when there is none
  * or it is older than the set's maxAgeMs. The training rows that match
  * serving exactly.
@@ -195,7 +231,7 @@ export function pointInTimeRows(spec: PipelineSpec, plan: ReplayPlan): PointInTi
   const labels = new Map<string, string | number>();
   for (const a of plan) if (a.kind === 'label') labels.set(a.record.event_id, a.record.label);
 
-  // Like the store: one cell per (set, entity, feature); an older as-of never overwrites a newer one.
+  // Like the store: one cell per (set, key, feature); an older as-of never overwrites a newer one.
   const cells = new Map<string, { value: FeatureValue; asOf: number }>();
   const key = (set: string, entity: string, feature: string) => `${set}\u0000${entity}\u0000${feature}`;
   const out: PointInTimeRow[] = [];
@@ -211,8 +247,9 @@ export function pointInTimeRows(spec: PipelineSpec, plan: ReplayPlan): PointInTi
       const e = a.record;
       const values: FeatureRow = { ...e.fields };
       for (const set of spec.featureSets) {
+        const id = featureKeyOf(set, e);
         for (const feature of Object.keys(set.features)) {
-          const cell = cells.get(key(set.name, e.entity_id, feature));
+          const cell = id === null ? undefined : cells.get(key(set.name, id, feature));
           const served = cell !== undefined && cell.asOf <= e.event_time && (set.maxAgeMs === undefined || e.event_time - cell.asOf <= set.maxAgeMs);
           values[feature] = served ? cell.value : null;
         }
@@ -231,9 +268,9 @@ type FeedDef = FeedSpec['features'][string];
 function checkColumns(spec: PipelineSpec, replay: ReplaySpec, header: Set<string>): void {
   const needed: Array<[string, string]> = [
     [replay.eventId, 'replay.eventId'],
-    [replay.eventTime, 'replay.eventTime'],
+    ...eventTimeColumns(replay.eventTime),
     [replay.label, 'replay.label'],
-    ...Object.keys(spec.events.fields).map((f): [string, string] => [f, `events.fields.${f}`]),
+    ...Object.keys(spec.events.fields).map((f): [string, string] => (Object.hasOwn(replay.columns, f) ? [replay.columns[f] as string, `replay.columns.${f}`] : [f, `events.fields.${f}`])),
   ];
   if ('column' in replay.entityId) needed.push([replay.entityId.column, 'replay.entityId.column']);
   replay.feeds.forEach((feed, i) => {
@@ -255,12 +292,4 @@ function toNumber(raw: string | undefined): number | null {
   if (raw === undefined || raw.trim() === '') return null;
   const n = Number(raw);
   return Number.isFinite(n) ? n : null;
-}
-
-/** Epoch ms of an ISO date-time; one without a zone is UTC. Null when unparseable. */
-function parseUtc(raw: string): number | null {
-  const s = raw.trim();
-  const zoned = /^\d{4}-\d{2}-\d{2}$/.test(s) || /(Z|[+-]\d{2}:?\d{2})$/i.test(s);
-  const ms = Date.parse(zoned ? s : `${s}Z`);
-  return Number.isFinite(ms) ? ms : null;
 }

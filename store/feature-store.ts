@@ -10,7 +10,7 @@
  */
 import cassandra from 'cassandra-driver';
 import type { FeatureUpdate } from '../schemas/types.js';
-import { TransientError } from '../streams/errors.js';
+import { classifyCassandraError } from './errors.js';
 
 export interface StoredFeature {
   value: number | string | null;
@@ -77,7 +77,7 @@ export function createFeatureStore(client: cassandra.Client, options: { concurre
           });
         }
       } catch (err) {
-        throw new TransientError(`reading online features of set ${set}: ${(err as Error).message}`, err, 'STORE_UNAVAILABLE');
+        throw classifyCassandraError(err, `reading online features of set ${set}`);
       }
       return out;
     },
@@ -95,7 +95,7 @@ export function createFeatureStore(client: cassandra.Client, options: { concurre
           }),
         );
       } catch (err) {
-        throw new TransientError(`reading feature history of ${set}/${entityId}: ${(err as Error).message}`, err, 'STORE_UNAVAILABLE');
+        throw classifyCassandraError(err, `reading feature history of ${set}/${entityId}`);
       }
       return out;
     },
@@ -110,7 +110,7 @@ export function createFeatureStore(client: cassandra.Client, options: { concurre
           }),
         );
       } catch (err) {
-        throw new TransientError(`reading feature watermarks of ${set}: ${(err as Error).message}`, err, 'STORE_UNAVAILABLE');
+        throw classifyCassandraError(err, `reading feature watermarks of ${set}`);
       }
       return out;
     },
@@ -179,7 +179,7 @@ export function createFeatureStore(client: cassandra.Client, options: { concurre
           }),
         );
       } catch (err) {
-        throw new TransientError(`writing online features: ${(err as Error).message}`, err, 'STORE_UNAVAILABLE');
+        throw classifyCassandraError(err, `writing online features`);
       }
       return { written, skipped };
     },

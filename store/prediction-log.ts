@@ -1,17 +1,26 @@
 /**
- * The prediction log: every prediction written twice, by event id (for the
- * joiner) and by pipeline, event-time day and model version (for analysts),
- * each row immutable and keyed by deterministic ids, so a replayed batch
- * rewrites identical cells.
+ * The prediction log: every prediction written twice, by event id
+ * (`prediction_log`, for point lookups) and by pipeline and event-time day
+ * (`predictions_by_time`, for analysts and dashboards), each row immutable
+ * and keyed by deterministic ids, so a replayed chunk rewrites identical
+ * cells. Each row carries the exact feature values the model was served.
+ *
+ * Rows of `predictions_by_time` that share a partition (pipeline, day) go in
+ * one unlogged batch (one mutation per partition); `prediction_log` rows are
+ * one partition each and go out concurrently. A process-wide limit on
+ * requests in flight gives backpressure instead of overrunning the driver's
+ * per-connection queue.
  */
 import cassandra from 'cassandra-driver';
 import type { Prediction } from '../schemas/types.js';
-import { TransientError } from '../streams/errors.js';
+import { classifyCassandraError, IDEMPOTENT, storeCall } from './errors.js';
 
 const BY_ID =
   'INSERT INTO prediction_log (event_id, model_name, model_version, variant, prediction_id, pipeline, entity_id, label, score, probabilities, value, features_num, features_str, missing, event_time, produced_at, scored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
 const BY_TIME =
   'INSERT INTO predictions_by_time (pipeline, day, event_time, event_id, variant, model_version, model_name, entity_id, label, score, value, features_num, features_str, missing, scored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+const SELECT_BY_EVENT =
+  'SELECT event_id, model_name, model_version, variant, prediction_id, pipeline, entity_id, produced_at, label, score, probabilities, value, features_num, features_str, missing, event_time, scored_at FROM prediction_log WHERE event_id = ?';
 
 /** Splits served values into the typed maps the tables hold (nulls are omitted: absent = missing). */
 export function splitValues(values: Record<string, number | string | null>): { num: Record<string, number>; str: Record<string, string> } {
@@ -24,89 +33,94 @@ export function splitValues(values: Record<string, number | string | null>): { n
   return { num, str };
 }
 
+/** The served values back from the typed maps; features listed as missing are restored as null. */
+export function joinValues(num: Record<string, number> | null, str: Record<string, string> | null, missing: readonly string[] | null): Record<string, number | string | null> {
+  const out: Record<string, number | string | null> = {};
+  for (const m of missing ?? []) out[m] = null;
+  return Object.assign(out, num ?? {}, str ?? {});
+}
+
 /** The UTC calendar day of an instant (day partitions must not depend on the server's time zone). */
 export function dayOf(ms: number): cassandra.types.LocalDate {
   const d = new Date(ms);
   return new cassandra.types.LocalDate(d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate());
 }
 
-export interface LoggedPrediction {
-  event_id: string;
-  model_name: string;
-  model_version: number;
-  variant: string;
-  prediction_id: string;
-  pipeline: string;
-  entity_id: string;
-  produced_at: number;
-  label: string | null;
-  score: number;
-  probabilities: Record<string, number>;
-  value: number | null;
-  features: Record<string, number | string | null>;
-  missing: string[];
-  event_time: number;
-  scored_at: number;
-}
-
 export interface PredictionLog {
   write(predictions: Prediction[]): Promise<void>;
   /** Every logged prediction for an event (all models, versions and variants). */
-  byEvent(eventId: string): Promise<LoggedPrediction[]>;
+  byEvent(eventId: string): Promise<Prediction[]>;
 }
 
-export function createPredictionLog(client: cassandra.Client, options: { concurrency?: number } = {}): PredictionLog {
-  const concurrencyLevel = options.concurrency ?? 64;
+/** A counting semaphore shared by every writer of a process. */
+export function createLimiter(limit: number) {
+  let active = 0;
+  const waiting: Array<() => void> = [];
+  return async function run<T>(fn: () => Promise<T>): Promise<T> {
+    if (active >= limit) await new Promise<void>((r) => waiting.push(r));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
+}
+export type Limiter = ReturnType<typeof createLimiter>;
+
+export function createPredictionLog(client: cassandra.Client, options: { inFlight?: Limiter; batchRows?: number } = {}): PredictionLog {
+  const limit = options.inFlight ?? createLimiter(256);
+  const batchRows = options.batchRows ?? 50;
   return {
     async write(predictions) {
       if (predictions.length === 0) return;
-      const params: unknown[][] = [];
-      const timeParams: unknown[][] = [];
+      const byTime = new Map<string, unknown[][]>();
+      const requests: Array<Promise<unknown>> = [];
       for (const p of predictions) {
         const { num, str } = splitValues(p.features);
-        params.push([
+        requests.push(limit(() => client.execute(BY_ID, [
           p.event_id, p.model_name, p.model_version, p.variant, p.prediction_id, p.pipeline, p.entity_id, p.label, p.score,
           p.probabilities, p.value, num, str, p.missing, new Date(p.event_time), new Date(p.produced_at), new Date(p.scored_at),
-        ]);
-        timeParams.push([
-          p.pipeline, dayOf(p.event_time), new Date(p.event_time), p.event_id, p.variant, p.model_version, p.model_name, p.entity_id,
-          p.label, p.score, p.value, num, str, p.missing, new Date(p.scored_at),
-        ]);
+        ], IDEMPOTENT)));
+        const day = dayOf(p.event_time);
+        const k = `${p.pipeline}/${day.toString()}`;
+        const rows = byTime.get(k) ?? [];
+        rows.push([p.pipeline, day, new Date(p.event_time), p.event_id, p.variant, p.model_version, p.model_name, p.entity_id, p.label, p.score, p.value, num, str, p.missing, new Date(p.scored_at)]);
+        byTime.set(k, rows);
       }
-      try {
-        const opts = { concurrencyLevel, executionProfile: undefined, raiseOnFirstError: true };
-        await Promise.all([
-          cassandra.concurrent.executeConcurrent(client, BY_ID, params, opts),
-          cassandra.concurrent.executeConcurrent(client, BY_TIME, timeParams, opts),
-        ]);
-      } catch (err) {
-        throw new TransientError(`writing prediction log rows: ${(err as Error).message}`, err, 'STORE_UNAVAILABLE');
+      for (const rows of byTime.values()) {
+        for (let i = 0; i < rows.length; i += batchRows) {
+          const slice = rows.slice(i, i + batchRows);
+          requests.push(limit(() => client.batch(slice.map((params) => ({ query: BY_TIME, params })), { prepare: true, logged: false, isIdempotent: true })));
+        }
       }
+      const settled = await Promise.allSettled(requests);
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw classifyCassandraError(failed.reason, `writing ${predictions.length} prediction log rows`);
     },
-    async byEvent(eventId) {
-      const rs = await client.execute(
-        'SELECT event_id, model_name, model_version, variant, prediction_id, pipeline, entity_id, produced_at, label, score, probabilities, value, features_num, features_str, missing, event_time, scored_at FROM prediction_log WHERE event_id = ?',
-        [eventId],
-        { prepare: true, isIdempotent: true },
-      );
-      return rs.rows.map((r) => ({
-        event_id: r.get('event_id'),
-        model_name: r.get('model_name'),
-        model_version: r.get('model_version'),
-        variant: r.get('variant'),
-        prediction_id: r.get('prediction_id'),
-        pipeline: r.get('pipeline'),
-        entity_id: r.get('entity_id'),
-        produced_at: (r.get('produced_at') as Date).getTime(),
-        label: r.get('label'),
-        score: r.get('score'),
-        probabilities: r.get('probabilities') ?? {},
-        value: r.get('value'),
-        features: { ...(r.get('features_num') ?? {}), ...(r.get('features_str') ?? {}) },
-        missing: r.get('missing') ?? [],
-        event_time: (r.get('event_time') as Date).getTime(),
-        scored_at: (r.get('scored_at') as Date).getTime(),
-      }));
+    byEvent(eventId) {
+      return storeCall(`reading the prediction log of ${eventId}`, async () => {
+        const rs = await client.execute(SELECT_BY_EVENT, [eventId], IDEMPOTENT);
+        return rs.rows.map((r): Prediction => ({
+          prediction_id: r.get('prediction_id'),
+          event_id: r.get('event_id'),
+          pipeline: r.get('pipeline'),
+          entity_id: r.get('entity_id'),
+          model_name: r.get('model_name'),
+          model_version: r.get('model_version'),
+          variant: r.get('variant'),
+          label: r.get('label'),
+          score: r.get('score'),
+          probabilities: r.get('probabilities') ?? {},
+          value: r.get('value'),
+          features: joinValues(r.get('features_num'), r.get('features_str'), r.get('missing')),
+          missing: r.get('missing') ?? [],
+          event_time: (r.get('event_time') as Date).getTime(),
+          produced_at: (r.get('produced_at') as Date).getTime(),
+          scored_at: (r.get('scored_at') as Date).getTime(),
+        }));
+      });
     },
   };
 }

@@ -1,19 +1,32 @@
 /**
- * Least-privilege Kafka access, one principal per worker, from one table.
+ * Least-privilege Kafka access, one principal per worker, computed from the
+ * worker definitions (consumers/index.ts) and the runtime's naming rules
+ * (streams/runtime.ts), so a worker that changes its inputs or outputs changes
+ * its ACLs with it.
  *
- * Each worker reads its input topic with its own consumer group
- * (`<prefix>loopline-<worker>`), writes its outputs and the dead-letter topic of
- * its input, and owns the transactional ids `<group>-…` of its per-partition
- * transactional producers. `workerAcls(prefix)` turns the table into ACL
- * bindings for one topic prefix; `loopline setup` (bootstrapInfra) applies them
- * as the admin principal whenever Kafka is reached over SASL, so every prefix
- * (a test run's too) gets exactly its own bindings.
+ * A worker `w` under topic prefix `p` runs as `User:loopline-w` and may:
+ * - read each of its `input.topics`, and write each one's dead-letter topic
+ *   (streams/topics.ts) and each of its `outputs`;
+ * - read and describe its consumer group `<p>loopline-w` (JoinGroup, the
+ *   transactional offset commit, and the admin OffsetFetch the runtime does
+ *   after fencing a task);
+ * - use the transactional ids `<p>loopline-w-…` of its per-task producers
+ *   (`<group>-<topic>-<partition>`, or `<group>-task-<i>` for the
+ *   co-partitioned joiner): one prefixed binding;
+ * - for each topic it follows with a broadcast consumer (the definition's
+ *   `broadcasts`; the scorer on control.models): read it, with groups
+ *   prefixed `<p>loopline-w-broadcast-` (the runtime adds a uuid).
+ * `loopline setup` (bootstrapInfra) applies the bindings as the admin whenever
+ * Kafka is reached over SASL, so every prefix (a test run's too) gets exactly
+ * its own bindings.
  *
- *   const bindings = workerAcls('staging.');       // pure
- *   await grantWorkerAcls(admin, 'staging.');      // createAcls, idempotent
+ *   const bindings = workerAcls('staging.', 'scorer');   // pure
+ *   await grantWorkerAcls(admin, 'staging.');            // createAcls, idempotent
  */
 import kafkajs, { type AclEntry, type Admin } from 'kafkajs';
-import { topicSpec } from './topics.js';
+import { WORKER_NAMES, WORKERS, type WorkerName } from '../consumers/index.js';
+import type { WorkerDefinition } from './definition.js';
+import { topicSpec, type TopicName } from './topics.js';
 
 // Node's ESM loader cannot see these CommonJS exports by name.
 const { AclOperationTypes, AclPermissionTypes, AclResourceTypes, ResourcePatternTypes } = kafkajs;
@@ -21,34 +34,28 @@ type AclOperationTypes = kafkajs.AclOperationTypes;
 type AclResourceTypes = kafkajs.AclResourceTypes;
 type ResourcePatternTypes = kafkajs.ResourcePatternTypes;
 
+/** What one worker touches in Kafka (logical topic names, without the prefix). */
 export interface WorkerAccess {
-  /** The runtime's input topic (logical name); its dead-letter topic is writable too. */
-  input: string;
-  /** Topics written by the worker's transactions (logical names). */
+  /** Its input topics, read by its consumer group. */
+  reads: readonly TopicName[];
+  /** Its outputs, then the dead-letter topics of its inputs: written in its transactions. */
   writes: readonly string[];
-  /** Topics read by a side consumer whose group id starts with `<group>-<groupSuffix>` (e.g. the scorer following control.models). */
-  follows?: readonly { topic: string; groupSuffix: string }[];
+  /** Topics read by its broadcast consumers (groups `<group>-broadcast-<uuid>`). */
+  follows: readonly TopicName[];
 }
 
-/**
- * Every worker and what it may touch. Keep in step with the workers'
- * handlers (`consumers/*`): a unit test checks the names and inputs.
- */
-export const WORKER_ACCESS = {
-  'feature-writer': { input: 'features.updates', writes: [] },
-  'feature-aggregator': { input: 'events.client', writes: [] },
-  preprocessor: { input: 'events.client', writes: ['features.vectors'] },
-  scorer: { input: 'features.vectors', writes: ['predictions'], follows: [{ topic: 'control.models', groupSuffix: 'control-' }] },
-  'label-joiner': { input: 'labels.ground-truth', writes: ['predictions.labeled', 'labels.late'] },
-  'prediction-joiner': { input: 'predictions', writes: ['predictions.labeled'] },
-  'drift-monitor': { input: 'predictions.labeled', writes: ['monitor.reports'] },
-  'retrain-trigger': { input: 'monitor.reports', writes: ['control.retrain', 'control.models'] },
-  'model-builder': { input: 'control.retrain', writes: ['control.candidates'] },
-  evaluator: { input: 'control.candidates', writes: ['control.models'] },
-} as const satisfies Record<string, WorkerAccess>;
+/** A definition's Kafka access: inputs, outputs, the inputs' dead-letter topics, broadcasts. */
+export function accessOf(d: Pick<WorkerDefinition, 'input' | 'outputs' | 'broadcasts'>): WorkerAccess {
+  const reads = d.input.topics.map((t) => t.topic);
+  const deadLetters = reads.map((t) => topicSpec(t).deadLetter).filter((t): t is string => t !== null);
+  return { reads, writes: [...new Set([...d.outputs, ...deadLetters])], follows: [...(d.broadcasts ?? [])] };
+}
 
-export type SecuredWorker = keyof typeof WORKER_ACCESS;
-export const SECURED_WORKERS = Object.keys(WORKER_ACCESS) as SecuredWorker[];
+/** Every worker and what it may touch, from its definition. */
+export const WORKER_ACCESS: Readonly<Record<WorkerName, WorkerAccess>> = Object.fromEntries(WORKERS.map((d) => [d.name, accessOf(d)])) as Record<WorkerName, WorkerAccess>;
+
+export type SecuredWorker = WorkerName;
+export const SECURED_WORKERS: readonly SecuredWorker[] = WORKER_NAMES as SecuredWorker[];
 
 /** The SASL user (and ACL principal `User:<name>`) a worker runs as. */
 export function workerPrincipal(worker: string): string {
@@ -58,29 +65,28 @@ export function workerPrincipal(worker: string): string {
 /** The cluster resource's fixed name in the Kafka protocol. */
 const CLUSTER = 'kafka-cluster';
 
-/** One worker's ACL bindings under a topic prefix: literal topics and group, prefixed transactional ids. */
+/** One worker's ACL bindings under a topic prefix: literal topics and group, prefixed transactional ids and broadcast groups. */
 export function workerAcls(prefix: string, worker: SecuredWorker): AclEntry[] {
-  const access: WorkerAccess = WORKER_ACCESS[worker];
+  const access = WORKER_ACCESS[worker];
+  if (!access) throw new Error(`unknown worker ${worker}; the workers are ${SECURED_WORKERS.join(', ')}`);
   const principal = `User:${workerPrincipal(worker)}`;
   const group = `${prefix}loopline-${worker}`;
   const allow = (resourceType: AclResourceTypes, resourceName: string, resourcePatternType: ResourcePatternTypes, operation: AclOperationTypes): AclEntry => ({
     resourceType, resourceName, resourcePatternType, principal, host: '*', operation, permissionType: AclPermissionTypes.ALLOW,
   });
   const topic = (name: string, op: AclOperationTypes) => allow(AclResourceTypes.TOPIC, `${prefix}${name}`, ResourcePatternTypes.LITERAL, op);
-  const dlq = topicSpec(access.input).deadLetter;
   return [
-    topic(access.input, AclOperationTypes.READ),
+    ...access.reads.map((t) => topic(t, AclOperationTypes.READ)),
+    // READ implies DESCRIBE; both are spelled out: OffsetFetch (the runtime's admin after fencing) checks DESCRIBE.
     allow(AclResourceTypes.GROUP, group, ResourcePatternTypes.LITERAL, AclOperationTypes.READ),
+    allow(AclResourceTypes.GROUP, group, ResourcePatternTypes.LITERAL, AclOperationTypes.DESCRIBE),
     ...access.writes.map((t) => topic(t, AclOperationTypes.WRITE)),
-    ...(dlq ? [topic(dlq, AclOperationTypes.WRITE)] : []),
-    // Transactional ids are `<group>-<topic>-<partition>`: a prefixed binding covers every partition.
+    // Transactional ids are `<group>-<topic>-<partition>` or `<group>-task-<i>`: a prefixed binding covers every task.
     allow(AclResourceTypes.TRANSACTIONAL_ID, `${group}-`, ResourcePatternTypes.PREFIXED, AclOperationTypes.WRITE),
     allow(AclResourceTypes.TRANSACTIONAL_ID, `${group}-`, ResourcePatternTypes.PREFIXED, AclOperationTypes.DESCRIBE),
     allow(AclResourceTypes.CLUSTER, CLUSTER, ResourcePatternTypes.LITERAL, AclOperationTypes.IDEMPOTENT_WRITE),
-    ...(access.follows ?? []).flatMap((f) => [
-      topic(f.topic, AclOperationTypes.READ),
-      allow(AclResourceTypes.GROUP, `${group}-${f.groupSuffix}`, ResourcePatternTypes.PREFIXED, AclOperationTypes.READ),
-    ]),
+    ...access.follows.map((t) => topic(t, AclOperationTypes.READ)),
+    ...(access.follows.length > 0 ? [allow(AclResourceTypes.GROUP, `${group}-broadcast-`, ResourcePatternTypes.PREFIXED, AclOperationTypes.READ)] : []),
   ];
 }
 

@@ -1,34 +1,59 @@
 /**
  * pino loggers with secrets redacted, and a kafkajs logCreator that routes
  * kafkajs's own logs into the same structured stream.
+ *
+ * Redaction reaches every depth of every line: arguments of each log call
+ * (objects, errors with their causes, the message string) and a child's
+ * bindings pass through `redactDeep`, which censors credential keys
+ * (password, sasl, credentials, basicAuth, authorization, ssl key/cert/
+ * passphrase, tokens, secrets, `*_AUTH` / `*_KEY` variables: see
+ * `isSecretKey`) and scrubs URL userinfo and Basic/Bearer tokens out of
+ * strings. Logging a whole LooplineConfig is therefore safe.
  */
 import { logLevel as KafkaLogLevel, type logCreator } from 'kafkajs';
 import pino from 'pino';
+import { redactDeep, REDACTED } from './redact.js';
 
 export type Logger = pino.Logger;
-
-const REDACT = [
-  'password', '*.password', '*.*.password', 'sasl', '*.sasl', 'credentials', '*.credentials',
-  'ssl.key', '*.ssl.key', 'authProvider', 'headers.authorization', 'basicAuth', '*.basicAuth',
-];
 
 export function createLogger(options: { level?: string; name?: string; destination?: pino.DestinationStream } = {}): Logger {
   const opts: pino.LoggerOptions = {
     level: options.level ?? process.env.LOOPLINE_LOG_LEVEL ?? 'info',
-    redact: { paths: REDACT, censor: '[Redacted]' },
     base: { service: options.name ?? 'loopline' },
     timestamp: pino.stdTimeFunctions.isoTime,
+    // Every argument of every call, before pino reads err.message for the line's msg.
+    hooks: {
+      logMethod(args, method) {
+        const clean = args.map((a) => redactDeep(a)) as Parameters<typeof method>;
+        return method.apply(this, clean);
+      },
+    },
+    // The root's bindings; pino skips this formatter for children, whose bindings the `child` override below cleans.
+    formatters: { bindings: (bindings) => redactDeep(bindings) },
+    // Belt and braces for top-level keys, should anything reach pino without passing the hook.
+    redact: { paths: ['password', 'sasl', 'credentials', 'basicAuth', 'authorization', 'headers.authorization'], censor: REDACTED },
   };
-  return options.destination ? pino(opts, options.destination) : pino(opts);
+  const logger = options.destination ? pino(opts, options.destination) : pino(opts);
+  // Children inherit from their parent's object, so this covers grandchildren too.
+  const child = logger.child;
+  logger.child = function redactedChild(this: Logger, bindings, childOptions) {
+    return child.call(this, redactDeep(bindings), childOptions);
+  } as Logger['child'];
+  return logger;
 }
 
 /** kafkajs → pino, at kafkajs's level mapped to pino's. */
 export function kafkaLogCreator(logger: Logger): logCreator {
   return () => ({ level, log }) => {
     const { message, ...extra } = log;
-    const child = { component: 'kafkajs', namespace: log.namespace, ...extra };
-    delete (child as Record<string, unknown>).timestamp;
-    delete (child as Record<string, unknown>).logger;
+    const child: Record<string, unknown> = { component: 'kafkajs', namespace: log.namespace, ...extra };
+    delete child.timestamp;
+    delete child.logger;
+    // kafkajs passes errors as `error`; under `err` pino's serializer keeps their message and causes.
+    if (child.error instanceof Error && child.err === undefined) {
+      child.err = child.error;
+      delete child.error;
+    }
     if (level === KafkaLogLevel.ERROR) logger.error(child, message);
     else if (level === KafkaLogLevel.WARN) logger.warn(child, message);
     else if (level === KafkaLogLevel.INFO) logger.info(child, message);

@@ -1,40 +1,69 @@
 /**
  * The one consume-process-produce loop every Loopline worker runs.
  *
- *   const worker = createWorker(handler, { kafka, codec, names, logger, metrics, options });
+ *   const worker = createWorker(handler, { kafka, codec, names, logger, metrics }, options);
  *   await worker.start();            // joins the group, runs until stop()
- *   await worker.stop();             // drains: finishes the batch in hand, commits, closes
+ *   await worker.stop();             // drains: commits what is in hand, closes
  *
- * Delivery, per chunk of a partition's batch (at most `batchMax` records):
- * 1. decode every record; bytes that are not valid Avro become dead letters;
- * 2. `handler.process(records)`: pure logic plus idempotent side effects
- *    (Cassandra rows keyed by record ids), returning output records and
- *    records to dead-letter;
- * 3. one Kafka transaction per chunk sends the outputs, the dead letters and
- *    the input offsets (`sendOffsets`, last offset + 1), then commits.
- * A crash before 3 commits replays the chunk: side effects rewrite identical
- * rows and the aborted transaction's outputs are never seen by read_committed
- * readers, so nothing is lost and nothing counted twice.
+ * Tasks. The unit of work is a task: one input partition, or, for a
+ * co-partitioned input (the joiner reads labels and predictions keyed by event
+ * id), partition i of every input topic. A task's chunks are processed one at
+ * a time, in offset order; different tasks run concurrently. Co-partitioned
+ * inputs are assigned with `copartitionedAssigner`, so one member owns task i.
  *
- * kafkajs 2.2.4 lacks KIP-447 fencing, so each input partition gets its own
- * transactional producer with a stable id `<group>-<topic>-<partition>`: the
- * new owner of a partition fences the old one's zombie transactions.
+ * Delivery, per task:
+ * 1. decode each record; bytes that are not valid Avro become dead letters;
+ * 2. `handler.process(chunk, ctx)`: pure logic plus idempotent side effects
+ *    (Cassandra rows keyed by record ids), returning outputs and dead letters;
+ * 3. the outputs and dead letters go into the task's open Kafka transaction;
+ *    the transaction commits, with the input offsets (`sendOffsets`, last + 1),
+ *    once `commitIntervalMs` has passed since it began, or it holds
+ *    `transactionMaxRecords` records, or the fetched batch is done — so a quiet
+ *    partition commits at once and a busy one commits larger transactions.
+ * A crash before a commit replays from the committed offset: side effects
+ * rewrite identical rows, stateful handlers re-emit what they emitted
+ * (streams/state.ts), and the aborted transaction's outputs are never seen by
+ * read_committed readers.
  *
- * Errors: a retriable error (broker, Cassandra, registry outage) is retried
- * with backoff for as long as it takes and never dead-letters a record; a
- * non-retriable error from the handler is narrowed down to the records that
- * cause it, which are dead-lettered with the reason, and the partition moves on.
+ * Fencing. kafkajs 2.2.4 lacks KIP-447, so each task has its own transactional
+ * producer with the stable id `<group>-<topic>-<partition>` (`<group>-task-<i>`
+ * for co-partitioned inputs). On every assignment the runtime initialises the
+ * producer of each assigned task — which fences any previous owner and
+ * completes or aborts its open transaction — and only then reads the group's
+ * committed offsets, so records a previous owner committed just before the
+ * rebalance are skipped, not processed twice. A fenced producer (another member
+ * took the task) stops that task's work and pauses it until the next
+ * assignment. A commit that fails ambiguously (timeout, broken connection) is
+ * never resent blindly: the task is re-fenced and its committed offset re-read,
+ * and only what did not commit is processed again.
+ *
+ * Errors: a retriable error is retried with backoff inside the retry budget and
+ * never dead-letters a record; once the budget is spent, or on a FatalError,
+ * the worker reports `failed` (run exits for its supervisor). Any other error is
+ * narrowed down (by bisection) to the records that cause it, which go to
+ * `<topic>.dlq` with the original bytes and `__connect.errors.*` headers.
  */
-import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import crypto from 'node:crypto';
+import type { Admin, Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Producer, Transaction } from 'kafkajs';
 import type { RecordName } from '../schemas/catalogue.js';
 import type { Codec, RecordTypes } from '../schemas/codec.js';
-import { isRetriable, PoisonRecordError, type DeadLetterStage } from './errors.js';
+import { copartitionedAssigner } from './assigner.js';
+import {
+  classifyKafkaError, errorCode, FatalError, FencedError, isAmbiguous, isFatal, isRetriable, LooplineError, PoisonRecordError,
+  type DeadLetterStage,
+} from '../core/errors.js';
+import { patchKafkajs } from './kafkajs-patch.js';
 import type { Logger } from './logger.js';
 import type { WorkerMetrics } from './metrics.js';
-import { topicSpec, type TopicNames } from './topics.js';
+import { DEFAULT_RETRY, RetryState, sleep, type RetryPolicy } from './retry.js';
+import { planSends } from './batch-bytes.js';
+import { decodeOptionsFor, topicSpec, type TopicName, type TopicNames } from './topics.js';
 
 export interface InputRecord<V> {
+  /** Logical topic name (no prefix). */
   topic: string;
+  /** The record type the value was decoded as. */
+  record: RecordName;
   partition: number;
   offset: string;
   key: string | null;
@@ -46,7 +75,7 @@ export interface InputRecord<V> {
 
 export interface OutputRecord<N extends RecordName = RecordName> {
   /** Logical topic name from the catalogue. */
-  topic: string;
+  topic: TopicName;
   record: N;
   key: string;
   value: RecordTypes[N];
@@ -58,6 +87,8 @@ export interface RecordFailure {
   stage: DeadLetterStage;
   code: string;
   message: string;
+  /** Which decode limit a record broke (LIMIT_EXCEEDED, TOO_LARGE, BAD_BODY). */
+  limit?: string;
 }
 
 export interface ProcessResult {
@@ -65,35 +96,95 @@ export interface ProcessResult {
   deadLetters?: RecordFailure[];
 }
 
-/** What a worker is: its input and its logic. Only the runtime touches kafkajs. */
+/** What `process` may ask of the runtime while it works on a chunk. */
+export interface ProcessContext {
+  /** The task's partition number. */
+  partition: number;
+  /** The group's committed offset (the next to read) of a logical topic-partition of this task, or null if none. */
+  committed(topic: string, partition: number): bigint | null;
+  /**
+   * Keeps the group membership during long work (kafkajs heartbeats only when
+   * asked). Throws when the group is rebalancing: stop the work and let the
+   * error propagate, the runtime hands the task back.
+   */
+  heartbeat(): Promise<void>;
+  /** Aborted when the task is revoked or the worker stops. */
+  signal: AbortSignal;
+}
+
+export interface WorkerInput<N extends RecordName> {
+  /** Logical input topics and the record type(s) each carries (several for a multi-type topic such as monitor.reports). */
+  topics: ReadonlyArray<{ topic: TopicName; record: N | readonly N[] }>;
+  /** Partition i of every input topic forms one task owned by one member (a co-partitioned join). */
+  copartitioned?: boolean;
+}
+
+/** A broadcast subscription: every instance sees every record from now on; no offsets are kept (control.models). */
+export interface Broadcast {
+  topic: TopicName;
+  record: RecordName;
+  onRecord(value: unknown): Promise<void>;
+}
+
+/** What a worker is to the runtime: its input and its logic. Only the runtime touches kafkajs. */
 export interface WorkerHandler<N extends RecordName> {
   /** Worker name: consumer group suffix, metrics label, transactional id part. */
   name: string;
-  /** Logical input topic and the record type it carries (several for a multi-type topic such as monitor.reports). */
-  input: { topic: string; record: N | readonly N[] };
-  /** Processes decoded records in offset order. Throw a retriable error to retry, a PoisonRecordError to dead-letter. */
-  process(records: Array<InputRecord<RecordTypes[N]>>): Promise<ProcessResult>;
+  input: WorkerInput<N>;
+  /** Processes decoded records of one task in offset order. Throw a retriable error to retry, a PoisonRecordError to dead-letter. */
+  process(records: Array<InputRecord<RecordTypes[N]>>, ctx: ProcessContext): Promise<ProcessResult>;
   /** Called once before consuming starts (load models, warm caches). */
   open?(): Promise<void>;
   /** Called after the consumer stopped. */
   close?(): Promise<void>;
+  broadcasts?: Broadcast[];
 }
 
+/** Runtime options; every field has a default (see `resolveWorkerOptions`). */
 export interface WorkerOptions {
   /** Consumer group id; default `<prefix>loopline-<worker>`. */
   groupId?: string;
-  /** Records per processed chunk and per transaction. Default 500. */
+  /** Records per `process` call. Default 500. */
   batchMax?: number;
-  /** Partitions processed at once by this member. Default 3. */
+  /** A transaction stays open at most this long while more records of the fetched batch wait (Kafka Streams' commit.interval.ms). Default 100. */
+  commitIntervalMs?: number;
+  /** A transaction commits once it holds this many input records. Default 5000. */
+  transactionMaxRecords?: number;
+  /** Tasks processed at once by this member. Default 3. */
   partitionsConsumedConcurrently?: number;
   /** Start from the earliest offset when the group has none. Default true. */
   fromBeginning?: boolean;
+  /** How soon a silent member's partitions move. Default 30 000. */
   sessionTimeoutMs?: number;
-  /** Backoff bounds for retriable failures. */
-  retryInitialMs?: number;
-  retryMaxMs?: number;
-  /** Kafka transaction timeout. Default 30 000 ms. */
+  heartbeatIntervalMs?: number;
+  retry?: Partial<RetryPolicy>;
+  /** Kafka transaction timeout. Default 60 000 ms. */
   transactionTimeoutMs?: number;
+  /** Encoded outputs larger than this are a record failure (OUTPUT_TOO_LARGE). Default 900 000 bytes (the broker takes 1 MiB). */
+  maxMessageBytes?: number;
+  /** Outputs of one transaction go out in sends of at most this many bytes (each partition's batch stays under the broker's 1 MiB). Default 900 000. */
+  maxSendBytes?: number;
+  /** Largest input record accepted per logical topic (bytes); larger ones are dead-lettered (TOO_LARGE) before decoding. Default 1 MiB. */
+  maxRecordBytes?: number;
+}
+
+export type ResolvedWorkerOptions = Required<Omit<WorkerOptions, 'groupId' | 'retry'>> & { retry: RetryPolicy };
+
+export function resolveWorkerOptions(o: WorkerOptions = {}): ResolvedWorkerOptions {
+  return {
+    batchMax: o.batchMax ?? 500,
+    commitIntervalMs: o.commitIntervalMs ?? 100,
+    transactionMaxRecords: o.transactionMaxRecords ?? 5000,
+    partitionsConsumedConcurrently: o.partitionsConsumedConcurrently ?? 3,
+    fromBeginning: o.fromBeginning ?? true,
+    sessionTimeoutMs: o.sessionTimeoutMs ?? 30_000,
+    heartbeatIntervalMs: o.heartbeatIntervalMs ?? 3000,
+    retry: { ...DEFAULT_RETRY, ...o.retry },
+    transactionTimeoutMs: o.transactionTimeoutMs ?? 60_000,
+    maxMessageBytes: o.maxMessageBytes ?? 900_000,
+    maxSendBytes: o.maxSendBytes ?? 900_000,
+    maxRecordBytes: o.maxRecordBytes ?? 1024 * 1024,
+  };
 }
 
 export interface WorkerDeps {
@@ -109,100 +200,194 @@ export type WorkerState = 'idle' | 'starting' | 'running' | 'stopping' | 'stoppe
 export interface WorkerHealth {
   name: string;
   state: WorkerState;
-  /** ms since epoch of the last committed chunk, or null. */
+  /** ms since epoch of the last committed transaction, or null. */
   lastProgressAt: number | null;
   assigned: Array<{ topic: string; partitions: number[] }>;
-  /** Records waiting behind the last committed offset, by partition, as of the last batch. */
+  /** Records behind the high watermark, by `topic/partition`, as of the last commit. */
   lag: Record<string, number>;
   error: string | null;
 }
 
 export interface Worker {
   readonly name: string;
+  readonly groupId: string;
   start(): Promise<void>;
   stop(): Promise<void>;
   health(): WorkerHealth;
 }
 
-const WORKER_VERSION = '0.1.0';
+const WORKER_VERSION = '0.2.0';
+
+interface Task {
+  id: string;
+  partition: number;
+  /** Physical topic → committed next offset, read after fencing. */
+  committed: Map<string, bigint>;
+  producer: Producer | null;
+  /** Fencing + committed offsets; awaited before the task's first chunk. */
+  ready: Promise<void>;
+  lock: Promise<void>;
+  fenced: boolean;
+  abort: AbortController;
+  retry: RetryState;
+}
+
+class Rebalancing extends Error {}
 
 export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, deps: WorkerDeps, options: WorkerOptions = {}): Worker {
+  patchKafkajs();
   const { kafka, codec, names, metrics } = deps;
+  const o = resolveWorkerOptions(options);
   const logger = deps.logger.child({ worker: handler.name });
   const groupId = options.groupId ?? `${names.prefix}loopline-${handler.name}`;
-  const batchMax = options.batchMax ?? 500;
-  const retryInitialMs = options.retryInitialMs ?? 200;
-  const retryMaxMs = options.retryMaxMs ?? 10_000;
-  const inputTopic = names.physical(handler.input.topic);
-  const dlqLogical = topicSpec(handler.input.topic).deadLetter;
-  const dlqTopic = dlqLogical ? names.physical(dlqLogical) : null;
+  // Decode options once per input: the topic's subjects as the schema-id allow-list, its limits, the byte cap.
+  const inputs = handler.input.topics.map((t) => ({ ...t, physical: names.physical(t.topic), spec: topicSpec(t.topic), decode: decodeOptionsFor(names, t.topic, { maxRecordBytes: o.maxRecordBytes }) }));
+  const byPhysical = new Map(inputs.map((i) => [i.physical, i]));
+  const copartitioned = handler.input.copartitioned === true && inputs.length > 1;
 
   let consumer: Consumer | null = null;
-  const producers = new Map<number, Promise<Producer>>();
+  let admin: Admin | null = null;
+  const broadcastConsumers: Consumer[] = [];
+  const tasks = new Map<string, Task>();
   let state: WorkerState = 'idle';
   let lastProgressAt: number | null = null;
   let lastError: string | null = null;
   let assigned: WorkerHealth['assigned'] = [];
   const lag: Record<string, number> = {};
 
-  function producerFor(partition: number): Promise<Producer> {
-    let p = producers.get(partition);
-    if (!p) {
-      const producer = kafka.producer({
-        transactionalId: `${groupId}-${inputTopic}-${partition}`,
-        idempotent: true,
-        maxInFlightRequests: 1,
-        transactionTimeout: options.transactionTimeoutMs ?? 30_000,
-      });
-      p = producer.connect().then(() => producer);
-      p.catch(() => producers.delete(partition));
-      producers.set(partition, p);
+  const taskId = (physicalTopic: string, partition: number) => (copartitioned ? `task-${partition}` : `${physicalTopic}-${partition}`);
+
+  function fail(err: unknown, why: string): void {
+    if (state === 'failed') return;
+    state = 'failed';
+    lastError = `${why}: ${(err as Error)?.message ?? String(err)}`;
+    logger.error({ err, why }, 'worker failed and stops processing; its supervisor should restart it');
+    for (const t of tasks.values()) t.abort.abort();
+  }
+
+  /** Initialises the task's producer (fencing its previous owner), then reads the committed offsets it covers. */
+  async function openTask(t: Task, topics: string[]): Promise<void> {
+    const producer = kafka.producer({
+      transactionalId: `${groupId}-${t.id}`,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      transactionTimeout: o.transactionTimeoutMs,
+      retry: { initialRetryTime: 10, maxRetryTime: 1000, retries: 20 },
+    });
+    try {
+      await producer.connect(); // InitProducerId: bumps the epoch, fencing any zombie, and settles its open transaction
+    } catch (err) {
+      await producer.disconnect().catch(() => {});
+      throw classifyKafkaError(err, `initialising the transactional producer of ${t.id}`);
     }
-    return p;
+    t.producer = producer;
+    await readCommitted(t, topics);
+    metrics.fencings.inc({ worker: handler.name });
   }
 
-  async function resetProducer(partition: number): Promise<void> {
-    const p = producers.get(partition);
-    producers.delete(partition);
-    if (p) await p.then((x) => x.disconnect()).catch(() => {});
+  async function readCommitted(t: Task, topics: string[]): Promise<void> {
+    try {
+      const got = await admin!.fetchOffsets({ groupId, topics });
+      for (const { topic, partitions } of got) {
+        const p = partitions.find((x) => x.partition === t.partition);
+        if (p && Number(p.offset) >= 0) t.committed.set(topic, BigInt(p.offset));
+      }
+    } catch (err) {
+      throw classifyKafkaError(err, `reading the committed offsets of ${t.id}`);
+    }
   }
 
-  /** Runs `fn` until it succeeds, backing off on retriable errors; rethrows the rest. Returns null if the worker is stopping. */
-  async function withRetry<T>(what: string, payload: EachBatchPayload, fn: () => Promise<T>): Promise<T | null> {
-    let delay = retryInitialMs;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await fn();
-      } catch (err) {
-        if (!isRetriable(err)) throw err;
-        const code = (err as { code?: string }).code ?? (err as Error).name ?? 'UNKNOWN';
-        metrics.retries.inc({ worker: handler.name, code });
-        logger.warn({ err, attempt, delayMs: delay, partition: payload.batch.partition }, `${what} failed, retrying`);
-        if (!payload.isRunning() || payload.isStale()) return null;
-        await sleep(delay);
-        delay = Math.min(delay * 2, retryMaxMs);
-        await payload.heartbeat().catch(() => {});
-        if (!payload.isRunning() || payload.isStale()) return null;
+  async function closeTask(t: Task): Promise<void> {
+    t.abort.abort();
+    const p = t.producer;
+    t.producer = null;
+    await p?.disconnect().catch(() => {});
+  }
+
+  function newTask(id: string, partition: number, topics: string[]): Task {
+    const t: Task = { id, partition, committed: new Map(), producer: null, ready: Promise.resolve(), lock: Promise.resolve(), fenced: false, abort: new AbortController(), retry: new RetryState(o.retry) };
+    t.ready = openTask(t, topics);
+    t.ready.catch((err: unknown) => logger.warn({ err, task: id }, 'opening task failed; retried on its first batch'));
+    return t;
+  }
+
+  /** A rebalance finished: every task is re-opened (re-fenced, offsets re-read); revoked ones are closed. */
+  async function onAssignment(memberAssignment: Record<string, number[]>): Promise<void> {
+    const wanted = new Map<string, { partition: number; topics: string[] }>();
+    for (const [topic, partitions] of Object.entries(memberAssignment)) {
+      for (const p of partitions) {
+        const id = taskId(topic, p);
+        const w = wanted.get(id) ?? { partition: p, topics: [] };
+        w.topics.push(topic);
+        wanted.set(id, w);
       }
     }
+    const old = [...tasks.values()];
+    tasks.clear();
+    // New tasks first (their InitProducerId fences the old producers anyway), so no batch finds its task missing.
+    for (const [id, w] of wanted) tasks.set(id, newTask(id, w.partition, w.topics));
+    const paused = consumer?.paused() ?? [];
+    if (paused.length > 0) consumer?.resume(paused);
+    await Promise.all(old.map(closeTask));
   }
 
-  /** Processes records; a non-retriable failure is narrowed to single records, which are dead-lettered. */
-  async function processIsolating(records: Array<InputRecord<RecordTypes[N]>>): Promise<{ outputs: OutputRecord[]; failures: RecordFailure[] }> {
+  /** Re-fences a task after an ambiguous or failed transaction and re-reads what committed. */
+  async function recoverTask(t: Task, topics: string[]): Promise<void> {
+    const p = t.producer;
+    t.producer = null;
+    await p?.disconnect().catch(() => {});
+    t.ready = openTask(t, topics);
+    await t.ready;
+  }
+
+  function deadLetterMessage(physicalTopic: string, m: KafkaMessage, partition: number, f: Omit<RecordFailure, 'index'>): { key: Buffer | null; value: Buffer | null; headers: IHeaders } {
+    const headers: IHeaders = {
+      ...m.headers,
+      '__connect.errors.topic': physicalTopic,
+      '__connect.errors.partition': String(partition),
+      '__connect.errors.offset': m.offset,
+      '__connect.errors.stage': f.stage,
+      '__connect.errors.class.name': f.code,
+      '__connect.errors.exception.message': f.message.slice(0, 2000),
+      '__connect.errors.connector.name': handler.name,
+      'error.code': f.code,
+      ...(f.limit ? { 'error.limit': f.limit } : {}),
+      'loopline.worker.version': WORKER_VERSION,
+    };
+    const size = (m.value?.length ?? 0) + (m.key?.length ?? 0);
+    if (size > o.maxMessageBytes) return { key: m.key, value: null, headers: { ...headers, 'loopline.value.omitted': `original record of ${size} bytes exceeds the dead-letter size limit` } };
+    return { key: m.key, value: m.value, headers };
+  }
+
+  interface Encoded {
+    topic: string;
+    key: string;
+    value: Buffer;
+  }
+
+  /** Processes and encodes records; a non-retriable failure is narrowed to single records, which are dead-lettered. */
+  async function processIsolating(records: Array<InputRecord<RecordTypes[N]>>, ctx: ProcessContext): Promise<{ outputs: Encoded[]; failures: RecordFailure[] }> {
     try {
-      const r = await handler.process(records);
-      return { outputs: r.outputs, failures: r.deadLetters ?? [] };
+      const r = await handler.process(records, ctx);
+      const outputs = await Promise.all(
+        r.outputs.map(async (out) => {
+          const value = await codec.encode(out.record, names.subject(out.topic, out.record), out.value);
+          if (value.length + out.key.length > o.maxMessageBytes) throw new PoisonRecordError('OUTPUT', 'OUTPUT_TOO_LARGE', `an output to ${out.topic} is ${value.length} bytes; the limit is ${o.maxMessageBytes}`);
+          return { topic: names.physical(out.topic), key: out.key, value };
+        }),
+      );
+      return { outputs, failures: r.deadLetters ?? [] };
     } catch (err) {
-      if (isRetriable(err)) throw err;
+      if (err instanceof Rebalancing || isRetriable(err) || isFatal(err) || err instanceof FencedError) throw err;
+      if (ctx.signal.aborted) throw new Rebalancing('task revoked');
       if (records.length === 1) {
         const stage = err instanceof PoisonRecordError ? err.stage : 'PROCESSING';
-        const code = (err as { code?: string }).code ?? 'PROCESSING_FAILED';
-        return { outputs: [], failures: [{ index: 0, stage, code, message: (err as Error).message }] };
+        return { outputs: [], failures: [{ index: 0, stage, code: errorCode(err), message: (err as Error).message ?? String(err) }] };
       }
       logger.warn({ err, records: records.length }, 'non-retriable failure in a chunk; isolating the records that cause it');
       const mid = Math.ceil(records.length / 2);
-      const left = await processIsolating(records.slice(0, mid));
-      const right = await processIsolating(records.slice(mid));
+      const left = await processIsolating(records.slice(0, mid), ctx);
+      const right = await processIsolating(records.slice(mid), ctx);
       return {
         outputs: [...left.outputs, ...right.outputs],
         failures: [...left.failures, ...right.failures.map((f) => ({ ...f, index: f.index + mid }))],
@@ -210,159 +395,290 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
     }
   }
 
-  function deadLetterMessage(m: KafkaMessage, partition: number, f: Omit<RecordFailure, 'index'>): { key: Buffer | null; value: Buffer | null; headers: IHeaders } {
-    return {
-      key: m.key,
-      value: m.value,
-      headers: {
-        ...m.headers,
-        '__connect.errors.topic': inputTopic,
-        '__connect.errors.partition': String(partition),
-        '__connect.errors.offset': m.offset,
-        '__connect.errors.stage': f.stage,
-        '__connect.errors.class.name': f.code,
-        '__connect.errors.exception.message': f.message.slice(0, 2000),
-        '__connect.errors.connector.name': handler.name,
-        'error.code': f.code,
-        'loopline.worker.version': WORKER_VERSION,
-      },
-    };
-  }
-
-  async function processChunk(payload: EachBatchPayload, chunk: KafkaMessage[]): Promise<boolean> {
-    const { partition } = payload.batch;
-    const started = process.hrtime.bigint();
-    const { record } = handler.input;
-    const decode = (m: KafkaMessage) => (typeof record === 'string' ? codec.decode(record as N, m.value) : codec.decodeAny(record, m.value));
-    const decoded = await withRetry('decoding', payload, () => Promise.all(chunk.map(decode)));
-    if (!decoded) return false;
+  /** Decodes and processes one chunk; returns what to send. */
+  async function runChunk(physicalTopic: string, partition: number, chunk: KafkaMessage[], ctx: ProcessContext) {
+    const input = byPhysical.get(physicalTopic)!;
+    const types = input.record;
+    const dead: Array<{ message: KafkaMessage; failure: Omit<RecordFailure, 'index'> }> = [];
     const good: Array<InputRecord<RecordTypes[N]>> = [];
     const goodMessages: KafkaMessage[] = [];
-    const dead: Array<{ message: KafkaMessage; failure: Omit<RecordFailure, 'index'> }> = [];
+    const decoded = await Promise.all(
+      chunk.map(async (m) => {
+        if (typeof types === 'string') {
+          const d = await codec.decode(types as N, m.value, input.decode);
+          return d.ok ? { ok: true as const, value: d.value, record: types as RecordName } : d;
+        }
+        const d = await codec.decodeAny(types as readonly N[], m.value, input.decode);
+        return d.ok ? { ok: true as const, value: d.value, record: (d.record ?? (types as readonly N[])[0]) as RecordName } : d;
+      }),
+    );
     decoded.forEach((d, i) => {
       const m = chunk[i]!;
       if (d.ok) {
-        good.push({ topic: inputTopic, partition, offset: m.offset, key: m.key?.toString() ?? null, timestamp: Number(m.timestamp), headers: m.headers ?? {}, value: d.value });
+        good.push({ topic: input.topic, record: d.record, partition, offset: m.offset, key: m.key?.toString() ?? null, timestamp: Number(m.timestamp), headers: m.headers ?? {}, value: d.value as RecordTypes[N] });
         goodMessages.push(m);
       } else {
-        dead.push({ message: m, failure: { stage: 'VALUE_CONVERTER', code: d.error.code, message: d.error.message } });
+        dead.push({ message: m, failure: { stage: 'VALUE_CONVERTER', code: d.error.code, message: d.error.message, ...(d.error.limit ? { limit: d.error.limit } : {}) } });
       }
     });
-    const result = good.length > 0 ? await withRetry('processing', payload, () => processIsolating(good)) : { outputs: [], failures: [] };
-    if (!result) return false;
+    const result = good.length > 0 ? await processIsolating(good, ctx) : { outputs: [], failures: [] };
     for (const f of result.failures) dead.push({ message: goodMessages[f.index]!, failure: f });
-    if (dead.length > 0 && !dlqTopic) {
-      throw new Error(`${handler.name}: ${dead.length} records cannot be processed and ${handler.input.topic} has no dead-letter topic`);
+    const dlq = input.spec.deadLetter ? names.physical(input.spec.deadLetter) : null;
+    if (dead.length > 0 && !dlq) throw new FatalError(`${handler.name}: ${dead.length} records of ${input.topic} cannot be processed and the topic has no dead-letter topic`, 'NO_DEAD_LETTER_TOPIC');
+    const messages: Array<{ topic: string; key: string | Buffer | null; value: Buffer | null; headers?: IHeaders }> = result.outputs.map((e) => ({ topic: e.topic, key: e.key, value: e.value }));
+    for (const d of dead) messages.push({ topic: dlq!, ...deadLetterMessage(physicalTopic, d.message, partition, d.failure) });
+    return { messages, processed: good.length - result.failures.length, outputs: result.outputs.length, dead };
+  }
+
+  /** Sends messages in the open transaction, in sends that fit the broker's limits (outputs were already checked against maxMessageBytes). */
+  async function send(tx: Transaction, messages: Array<{ topic: string; key: string | Buffer | null; value: Buffer | null; headers?: IHeaders }>): Promise<void> {
+    const byTopic = new Map<string, Array<{ key: string | Buffer | null; value: Buffer | null; headers?: IHeaders }>>();
+    for (const { topic, ...m } of messages) {
+      const list = byTopic.get(topic) ?? [];
+      list.push(m);
+      byTopic.set(topic, list);
     }
-    const encoded = await withRetry('encoding outputs', payload, () =>
-      Promise.all(result.outputs.map(async (o) => ({ topic: names.physical(o.topic), key: o.key, value: await codec.encode(o.record, names.subject(o.topic, o.record), o.value) }))),
-    );
-    if (!encoded) return false;
-    const lastOffset = chunk[chunk.length - 1]!.offset;
-    const committed = await withRetry('committing a transaction', payload, async () => {
-      const producer = await producerFor(partition);
-      const tx = await producer.transaction();
-      try {
-        const byTopic = new Map<string, Array<{ key: string; value: Buffer }>>();
-        for (const e of encoded) {
-          const list = byTopic.get(e.topic) ?? [];
-          list.push({ key: e.key, value: e.value });
-          byTopic.set(e.topic, list);
-        }
-        const topicMessages: Array<{ topic: string; messages: Array<{ key: string | Buffer | null; value: Buffer | null; headers?: IHeaders }> }> = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
-        if (dead.length > 0 && dlqTopic) topicMessages.push({ topic: dlqTopic, messages: dead.map((d) => deadLetterMessage(d.message, partition, d.failure)) });
-        if (topicMessages.length > 0) await tx.sendBatch({ topicMessages });
-        await tx.sendOffsets({ consumerGroupId: groupId, topics: [{ topic: inputTopic, partitions: [{ partition, offset: (BigInt(lastOffset) + 1n).toString() }] }] });
-        await tx.commit();
-      } catch (err) {
-        await tx.abort().catch(async () => resetProducer(partition));
-        // kafkajs can be left believing a transaction is open after a broker fault: start over with a fresh producer.
-        if (isRetriable(err)) await resetProducer(partition);
-        throw err;
-      }
-      return true;
-    });
-    if (!committed) return false;
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    metrics.batchSeconds.observe({ worker: handler.name }, seconds);
-    metrics.records.inc({ worker: handler.name, topic: handler.input.topic, outcome: 'processed' }, good.length - result.failures.length);
-    metrics.outputs.inc({ worker: handler.name }, encoded.length);
-    for (const d of dead) {
-      metrics.records.inc({ worker: handler.name, topic: handler.input.topic, outcome: 'dead_letter' });
-      metrics.deadLetters.inc({ worker: handler.name, code: d.failure.code });
-      logger.warn({ partition, offset: d.message.offset, stage: d.failure.stage, code: d.failure.code, reason: d.failure.message }, 'record dead-lettered');
+    const plan = planSends([...byTopic].map(([topic, ms]) => ({ topic, messages: ms })), { maxBatchBytes: o.maxSendBytes, maxMessageBytes: o.maxSendBytes });
+    if (plan.oversized.length > 0) throw new FatalError(`${plan.oversized.length} messages exceed ${o.maxSendBytes} bytes`, 'OUTPUT_TOO_LARGE');
+    for (const topicMessages of plan.sends) await tx.sendBatch({ topicMessages: topicMessages as never });
+  }
+
+  async function heartbeatOrRebalance(payload: EachBatchPayload): Promise<void> {
+    try {
+      await payload.heartbeat();
+    } catch (err) {
+      throw Object.assign(new Rebalancing('the group is rebalancing'), { cause: err });
     }
-    lastProgressAt = Date.now();
-    metrics.lastProgress.set({ worker: handler.name }, lastProgressAt / 1000);
-    return true;
   }
 
   async function eachBatch(payload: EachBatchPayload): Promise<void> {
     const { batch } = payload;
+    const t = tasks.get(taskId(batch.topic, batch.partition));
+    if (!t || state === 'failed') return;
+    // One chunk of a task at a time (co-partitioned topics share the task).
+    const previous = t.lock;
+    let release!: () => void;
+    t.lock = new Promise<void>((r) => (release = r));
+    await previous;
+    try {
+      await processBatch(payload, t);
+    } catch (err) {
+      if (err instanceof Rebalancing) throw (err.cause ?? err);
+      throw err;
+    } finally {
+      release();
+    }
+  }
+
+  async function processBatch(payload: EachBatchPayload, t: Task): Promise<void> {
+    const { batch } = payload;
+    const topic = batch.topic;
+    const input = byPhysical.get(topic)!;
     const messages = batch.messages;
-    for (let i = 0; i < messages.length; i += batchMax) {
-      if (!payload.isRunning() || payload.isStale()) return;
-      const chunk = messages.slice(i, i + batchMax);
-      if (!(await processChunk(payload, chunk))) return;
-      payload.resolveOffset(chunk[chunk.length - 1]!.offset);
-      const behind = Number(BigInt(batch.highWatermark) - BigInt(chunk[chunk.length - 1]!.offset) - 1n);
-      lag[`${batch.topic}/${batch.partition}`] = behind;
-      metrics.lag.set({ worker: handler.name, topic: handler.input.topic, partition: String(batch.partition) }, behind);
-      await payload.heartbeat();
+    const taskTopics = inputs.map((i) => i.physical).filter((p) => copartitioned || p === topic);
+    const ctx: ProcessContext = {
+      partition: batch.partition,
+      committed: (logical, partition) => (partition === batch.partition ? t.committed.get(names.physical(logical)) ?? null : null),
+      heartbeat: () => heartbeatOrRebalance(payload),
+      signal: t.abort.signal,
+    };
+    const alive = () => payload.isRunning() && !payload.isStale() && !t.abort.signal.aborted && state !== 'failed';
+
+    for (;;) {
+      if (!alive()) return;
+      try {
+        await t.ready;
+        if (!t.producer) await recoverTask(t, taskTopics);
+      } catch (err) {
+        if (!(await backOff(t, err, 'opening the task', payload))) return;
+        t.ready = Promise.resolve();
+        continue;
+      }
+      // Records below the committed offset were committed by us or a previous owner: skip them.
+      const committed = t.committed.get(topic) ?? null;
+      let cursor = committed === null ? 0 : messages.findIndex((m) => BigInt(m.offset) >= committed);
+      if (cursor === -1) cursor = messages.length;
+      if (cursor > 0) payload.resolveOffset(messages[cursor - 1]!.offset);
+      if (cursor >= messages.length) return;
+
+      let tx: Transaction | null = null;
+      try {
+        while (cursor < messages.length) {
+          tx = await t.producer!.transaction();
+          const began = Date.now();
+          let inTx = 0;
+          let lastOffset = '';
+          const stats = { processed: 0, outputs: 0, dead: [] as Array<{ message: KafkaMessage; failure: Omit<RecordFailure, 'index'> }> };
+          const started = process.hrtime.bigint();
+          while (cursor < messages.length) {
+            const chunk = messages.slice(cursor, cursor + o.batchMax);
+            const r = await runChunk(topic, batch.partition, chunk, ctx);
+            if (r.messages.length > 0) await send(tx, r.messages);
+            stats.processed += r.processed;
+            stats.outputs += r.outputs;
+            stats.dead.push(...r.dead);
+            cursor += chunk.length;
+            inTx += chunk.length;
+            lastOffset = chunk[chunk.length - 1]!.offset;
+            if (!alive() || Date.now() - began >= o.commitIntervalMs || inTx >= o.transactionMaxRecords) break;
+          }
+          const next = BigInt(lastOffset) + 1n;
+          await tx.sendOffsets({ consumerGroupId: groupId, topics: [{ topic, partitions: [{ partition: batch.partition, offset: next.toString() }] }] });
+          const commitStarted = process.hrtime.bigint();
+          await tx.commit();
+          tx = null;
+          t.committed.set(topic, next);
+          t.retry.succeeded();
+          payload.resolveOffset(lastOffset);
+          observeCommit(input.topic, batch.partition, batch.highWatermark, lastOffset, stats, started, commitStarted);
+          await heartbeatOrRebalance(payload);
+          if (!alive()) return;
+        }
+        return;
+      } catch (err) {
+        if (tx) await tx.abort().catch(() => {});
+        if (err instanceof Rebalancing) throw err;
+        const e = err instanceof LooplineError ? err : classifyKafkaError(err, 'committing a transaction');
+        if (e instanceof FencedError) {
+          t.fenced = true;
+          metrics.fenced.inc({ worker: handler.name });
+          logger.warn({ task: t.id, err: e }, 'task fenced: another member owns it now; pausing it until the next assignment');
+          await closeTask(t);
+          consumer?.pause(taskTopics.map((x) => ({ topic: x, partitions: [t.partition] })));
+          return;
+        }
+        if (isFatal(e) || (!isRetriable(e) && !isAmbiguous(err))) {
+          fail(e, `processing ${input.topic}/${batch.partition}`);
+          return;
+        }
+        // Ambiguous or transient: re-fence and re-read what committed, then go on from there.
+        if (!(await backOff(t, e, 'processing a chunk', payload))) return;
+        t.producer?.disconnect().catch(() => {});
+        t.producer = null;
+        t.ready = Promise.resolve();
+      }
+    }
+  }
+
+  /** Waits out a retriable failure; false when the worker should stop working on this batch. */
+  async function backOff(t: Task, err: unknown, doing: string, payload: EachBatchPayload): Promise<boolean> {
+    if (isFatal(err)) {
+      fail(err, doing);
+      return false;
+    }
+    const wait = t.retry.failed();
+    const code = errorCode(err);
+    metrics.retries.inc({ worker: handler.name, code });
+    if (wait === null) {
+      fail(err, `${doing}: still failing after the ${o.retry.budgetMs} ms retry budget`);
+      return false;
+    }
+    logger.warn({ err, task: t.id, attempt: t.retry.attempt, delayMs: wait }, `${doing} failed, retrying`);
+    await sleep(wait, t.abort.signal);
+    await heartbeatOrRebalance(payload);
+    return payload.isRunning() && !payload.isStale() && !t.abort.signal.aborted;
+  }
+
+  function observeCommit(
+    logicalTopic: string, partition: number, highWatermark: string, lastOffset: string,
+    stats: { processed: number; outputs: number; dead: Array<{ message: KafkaMessage; failure: Omit<RecordFailure, 'index'> }> },
+    started: bigint, commitStarted: bigint,
+  ): void {
+    const now = process.hrtime.bigint();
+    metrics.batchSeconds.observe({ worker: handler.name }, Number(now - started) / 1e9);
+    metrics.commitSeconds.observe({ worker: handler.name }, Number(now - commitStarted) / 1e9);
+    metrics.records.inc({ worker: handler.name, topic: logicalTopic, outcome: 'processed' }, stats.processed);
+    metrics.outputs.inc({ worker: handler.name }, stats.outputs);
+    for (const d of stats.dead) {
+      metrics.records.inc({ worker: handler.name, topic: logicalTopic, outcome: 'dead_letter' });
+      metrics.deadLetters.inc({ worker: handler.name, code: d.failure.code });
+      logger.warn({ partition, offset: d.message.offset, stage: d.failure.stage, code: d.failure.code, reason: d.failure.message }, 'record dead-lettered');
+    }
+    const behind = Math.max(0, Number(BigInt(highWatermark) - BigInt(lastOffset) - 1n));
+    lag[`${logicalTopic}/${partition}`] = behind;
+    metrics.lag.set({ worker: handler.name, topic: logicalTopic, partition: String(partition) }, behind);
+    lastProgressAt = Date.now();
+    metrics.lastProgress.set({ worker: handler.name }, lastProgressAt / 1000);
+  }
+
+  async function startBroadcasts(): Promise<void> {
+    for (const b of handler.broadcasts ?? []) {
+      const c = kafka.consumer({ groupId: `${groupId}-broadcast-${crypto.randomUUID()}`, sessionTimeout: o.sessionTimeoutMs, heartbeatInterval: o.heartbeatIntervalMs });
+      await c.connect();
+      await c.subscribe({ topic: names.physical(b.topic), fromBeginning: false });
+      await c.run({
+        autoCommit: false,
+        eachMessage: async ({ message }) => {
+          const d = await codec.decode(b.record, message.value);
+          if (!d.ok) {
+            logger.warn({ topic: b.topic, code: d.error.code }, 'undecodable broadcast record ignored');
+            return;
+          }
+          await b.onRecord(d.value).catch((err: unknown) => logger.error({ err, topic: b.topic }, 'handling a broadcast record failed'));
+        },
+      });
+      broadcastConsumers.push(c);
     }
   }
 
   return {
     name: handler.name,
+    groupId,
     async start() {
       state = 'starting';
       await handler.open?.();
+      admin = kafka.admin();
+      await admin.connect();
+      if (copartitioned) {
+        const meta = await admin.fetchTopicMetadata({ topics: inputs.map((i) => i.physical) });
+        const counts = new Set(meta.topics.map((m) => m.partitions.length));
+        if (counts.size > 1) throw new FatalError(`${handler.name} joins ${inputs.map((i) => i.topic).join(' and ')}, which must have the same number of partitions (found ${[...counts].join(', ')})`, 'COPARTITION');
+      }
       consumer = kafka.consumer({
         groupId,
-        sessionTimeout: options.sessionTimeoutMs ?? 30_000,
-        heartbeatInterval: 3000,
+        sessionTimeout: o.sessionTimeoutMs,
+        heartbeatInterval: o.heartbeatIntervalMs,
         readUncommitted: false,
-        retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
+        retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 5000 },
+        ...(copartitioned ? { partitionAssigners: [copartitionedAssigner] } : {}),
       });
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
         assigned = Object.entries(e.payload.memberAssignment).map(([topic, partitions]) => ({ topic, partitions }));
-        logger.info({ assigned }, 'joined group');
+        logger.info({ assigned }, 'joined group; fencing the assigned tasks');
+        void onAssignment(e.payload.memberAssignment);
       });
       consumer.on(consumer.events.CRASH, (e) => {
         lastError = String(e.payload.error?.message ?? e.payload.error);
         metrics.crashes.inc({ worker: handler.name });
-        if (!e.payload.restart) {
-          state = 'failed';
-          logger.error({ err: e.payload.error }, 'consumer crashed and will not restart');
-        } else {
-          logger.warn({ err: e.payload.error }, 'consumer crashed; kafkajs restarts it');
-        }
+        if (!e.payload.restart) fail(e.payload.error, 'the consumer crashed and will not restart');
+        else logger.warn({ err: e.payload.error }, 'consumer crashed; kafkajs restarts it');
       });
       await consumer.connect();
-      await consumer.subscribe({ topic: inputTopic, fromBeginning: options.fromBeginning ?? true });
+      for (const i of inputs) await consumer.subscribe({ topic: i.physical, fromBeginning: o.fromBeginning });
       await consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
-        partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 3,
+        partitionsConsumedConcurrently: o.partitionsConsumedConcurrently,
         eachBatch,
       });
-      state = 'running';
-      logger.info({ groupId, input: inputTopic, batchMax }, 'worker running');
+      await startBroadcasts();
+      if (state === 'starting') state = 'running';
+      logger.info({ groupId, inputs: inputs.map((i) => i.physical), batchMax: o.batchMax, commitIntervalMs: o.commitIntervalMs }, 'worker running');
     },
     async stop() {
       if (state === 'stopped' || state === 'idle') return;
+      const failed = state === 'failed';
       state = 'stopping';
-      // consumer.disconnect() waits for the batch in hand; nothing uncommitted is acknowledged.
+      for (const c of broadcastConsumers) await c.disconnect().catch(() => {});
+      // consumer.disconnect() waits for the batch in hand, which commits what it processed.
       await consumer?.disconnect().catch((err: unknown) => logger.warn({ err }, 'disconnecting consumer'));
-      await Promise.all([...producers.keys()].map((p) => resetProducer(p)));
+      await Promise.all([...tasks.values()].map(closeTask));
+      tasks.clear();
+      await admin?.disconnect().catch(() => {});
       await handler.close?.();
-      state = 'stopped';
+      state = failed ? 'failed' : 'stopped';
       logger.info('worker stopped');
     },
     health: () => ({ name: handler.name, state, lastProgressAt, assigned, lag: { ...lag }, error: lastError }),
   };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createTopicNames, TOPICS, topicSpec } from './topics.js';
+import { createTopicNames, decodeOptionsFor, TOPICS, topicSpec } from './topics.js';
 
 describe('topic catalogue', () => {
   it('every dead-letter topic named by a topic exists in the catalogue', () => {
@@ -17,5 +17,14 @@ describe('topic catalogue', () => {
     expect(n.physical('predictions')).toBe('staging.predictions');
     expect(n.subject('predictions', 'Prediction')).toBe('staging.predictions-value');
     expect(n.subject('monitor.reports', 'DriftReport')).toBe('staging.monitor.reports-dev.loopline.DriftReport');
+  });
+
+  it('decode options allow the subjects of every record type a topic carries', () => {
+    const n = createTopicNames('staging.');
+    expect(decodeOptionsFor(n, 'events.client')).toEqual({ subjects: ['staging.events.client-value'] });
+    expect(decodeOptionsFor(n, 'monitor.reports', { maxRecordBytes: 4096 })).toEqual({
+      subjects: ['staging.monitor.reports-dev.loopline.QualityReport', 'staging.monitor.reports-dev.loopline.DriftReport'],
+      maxRecordBytes: 4096,
+    });
   });
 });

@@ -1,5 +1,5 @@
 /**
- * evaluator: contender against champion, then promote or reject.
+ * evaluator's core: contender against champion, then promote or reject.
  *
  * Both models score the same held-out window: the newest labeled rows after
  * the candidate's training window (a time-based split; the builder never
@@ -9,21 +9,32 @@
  * interval of the mean difference (candidate − champion) at the spec's
  * confidence must lie above `promotion.minImprovement` for a promotion.
  *
- * A promotion is a compare-and-set on the registry (it fails if the champion
- * changed meanwhile), after which the old champion keeps scoring as shadow so
- * the retrain-trigger can roll back a champion that does worse live. The
- * PROMOTE ModelEvent goes to control.models in the worker's transaction.
+ * A promotion goes through models/lifecycle.ts: a compare-and-set on the
+ * registry (it fails if the champion changed meanwhile), after which the old
+ * champion keeps scoring as shadow so the retrain trigger can roll back a
+ * champion that does worse live. The PROMOTE ModelEvent goes to control.models
+ * in the worker's transaction. Every verdict, with its numbers, is stored on
+ * the candidate; a candidate that cannot be loaded is rejected with the reason.
  */
-import type cassandra from 'cassandra-driver';
+import { LooplineError } from '../../core/errors.js';
+import { promote, reject } from '../../models/lifecycle.js';
 import { loadOnnxModel, type OnnxModel } from '../../models/onnx-model.js';
 import type { ModelOutput } from '../../models/model-output.js';
 import type { ModelRegistry } from '../../models/registry.js';
 import type { PipelineSpec } from '../../pipelines/spec.js';
-import type { ModelCandidate, ModelEvent } from '../../schemas/types.js';
+import type { ModelCandidate } from '../../schemas/types.js';
 import { bootstrapDiffCI } from '../../stats/bootstrap.js';
+import type { TrainingSet } from '../../store/training-set.js';
+import type { WorkerImpl } from '../../streams/definition.js';
 import type { Logger } from '../../streams/logger.js';
-import type { InputRecord, OutputRecord, WorkerHandler } from '../../streams/runtime.js';
-import { readTrainingRows } from '../joiner/store.js';
+import type { InputRecord, OutputRecord } from '../../streams/runtime.js';
+
+/** A candidate the evaluator cannot score (its ONNX does not load or does not fit). */
+export class CandidateUnusableError extends LooplineError {
+  constructor(message: string, cause?: unknown) {
+    super(message, { code: 'CANDIDATE_UNUSABLE', retriable: false, cause });
+  }
+}
 
 export interface Evaluation {
   candidate: number;
@@ -53,27 +64,31 @@ export function rowScore(metric: string, out: ModelOutput, truth: string | numbe
     case 'rmse':
       return -Math.abs((out.value ?? Number.NaN) - Number(truth));
     default:
-      throw new Error(`unknown promotion metric ${metric}`);
+      throw new LooplineError(`unknown promotion metric ${metric}`, { code: 'BAD_METRIC', retriable: false });
   }
 }
 
 export interface EvaluatorDeps {
   spec: PipelineSpec;
-  cql: cassandra.Client;
   registry: ModelRegistry;
+  training: Pick<TrainingSet, 'newest'>;
   logger: Logger;
   onEvaluated?: (e: Evaluation) => void;
 }
 
-export function createEvaluator(deps: EvaluatorDeps): WorkerHandler<'ModelCandidate'> {
-  const { spec, cql, registry, logger } = deps;
+export function createEvaluator(deps: EvaluatorDeps): WorkerImpl<'ModelCandidate'> {
+  const { spec, registry, logger } = deps;
   const p = spec.promotion;
 
   async function scores(version: number, rows: Array<{ values: Record<string, number | string | null>; label: string | number }>): Promise<number[]> {
     const mv = await registry.get(spec.name, spec.model.name, version);
     let model: OnnxModel | null = null;
     try {
-      model = await loadOnnxModel(mv.onnx, mv.spec);
+      try {
+        model = await loadOnnxModel(mv.onnx, mv.spec);
+      } catch (err) {
+        throw new CandidateUnusableError(`v${version} cannot be loaded: ${(err as Error).message}`, err);
+      }
       const outs = await model.predict(rows.map((r) => r.values));
       return outs.map((o, i) => rowScore(p.metric, o, rows[i]!.label, mv.spec.classes));
     } finally {
@@ -81,25 +96,10 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerHandler<'ModelCandid
     }
   }
 
-  function promoteEvent(c: ModelCandidate, previous: number | null, reason: string): OutputRecord {
-    const event: ModelEvent = {
-      event_id: `${spec.name}/${spec.model.name}/promote/${c.model_version}`,
-      pipeline: spec.name,
-      model_name: spec.model.name,
-      action: 'PROMOTE',
-      model_version: c.model_version,
-      previous_version: previous,
-      traffic_share: null,
-      reason,
-      actor: 'evaluator',
-      created_at: c.created_at,
-    };
-    return { topic: 'control.models', record: 'ModelEvent', key: `${spec.name}/${spec.model.name}`, value: event };
-  }
+  const change = (c: ModelCandidate, reason: string) => ({ pipeline: spec.name, modelName: spec.model.name, actor: 'evaluator', reason, at: c.created_at });
+  const announce = (event: import('../../schemas/types.js').ModelEvent): OutputRecord => ({ topic: 'control.models', record: 'ModelEvent', key: `${spec.name}/${spec.model.name}`, value: event });
 
   return {
-    name: 'evaluator',
-    input: { topic: 'control.candidates', record: 'ModelCandidate' },
     async process(records: Array<InputRecord<ModelCandidate>>) {
       const outputs: OutputRecord[] = [];
       for (const { value: c } of records) {
@@ -108,23 +108,35 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerHandler<'ModelCandid
         const info = (await registry.list(spec.name, spec.model.name)).find((m) => m.version === c.model_version);
         if (!info) continue;
         if (serving.champion === c.model_version) {
-          if (serving.previous !== null && serving.shadow === null) await registry.setShadow({ pipeline: spec.name, modelName: spec.model.name, version: serving.previous, actor: 'evaluator', reason: 'previous champion shadows the new one for the rollback guard (completed on replay)' });
-          outputs.push(promoteEvent(c, serving.previous, 'promoted (replayed announcement)'));
+          // Promoted before a crash: completes the shadow if needed and announces again.
+          const event = await promote(registry, { ...change(c, info.verdict ?? 'promoted (replayed announcement)'), version: c.model_version, expected: serving.previous });
+          if (event) outputs.push(announce(event));
           continue;
         }
         if (info.status !== 'candidate') continue; // judged before a restart
         if (serving.champion === null) {
           logger.warn({ version: c.model_version }, 'no champion to compare with; promoting the candidate');
         }
-        const holdout = (await readTrainingRows(cql, spec.name, { limit: p.holdoutRows })).filter((r) => r.eventTime > c.window_end);
+        const holdout = (await deps.training.newest(spec.name, { limit: p.holdoutRows })).filter((r) => r.eventTime > c.window_end);
         if (serving.champion !== null && holdout.length < 30) {
-          logger.warn({ version: c.model_version, rows: holdout.length }, 'held-out window too small to judge; candidate rejected');
-          await registry.setStatus(spec.name, spec.model.name, c.model_version, 'rejected');
+          const verdict = `rejected: the held-out window has ${holdout.length} rows, too few to judge`;
+          logger.warn({ version: c.model_version, rows: holdout.length }, verdict);
+          await reject(registry, { ...change(c, verdict), version: c.model_version });
           continue;
         }
         let evaluation: Evaluation | null = null;
         if (serving.champion !== null) {
-          const [cand, champ] = await Promise.all([scores(c.model_version, holdout), scores(serving.champion, holdout)]);
+          let cand: number[];
+          let champ: number[];
+          try {
+            [cand, champ] = await Promise.all([scores(c.model_version, holdout), scores(serving.champion, holdout)]);
+          } catch (err) {
+            if (!(err instanceof CandidateUnusableError)) throw err;
+            const verdict = `rejected: ${err.message}`;
+            logger.error({ version: c.model_version, verdict }, 'candidate unusable');
+            await reject(registry, { ...change(c, verdict), version: c.model_version });
+            continue;
+          }
           const ci = bootstrapDiffCI(cand, champ, { confidence: p.confidence, iterations: 1000, seed: c.model_version });
           const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
           evaluation = {
@@ -146,19 +158,16 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerHandler<'ModelCandid
           : 'no champion';
         if (evaluation && !evaluation.promote) {
           logger.info({ version: c.model_version, verdict }, 'candidate rejected');
-          await registry.setStatus(spec.name, spec.model.name, c.model_version, 'rejected');
+          await reject(registry, { ...change(c, `rejected: ${verdict}`), version: c.model_version });
           continue;
         }
-        const ok = await registry.promote({ pipeline: spec.name, modelName: spec.model.name, version: c.model_version, expected: serving.champion, actor: 'evaluator', reason: verdict });
-        if (!ok) {
+        const event = await promote(registry, { ...change(c, `promoted: ${verdict}`), version: c.model_version, expected: serving.champion });
+        if (!event) {
           logger.warn({ version: c.model_version }, 'champion changed during evaluation; candidate left for a later judgement');
           continue;
         }
-        if (serving.champion !== null) {
-          await registry.setShadow({ pipeline: spec.name, modelName: spec.model.name, version: serving.champion, actor: 'evaluator', reason: 'previous champion shadows the new one for the rollback guard' });
-        }
         logger.info({ version: c.model_version, previous: serving.champion, verdict }, 'candidate promoted');
-        outputs.push(promoteEvent(c, serving.champion, verdict));
+        outputs.push(announce(event));
       }
       return { outputs };
     },

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { loadSpec } from '../../pipelines/spec.js';
 import type { ClientEvent } from '../../schemas/types.js';
 import { valueAt, type EntityFeatures } from '../../store/feature-store.js';
-import { checkUpdate } from '../feature-writer/feature-writer.js';
+import { checkUpdate } from '../../pipelines/validate.js';
 import { buildVector, checkEvent } from './preprocessor.js';
 
 const { spec } = loadSpec(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'pipelines', 'elec2.json'));

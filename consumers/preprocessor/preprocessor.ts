@@ -1,11 +1,14 @@
 /**
- * preprocessor: a client event plus the entity's online features becomes a
- * FeatureVector that records exactly which values the model will be served.
+ * preprocessor's core: a client event plus the entity's online features
+ * becomes a FeatureVector that records exactly which values the model will
+ * be served.
  *
  * Policy, per the pipeline spec:
  * - an event field of the wrong type or a non-finite number: dead letter (VALIDATION);
  * - a declared field absent from the event: served as null, listed in `missing`;
- * - an entity with no row in a feature set: `missingEntity: impute` serves nulls
+ * - each feature set is looked up by its key (pipelines/feature-keys.ts): the event's
+ *   entity, or for a set with `key: { field }` the value of that event field;
+ * - an entity (or key) with no row in a feature set: `missingEntity: impute` serves nulls
  *   and lists the features in `missing` (the model imputes its training mean),
  *   `dead-letter` dead-letters the event (UNKNOWN_ENTITY);
  * - a feature value is served only if it was known at the event's time (as-of ≤
@@ -14,38 +17,35 @@
  *   from the feature history (an as-of join), not merely the latest value; a set with
  *   `waitForWatermarkMs` first waits (up to that long) until the feature-writer has
  *   applied every update known at the chunk's newest event time, then serves what is there
- *   (entities the writer has never seen are not waited for).
- *
- *   const handler = createPreprocessor({ spec, store });
+ *   (entities the writer has never seen are not waited for);
+ * - for sets computed from events (the feature-aggregator reads the same partitions of
+ *   events.client), the wait is exact: until the aggregator has applied every event of the
+ *   partition up to the chunk's last one, so an event is never served an aggregate that is
+ *   merely late.
  */
+import { keyTimes } from '../../pipelines/feature-keys.js';
 import type { PipelineSpec } from '../../pipelines/spec.js';
+import { checkEvent } from '../../pipelines/validate.js';
 import type { ClientEvent, FeatureVector } from '../../schemas/types.js';
 import { asOfValue, valueAt, type EntityFeatures, type FeatureStore } from '../../store/feature-store.js';
-import type { InputRecord, OutputRecord, RecordFailure, WorkerHandler } from '../../streams/runtime.js';
-import { checkValue } from '../validate.js';
+import type { ProgressStore } from '../../store/state-store.js';
+import type { WorkerImpl } from '../../streams/definition.js';
+import type { InputRecord, OutputRecord, RecordFailure } from '../../streams/runtime.js';
+
+export { checkEvent };
 
 export interface PreprocessorDeps {
   spec: PipelineSpec;
-  store: FeatureStore;
+  store: Pick<FeatureStore, 'lookup' | 'history' | 'watermarks'>;
+  /** The feature-aggregator's progress per partition, for events-sourced sets. */
+  aggregatorProgress?: Pick<ProgressStore, 'read'>;
   now?: () => number;
-  /** Called when a watermark wait ends, with how long it took and whether the writer caught up. */
+  /** Called when a wait ends, with how long it took and whether the writer caught up. */
   onWait?: (set: string, waitedMs: number, caughtUp: boolean) => void;
 }
 
 /** How far back an as-of join looks when the set has no maxAgeMs. */
 const DEFAULT_LOOKBACK_MS = 7 * 24 * 3600 * 1000;
-
-/** Pure: the problem with an event, or null. */
-export function checkEvent(spec: PipelineSpec, e: ClientEvent): Omit<RecordFailure, 'index'> | null {
-  if (!e.event_id) return { stage: 'VALIDATION', code: 'MISSING_ID', message: 'event_id is empty' };
-  if (!e.entity_id) return { stage: 'VALIDATION', code: 'MISSING_ENTITY', message: 'entity_id is empty' };
-  if (e.pipeline !== spec.name) return { stage: 'VALIDATION', code: 'WRONG_PIPELINE', message: `event is for pipeline "${e.pipeline}", this worker serves "${spec.name}"` };
-  for (const [name, kind] of Object.entries(spec.events.fields)) {
-    const problem = checkValue(name, kind, e.fields[name]);
-    if (problem) return { stage: 'VALIDATION', ...problem };
-  }
-  return null;
-}
 
 /**
  * Pure: the vector for one event, given the entity's rows per feature set
@@ -86,7 +86,7 @@ export function buildVector(spec: PipelineSpec, e: ClientEvent, rows: Map<string
   };
 }
 
-export function createPreprocessor(deps: PreprocessorDeps): WorkerHandler<'ClientEvent'> {
+export function createPreprocessor(deps: PreprocessorDeps): WorkerImpl<'ClientEvent'> {
   const now = deps.now ?? Date.now;
   const { spec } = deps;
 
@@ -104,9 +104,21 @@ export function createPreprocessor(deps: PreprocessorDeps): WorkerHandler<'Clien
     deps.onWait?.(set, Date.now() - started, pending.length === 0);
   }
 
+  /** Polls the aggregator's progress on the chunk's partition until it has applied the chunk's last event, or the wait runs out. */
+  async function waitForAggregator(sets: string[], maxMs: number, topic: string, partition: number, next: bigint): Promise<void> {
+    if (!deps.aggregatorProgress) return;
+    const started = Date.now();
+    let caughtUp = false;
+    for (;;) {
+      const at = (await deps.aggregatorProgress.read(topic)).get(partition) ?? -1n;
+      caughtUp = at >= next;
+      if (caughtUp || Date.now() - started >= maxMs) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    for (const s of sets) deps.onWait?.(s, Date.now() - started, caughtUp);
+  }
+
   return {
-    name: 'preprocessor',
-    input: { topic: 'events.client', record: 'ClientEvent' },
     async process(records: Array<InputRecord<ClientEvent>>) {
       const deadLetters: RecordFailure[] = [];
       const ok: Array<{ index: number; e: ClientEvent }> = [];
@@ -115,37 +127,39 @@ export function createPreprocessor(deps: PreprocessorDeps): WorkerHandler<'Clien
         if (problem) deadLetters.push({ index, ...problem });
         else ok.push({ index, e: r.value });
       });
-      const entities = ok.map((x) => x.e.entity_id);
-      const newestByEntity = new Map<string, number>();
-      const oldestByEntity = new Map<string, number>();
-      for (const { e } of ok) {
-        newestByEntity.set(e.entity_id, Math.max(newestByEntity.get(e.entity_id) ?? -Infinity, e.event_time));
-        oldestByEntity.set(e.entity_id, Math.min(oldestByEntity.get(e.entity_id) ?? Infinity, e.event_time));
-      }
-      await Promise.all(spec.featureSets.filter((s) => s.waitForWatermarkMs > 0).map((s) => waitForWriter(s.name, s.waitForWatermarkMs, newestByEntity)));
+      // Each set is looked up by its key: the entity, or the value of the set's key field.
+      const keyed = new Map(spec.featureSets.map((s) => [s.name, keyTimes(s, ok.map((x) => x.e))]));
+      const aggregated = spec.featureSets.filter((s) => s.source === 'events' && s.waitForWatermarkMs > 0);
+      const last = records.at(-1)!;
+      await Promise.all([
+        ...spec.featureSets.filter((s) => s.source === 'stream' && s.waitForWatermarkMs > 0).map((s) => waitForWriter(s.name, s.waitForWatermarkMs, keyed.get(s.name)!.newest)),
+        aggregated.length > 0 ? waitForAggregator(aggregated.map((s) => s.name), Math.max(...aggregated.map((s) => s.waitForWatermarkMs)), last.topic, last.partition, BigInt(last.offset) + 1n) : null,
+      ]);
       const perSet = new Map<string, Map<string, EntityFeatures>>();
       const histories = new Map<string, Map<string, Awaited<ReturnType<FeatureStore['history']>>>>();
       await Promise.all(
         spec.featureSets.map(async (s) => {
-          perSet.set(s.name, await deps.store.lookup(s.name, entities));
+          const { newest, oldest } = keyed.get(s.name)!;
+          perSet.set(s.name, await deps.store.lookup(s.name, [...newest.keys()]));
           if (!s.pointInTime) return;
-          const byEntity = new Map<string, Awaited<ReturnType<FeatureStore['history']>>>();
+          const byKey = new Map<string, Awaited<ReturnType<FeatureStore['history']>>>();
           await Promise.all(
-            [...newestByEntity].map(async ([entity, newest]) => {
-              const from = oldestByEntity.get(entity)! - (s.maxAgeMs ?? DEFAULT_LOOKBACK_MS);
-              byEntity.set(entity, await deps.store.history(s.name, entity, Object.keys(s.features), from, newest));
+            [...newest].map(async ([key, latest]) => {
+              const from = oldest.get(key)! - (s.maxAgeMs ?? DEFAULT_LOOKBACK_MS);
+              byKey.set(key, await deps.store.history(s.name, key, Object.keys(s.features), from, latest));
             }),
           );
-          histories.set(s.name, byEntity);
+          histories.set(s.name, byKey);
         }),
       );
       const outputs: OutputRecord[] = [];
       const t = now();
-      for (const { index, e } of ok) {
+      for (const [i, { index, e }] of ok.entries()) {
         const rows = new Map(
           spec.featureSets.map((s) => {
-            const latest = perSet.get(s.name)?.get(e.entity_id);
-            const history = histories.get(s.name)?.get(e.entity_id);
+            const key = keyed.get(s.name)!.keys[i];
+            const latest = key === null || key === undefined ? undefined : perSet.get(s.name)?.get(key);
+            const history = key === null || key === undefined ? undefined : histories.get(s.name)?.get(key);
             if (!latest || !history) return [s.name, latest] as const;
             const asOf: EntityFeatures = new Map();
             for (const f of Object.keys(s.features)) {
@@ -157,7 +171,9 @@ export function createPreprocessor(deps: PreprocessorDeps): WorkerHandler<'Clien
         );
         const vector = buildVector(spec, e, rows, t);
         if (!vector) {
-          deadLetters.push({ index, stage: 'VALIDATION', code: 'UNKNOWN_ENTITY', message: `entity "${e.entity_id}" has no online features and the pipeline dead-letters unknown entities` });
+          const lacking = spec.featureSets.find((s) => !rows.get(s.name));
+          const whose = lacking?.key ? `${lacking.key.field} ${JSON.stringify(e.fields[lacking.key.field] ?? null)}` : `entity "${e.entity_id}"`;
+          deadLetters.push({ index, stage: 'VALIDATION', code: 'UNKNOWN_ENTITY', message: `${whose} has no online features in set "${lacking?.name}" and the pipeline dead-letters unknown entities` });
           continue;
         }
         outputs.push({ topic: 'features.vectors', record: 'FeatureVector', key: e.entity_id, value: vector });

@@ -1,7 +1,7 @@
 /**
- * retrain-trigger: reads monitor reports and applies the spec's retrain
- * policy; also guards a fresh champion and rolls it back when it does worse
- * live than the model it replaced.
+ * retrain-trigger's pure core: the spec's retrain policy over monitor
+ * reports, and the guard that rolls back a fresh champion doing worse live
+ * than the model it replaced.
  *
  * Retrain policy (spec.retrain), on full-window QualityReports of the serving
  * champion: a detector alarm (`onDetectorAlarm`), the metric below `minMetric`,
@@ -19,15 +19,16 @@
  * window by more than `promotion.rollbackMargin`, the previous champion is
  * restored (compare-and-set) and a ROLLBACK ModelEvent goes to control.models.
  *
- * State and offsets are checkpointed together (consumers/checkpoint.ts), so a
- * restart mid-decision starts no second retrain.
+ * As stateful logic (`triggerLogic`), the decisions are saved with the
+ * state before the registry changes, so a restart mid-decision starts no
+ * second retrain and loses no rollback.
  */
-import type { ModelRegistry } from '../../models/registry.js';
+import { rollbackEvent } from '../../models/lifecycle.js';
+import type { ServingState } from '../../models/registry.js';
 import type { PipelineSpec } from '../../pipelines/spec.js';
-import type { DriftReport, ModelEvent, QualityReport, RetrainRequest } from '../../schemas/types.js';
-import type { Logger } from '../../streams/logger.js';
-import type { InputRecord, OutputRecord, WorkerHandler } from '../../streams/runtime.js';
-import { applied, type Checkpoint, type CheckpointStore } from '../checkpoint.js';
+import type { DriftReport, QualityReport, RetrainRequest } from '../../schemas/types.js';
+import type { OutputRecord } from '../../streams/runtime.js';
+import type { StatefulLogic } from '../../streams/state.js';
 
 export type Report = QualityReport | DriftReport;
 
@@ -146,81 +147,46 @@ export function decide(spec: PipelineSpec, s0: TriggerState, report: Report, ser
   return { state: s, request, rollback };
 }
 
-export interface RetrainTriggerDeps {
-  spec: PipelineSpec;
-  registry: ModelRegistry;
-  checkpoints: CheckpointStore;
-  logger: Logger;
-  onDecision?: (d: { request: RetrainRequest | null; rollback: { from: number; to: number | null } | null }) => void;
+
+/** A rollback decided by the guard, carried out after the state is saved. */
+export interface RollbackEffect {
+  from: number;
+  reason: string;
+  cause: string;
+  at: number;
 }
 
-export function createRetrainTrigger(deps: RetrainTriggerDeps): WorkerHandler<'QualityReport' | 'DriftReport'> {
-  const { spec, registry, checkpoints, logger } = deps;
+/**
+ * The trigger as stateful logic: one state per pipeline model; `prepare`
+ * reads which versions serve (a snapshot per chunk, updated by the chunk's own
+ * rollbacks); outputs are RetrainRequests and ROLLBACK events.
+ */
+export function triggerLogic(spec: PipelineSpec, serving: () => Promise<ServingState>, onDecision?: (d: Decision) => void): StatefulLogic<'QualityReport' | 'DriftReport', TriggerState, ServingState, RollbackEffect> {
   const scope = `${spec.name}/${spec.model.name}`;
-  let cp: Checkpoint<TriggerState> | null = null;
-  let loaded = false;
-
   return {
-    name: 'retrain-trigger',
-    input: { topic: 'monitor.reports', record: ['QualityReport', 'DriftReport'] },
-    async process(records: Array<InputRecord<Report>>) {
-      if (!loaded) {
-        cp = await checkpoints.load<TriggerState>(scope);
-        loaded = true;
+    keyOf: (r) => (r.value.pipeline === spec.name && r.value.model_name === spec.model.name ? scope : null),
+    initial: initialTriggerState,
+    prepare: () => serving(),
+    apply(state, r, now) {
+      const report = r.value;
+      const d = decide(spec, state, report, now);
+      onDecision?.(d);
+      const outputs: OutputRecord[] = [];
+      const effects: RollbackEffect[] = [];
+      if (d.request) outputs.push({ topic: 'control.retrain', record: 'RetrainRequest', key: spec.name, value: d.request });
+      if (d.rollback && now.previous !== null && now.champion === d.rollback.from) {
+        const to = now.previous;
+        outputs.push({
+          topic: 'control.models',
+          record: 'ModelEvent',
+          key: scope,
+          value: rollbackEvent({ pipeline: spec.name, modelName: spec.model.name, actor: 'retrain-trigger', reason: d.rollback.reason, cause: report.report_id, at: report.created_at, from: d.rollback.from, to }),
+        });
+        effects.push({ from: d.rollback.from, reason: d.rollback.reason, cause: report.report_id, at: report.created_at });
+        // Later reports of this chunk see the rollback.
+        Object.assign(now, { champion: to, previous: null, shadow: null });
       }
-      const first = records[0]!;
-      const last = records[records.length - 1]!;
-      // A chunk starting where the last applied chunk started is a replay after a crash between our
-      // checkpoint and the Kafka commit: the decisions already taken are emitted again, not re-taken.
-      const replayed = cp?.last && cp.last.partition === first.partition && cp.last.from === first.offset ? cp.last : null;
-      let state = cp?.state ?? initialTriggerState();
-      const outputs: OutputRecord[] = [...(replayed?.outputs ?? [])];
-      const rollbacks: Array<{ from: number; reason: string }> = [...(replayed?.rollbacks ?? [])];
-      for (const rec of records) {
-        if (applied(cp, rec.partition, rec.offset)) continue;
-        const report = rec.value;
-        if (report.pipeline !== spec.name || report.model_name !== spec.model.name) continue;
-        const serving = await registry.serving(spec.name, spec.model.name);
-        const d = decide(spec, state, report, serving);
-        state = d.state;
-        if (d.request) {
-          logger.info({ requestId: d.request.request_id, reason: d.request.reason, detail: d.request.detail }, 'retrain requested');
-          outputs.push({ topic: 'control.retrain', record: 'RetrainRequest', key: spec.name, value: d.request });
-        }
-        let restored: number | null = null;
-        if (d.rollback && serving.previous !== null && serving.champion === d.rollback.from) {
-          // The event is decided and checkpointed before the registry changes (below), so a crash in
-          // between cannot lose it: the replay re-emits it and re-applies the idempotent rollback.
-          restored = serving.previous;
-          rollbacks.push({ from: d.rollback.from, reason: d.rollback.reason });
-          const event: ModelEvent = {
-            event_id: `${scope}/rollback/${report.report_id}`,
-            pipeline: spec.name,
-            model_name: spec.model.name,
-            action: 'ROLLBACK',
-            model_version: restored,
-            previous_version: d.rollback.from,
-            traffic_share: null,
-            reason: d.rollback.reason,
-            actor: 'retrain-trigger',
-            created_at: report.created_at,
-          };
-          outputs.push({ topic: 'control.models', record: 'ModelEvent', key: scope, value: event });
-        }
-        deps.onDecision?.({ request: d.request, rollback: d.rollback ? { from: d.rollback.from, to: restored } : null });
-      }
-      const to = replayed && BigInt(replayed.to) > BigInt(last.offset) ? replayed.to : last.offset;
-      cp = {
-        state,
-        offsets: { ...(cp?.offsets ?? {}), [last.partition]: to },
-        last: { partition: first.partition, from: first.offset, to, outputs, rollbacks },
-      };
-      await checkpoints.save(scope, cp);
-      for (const rb of rollbacks) {
-        const done = await registry.rollback({ pipeline: spec.name, modelName: spec.model.name, expected: rb.from, actor: 'retrain-trigger', reason: rb.reason });
-        logger.warn({ from: rb.from, to: done, reason: rb.reason }, done === null ? 'rollback already applied (or the champion changed meanwhile)' : 'champion rolled back');
-      }
-      return { outputs };
+      return { state: d.state, outputs, effects };
     },
   };
 }

@@ -1,35 +1,45 @@
 /**
- * scorer: feature vectors are scored in batches by the serving model
- * (onnxruntime-node, one session.run per chunk); each prediction goes to the
- * `predictions` topic and the prediction log. Optional variants: an A/B arm
+ * scorer's core: feature vectors are scored in batches by the serving model
+ * (onnxruntime-node, one session.run per chunk); each served prediction goes
+ * to the `predictions` topic, every prediction (shadow included) to the
+ * joiner's `predictions.by-event` and to the prediction log. Optional variants: an A/B arm
  * serves a share of events (chosen by a hash of the event id, so a replay
  * picks the same arm), and a shadow model scores every event side by side,
  * logged with variant "shadow" but never served.
  *
  * Hot swap: `reload()` reads the serving state from the registry and loads
  * any new version; the swap takes effect between chunks, so every event is
- * scored by exactly one champion and no chunk is half old, half new. A model
- * whose feature spec does not match the pipeline's is refused at load and the
- * current one keeps serving.
- *
- *   const scorer = createScorer({ spec, registry, log, logger });
- *   await scorer.reload();  // on a control.models event, and on a timer
+ * scored by exactly one champion and no chunk is half old, half new. Each model
+ * is given exactly the inputs its feature spec names (a model may use fewer
+ * than the pipeline serves); a model that needs an input the pipeline does
+ * not serve, or of another kind, is refused at load, not discovered per event,
+ * and the current one keeps serving.
  */
 import crypto from 'node:crypto';
+import { LooplineError, TransientError } from '../../core/errors.js';
+import { pipelineFitProblem } from '../../models/feature-spec.js';
 import { loadOnnxModel, type OnnxModel } from '../../models/onnx-model.js';
 import type { ModelOutput } from '../../models/model-output.js';
 import type { ModelRegistry, ServingState } from '../../models/registry.js';
-import { modelFeatureDefs, type PipelineSpec } from '../../pipelines/spec.js';
+import { inputKinds, modelFeatureDefs, type PipelineSpec } from '../../pipelines/spec.js';
+import { checkValue } from '../../pipelines/validate.js';
 import type { FeatureVector, Prediction } from '../../schemas/types.js';
 import type { PredictionLog } from '../../store/prediction-log.js';
-import { LooplineError } from '../../streams/errors.js';
+import type { WorkerImpl } from '../../streams/definition.js';
 import type { Logger } from '../../streams/logger.js';
-import type { InputRecord, OutputRecord, RecordFailure, WorkerHandler } from '../../streams/runtime.js';
-import { checkValue } from '../validate.js';
+import type { InputRecord, OutputRecord, RecordFailure } from '../../streams/runtime.js';
 
-export class NoChampionError extends LooplineError {
+/** No model serves yet: retried (events wait) until one is promoted, within the retry budget. */
+export class NoChampionError extends TransientError {
   constructor(pipeline: string, model: string) {
-    super(`pipeline ${pipeline} has no champion for model ${model}; train and promote one first (loopline train --bootstrap)`, { code: 'NO_CHAMPION', retriable: false });
+    super(`pipeline ${pipeline} has no champion for model ${model}; train and promote one first (loopline train)`, undefined, 'NO_CHAMPION');
+  }
+}
+
+/** A model the scorer will not serve (it does not fit the pipeline, or its bytes are broken). */
+export class ModelRefusedError extends LooplineError {
+  constructor(message: string, cause?: unknown) {
+    super(message, { code: 'MODEL_REFUSED', retriable: false, cause });
   }
 }
 
@@ -54,7 +64,7 @@ export interface Serving {
   ab: (Loaded & { share: number }) | null;
 }
 
-export interface Scorer extends WorkerHandler<'FeatureVector'> {
+export interface Scorer extends WorkerImpl<'FeatureVector'> {
   /** Re-reads the serving state; loads and swaps in changed versions. Returns the champion version. */
   reload(): Promise<number>;
   serving(): { champion: number | null; shadow: number | null; ab: number | null };
@@ -105,28 +115,23 @@ export function createScorer(deps: ScorerDeps): Scorer {
   const now = deps.now ?? Date.now;
   const modelName = spec.model.name;
   const expected = modelFeatureDefs(spec);
+  const served = [...inputKinds(spec)].map(([name, kind]) => ({ name, kind }));
   const cache = new Map<number, Promise<Loaded>>();
   let current: Serving | null = null;
   let reloading: Promise<number> | null = null;
-
-  function specProblem(features: Array<{ name: string; kind: string }>): string | null {
-    if (features.length !== expected.length) return `model has ${features.length} features, the pipeline serves ${expected.length}`;
-    for (let i = 0; i < expected.length; i++) {
-      const want = expected[i]!;
-      const got = features[i]!;
-      if (want.name !== got.name || want.kind !== got.kind) return `feature ${i} is ${got.name} (${got.kind}) in the model but ${want.name} (${want.kind}) in the pipeline`;
-    }
-    return null;
-  }
 
   function load(version: number): Promise<Loaded> {
     let p = cache.get(version);
     if (!p) {
       p = (async () => {
         const mv = await registry.get(spec.name, modelName, version);
-        const problem = specProblem(mv.spec.features);
-        if (problem) throw new LooplineError(`refusing ${modelName}@${version}: its feature spec does not match pipeline ${spec.name}: ${problem}`, { code: 'MODEL_SPEC_MISMATCH', retriable: false });
-        return { version, model: await loadOnnxModel(mv.onnx, mv.spec) };
+        const problem = pipelineFitProblem(served, { task: spec.task, classes: spec.label.classes }, mv.spec);
+        if (problem) throw new ModelRefusedError(`refusing ${modelName}@${version}: it does not fit pipeline ${spec.name}: ${problem}`);
+        try {
+          return { version, model: await loadOnnxModel(mv.onnx, mv.spec) };
+        } catch (err) {
+          throw new ModelRefusedError(`refusing ${modelName}@${version}: onnxruntime cannot load it: ${(err as Error).message}`, err);
+        }
       })();
       p.catch(() => cache.delete(version));
       cache.set(version, p);
@@ -166,9 +171,6 @@ export function createScorer(deps: ScorerDeps): Scorer {
   }
 
   const scorer: Scorer = {
-    name: 'scorer',
-    input: { topic: 'features.vectors', record: 'FeatureVector' },
-
     async open() {
       await scorer.reload();
     },
@@ -199,7 +201,7 @@ export function createScorer(deps: ScorerDeps): Scorer {
       const deadLetters: RecordFailure[] = [];
       const champ: FeatureVector[] = [];
       const arm: FeatureVector[] = [];
-      const all: FeatureVector[] = [];
+      const everyone: FeatureVector[] = [];
       records.forEach((r, index) => {
         for (const f of expected) {
           const problem = checkValue(f.name, f.kind, r.value.values[f.name]);
@@ -208,14 +210,18 @@ export function createScorer(deps: ScorerDeps): Scorer {
             return;
           }
         }
-        all.push(r.value);
+        everyone.push(r.value);
         (serving.ab && abArm(r.value.event_id, serving.ab.share) === 'ab' ? arm : champ).push(r.value);
       });
       const scoredAt = now();
-      const served = [...(await score(serving.champion, 'champion', champ, scoredAt)), ...(serving.ab ? await score(serving.ab, 'ab', arm, scoredAt) : [])];
-      const shadow = serving.shadow ? await score(serving.shadow, 'shadow', all, scoredAt) : [];
-      await log.write([...served, ...shadow]);
-      const outputs: OutputRecord[] = served.map((p) => ({ topic: 'predictions', record: 'Prediction', key: p.entity_id, value: p }));
+      const servedPredictions = [...(await score(serving.champion, 'champion', champ, scoredAt)), ...(serving.ab ? await score(serving.ab, 'ab', arm, scoredAt) : [])];
+      const shadow = serving.shadow ? await score(serving.shadow, 'shadow', everyone, scoredAt) : [];
+      const all = [...servedPredictions, ...shadow];
+      await log.write(all);
+      const outputs: OutputRecord[] = [
+        ...servedPredictions.map((p): OutputRecord => ({ topic: 'predictions', record: 'Prediction', key: p.entity_id, value: p })),
+        ...all.map((p): OutputRecord => ({ topic: 'predictions.by-event', record: 'Prediction', key: p.event_id, value: p })),
+      ];
       return { outputs, deadLetters };
     },
 

@@ -12,8 +12,8 @@ import type { Admin, Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import type { LooplineConfig } from '../../config/config.js';
 import { startPipeline, type RunningPipeline } from '../../consumers/pipeline.js';
-import { trainBootstrap, type BootstrapResult } from '../../models/pipeline-training.js';
-import { createModelRegistry } from '../../models/registry.js';
+import { trainBootstrap, type BootstrapResult } from '../../producers/bootstrap.js';
+import { createModelRegistry } from '../../store/model-registry.js';
 import type { PipelineSpec } from '../../pipelines/spec.js';
 import { createLooplineProducer } from '../../producers/client.js';
 import { buildReplayPlan } from '../../producers/replay-plan.js';
@@ -151,8 +151,8 @@ export async function runLoopline(deps: LooplineDeps, opts: { batchMax: number; 
   progress(`loopline: starting feature-writer, preprocessor, scorer (batchMax ${opts.batchMax})`);
   const pipeline: RunningPipeline = await startPipeline(deps.config, spec, logger, {
     workers: ['feature-writer', 'preprocessor', 'scorer'],
-    worker: { batchMax: opts.batchMax },
-    reloadIntervalMs: 60_000,
+    runtime: { batchMax: opts.batchMax },
+    env: { ...process.env, LOOPLINE_SCORER_RELOAD_INTERVAL_MS: '60000' },
   });
 
   const unregisterPipeline = closeOnInterrupt(() => pipeline.stop());

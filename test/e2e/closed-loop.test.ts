@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runDemo, type DemoRun } from '../../cli/demo.js';
-import { createModelRegistry } from '../../models/registry.js';
+import { createModelRegistry } from '../../store/model-registry.js';
 import { createCassandraClient } from '../../store/cassandra.js';
 import { createKafka } from '../../streams/kafka.js';
 import { createLogger } from '../../streams/logger.js';

@@ -6,9 +6,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SCORING_WORKERS, startPipeline, type RunningPipeline } from '../../consumers/pipeline.js';
-import { createModelAnnouncer } from '../../models/control.js';
-import { trainBootstrap, trainForPipeline } from '../../models/pipeline-training.js';
-import { artifactOf, createModelRegistry } from '../../models/registry.js';
+import { createModelAnnouncer } from '../../cli/announce.js';
+import { modelEvent } from '../../models/lifecycle.js';
+import { trainForPipeline } from '../../models/pipeline-training.js';
+import { trainBootstrap } from '../../producers/bootstrap.js';
+import type { Scorer } from '../../consumers/scorer/scorer.js';
+import { artifactOf } from '../../models/registry.js';
+import { createModelRegistry } from '../../store/model-registry.js';
 import { loadSpec } from '../../pipelines/spec.js';
 import { createLooplineProducer } from '../../producers/client.js';
 import { readCsv } from '../../producers/csv.js';
@@ -33,7 +37,7 @@ beforeAll(async () => {
   const registry = createModelRegistry(env.cql);
   const boot = await trainBootstrap(spec, dir, registry);
   expect(boot.promoted).toBe(true);
-  pipeline = await startPipeline(env.config, spec, env.logger, { workers: SCORING_WORKERS, reloadIntervalMs: 60_000, worker: { batchMax: 200 } });
+  pipeline = await startPipeline(env.config, spec, env.logger, { workers: SCORING_WORKERS, env: { ...process.env, LOOPLINE_SCORER_RELOAD_INTERVAL_MS: '60000' }, runtime: { batchMax: 200 } });
 });
 afterAll(async () => {
   await pipeline?.stop();
@@ -66,7 +70,7 @@ describe('scoring path', () => {
     const raw = [
       { key: 'nsw', value: Buffer.from('{"event_id":"json-not-avro"}') }, // BAD_MAGIC
       { key: 'nsw', value: Buffer.from([0, 0, 0]) }, // TOO_SHORT
-      { key: 'nsw', value: frame(2_000_000_000, good.subarray(5)) }, // UNKNOWN_SCHEMA
+      { key: 'nsw', value: frame(2_000_000_000, good.subarray(5)) }, // SCHEMA_NOT_ALLOWED: not an id of the topic's subject
     ];
     const invalid = [
       badEvent('bad-nan', { fields: { ...badEvent('', {}).fields, nswdemand: Number.NaN } }),
@@ -90,9 +94,9 @@ describe('scoring path', () => {
     expect(info.version).toBe(2);
     expect(await registry.promote({ pipeline: spec.name, modelName: spec.model.name, version: 2, expected: 1, actor: 'test', reason: 'mid-replay swap' })).toBe(true);
     const announcer = createModelAnnouncer(env.kafka, env.codec, env.names);
-    await announcer.announce({ pipeline: spec.name, modelName: spec.model.name, action: 'PROMOTE', version: 2, previous: 1, reason: 'mid-replay swap', actor: 'test' });
+    await announcer.announce(modelEvent({ pipeline: spec.name, modelName: spec.model.name, actor: 'test', reason: 'mid-replay swap', cause: 'test' }, 'PROMOTE', 2, 1));
     await announcer.close();
-    await waitFor('the scorer to swap to version 2', () => pipeline.scorer!.serving().champion === 2, 30_000);
+    await waitFor('the scorer to swap to version 2', () => pipeline.impl<Scorer>('scorer')!.serving().champion === 2, 30_000);
     await replayer.run(plan.slice(half), { speed: 'max', eventsPerSecond: 1500 });
     await producer.disconnect();
 
@@ -116,7 +120,7 @@ describe('scoring path', () => {
     expect(new Set(predictions.map((p) => p.event_id))).toEqual(new Set(scoredIds)); // none lost
     expect(dlq).toHaveLength(6);
     expect(predictions.length + dlq.length).toBe(eventsIn);
-    expect(dlq.map((m) => header(m.headers, 'error.code')).sort()).toEqual(['BAD_MAGIC', 'NON_FINITE', 'NON_FINITE', 'TOO_SHORT', 'UNKNOWN_SCHEMA', 'WRONG_TYPE']);
+    expect(dlq.map((m) => header(m.headers, 'error.code')).sort()).toEqual(['BAD_MAGIC', 'NON_FINITE', 'NON_FINITE', 'SCHEMA_NOT_ALLOWED', 'TOO_SHORT', 'WRONG_TYPE']);
 
     // The prediction log holds exactly one row per scored event, with the served features.
     const log = createPredictionLog(env.cql);
@@ -129,7 +133,7 @@ describe('scoring path', () => {
       const p = byId.get(l.event_id)!;
       expect(l.model_version).toBe(p.model_version);
       expect(l.score).toBeCloseTo(p.score, 12);
-      expect(l.features).toEqual(Object.fromEntries(Object.entries(p.features).filter(([, v]) => v !== null)));
+      expect(l.features).toEqual(p.features); // the exact values served, features served missing as null
     }
 
     // Unknown entities were scored, with their feature-store features flagged missing.

@@ -20,12 +20,16 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDriftMonitor, DRIFT_MONITOR, type CheckpointBody } from '../../consumers/drift-monitor/drift-monitor.js';
+import { DRIFT_MONITOR, driftMonitor } from '../../consumers/drift-monitor/index.js';
+import { createStateStore } from '../../store/state-store.js';
+import { createStores } from '../../store/stores.js';
+import type { WorkerImpl } from '../../streams/definition.js';
 import { applyRecord, checkRecord, createMonitorState, monitorConfig, type MonitorReport, type VersionBaseline } from '../../consumers/drift-monitor/monitor-core.js';
 import { toPrediction } from '../../consumers/scorer/scorer.js';
 import { loadOnnxModel } from '../../models/onnx-model.js';
-import { trainBootstrap } from '../../models/pipeline-training.js';
-import { createModelRegistry, type ModelRegistry } from '../../models/registry.js';
+import { trainBootstrap } from '../../producers/bootstrap.js';
+import { type ModelRegistry } from '../../models/registry.js';
+import { createModelRegistry } from '../../store/model-registry.js';
 import { loadSpec, type PipelineSpec } from '../../pipelines/spec.js';
 import { readCsv } from '../../producers/csv.js';
 import { buildReplayPlan, pointInTimeRows } from '../../producers/replay-plan.js';
@@ -133,12 +137,19 @@ function expectSameReports(got: MonitorReport[], expected: MonitorReport[]): voi
   expect(got.map((r) => ({ record: r.record, value: r.value }))).toEqual(expected.map((r) => ({ record: r.record, value: r.value })));
 }
 
-async function checkpointRow(env: TestEnv): Promise<{ offsets: Map<number, bigint>; body: CheckpointBody } | null> {
-  const row = (await env.cql.execute('SELECT state, offsets FROM worker_checkpoints WHERE worker = ? AND scope = ?', [DRIFT_MONITOR, SCOPE], { prepare: true })).first();
-  if (!row) return null;
-  const offsets = new Map<number, bigint>(Object.entries((row.get('offsets') as Record<string, { toString(): string }>) ?? {}).map(([p, o]) => [Number(p), BigInt(o.toString())]));
-  return { offsets, body: JSON.parse(row.get('state') as string) as CheckpointBody };
+/** The monitor's state row: the offsets applied per partition and what recent records emitted. */
+async function checkpointRow(env: TestEnv): Promise<{ offsets: Map<number, bigint>; body: { emitted: Array<{ offset: string }> } } | null> {
+  const entry = (await createStateStore(env.cql, DRIFT_MONITOR).load([SCOPE])).get(SCOPE);
+  if (!entry) return null;
+  const offsets = new Map<number, bigint>(Object.entries(entry.applied).map(([tp, o]) => [Number(tp.slice(tp.lastIndexOf('/') + 1)), BigInt(o)]));
+  return { offsets, body: { emitted: entry.emitted } };
 }
+
+/** The drift monitor from its definition, on this test's servers. */
+function monitorImpl(env: TestEnv, metrics = new Registry()): WorkerImpl<'LabeledPrediction'> {
+  return driftMonitor.create({}, { spec, logger: env.logger, stores: createStores(env.cql), now: Date.now }, driftMonitor.createMetrics(metrics));
+}
+const handlerOf = (impl: WorkerImpl<'LabeledPrediction'>): WorkerHandler<'LabeledPrediction'> => ({ name: driftMonitor.name, input: driftMonitor.input, ...impl });
 
 const group = (env: TestEnv) => `${env.names.prefix}loopline-${DRIFT_MONITOR}`;
 const caughtUp = (env: TestEnv) => groupCaughtUp(env.admin, group(env), env.names.physical('predictions.labeled'));
@@ -171,7 +182,7 @@ describe('drift monitor', () => {
     console.log(`[drift-monitor] reference: ${expected.length} reports, ${expected.filter((r) => r.record === 'QualityReport' && r.value.alarm).length} alarms, ${drifts.filter((d) => d.drifted).length}/${drifts.length} drift reports flagged`);
 
     const metrics = new Registry();
-    const worker = createWorker(createDriftMonitor({ spec, cql: env.cql, registry, logger: env.logger, metrics }), { kafka: env.kafka, codec: env.codec, names: env.names, logger: env.logger, metrics: createWorkerMetrics(metrics) }, { batchMax: 200 });
+    const worker = createWorker(handlerOf(monitorImpl(env, metrics)), { kafka: env.kafka, codec: env.codec, names: env.names, logger: env.logger, metrics: createWorkerMetrics(metrics) }, { batchMax: 200 });
     await worker.start();
     try {
       await waitFor('the monitor to consume every labeled prediction', () => caughtUp(env), 120_000, 500);
@@ -233,12 +244,12 @@ describe('drift monitor after a kill', () => {
     const deps = { kafka: env.kafka, codec: env.codec, names: env.names, logger: env.logger, metrics: createWorkerMetrics(new Registry()) };
     const slow = (h: WorkerHandler<'LabeledPrediction'>): WorkerHandler<'LabeledPrediction'> => ({
       ...h,
-      async process(records: Array<InputRecord<LabeledPrediction>>) {
+      async process(records: Array<InputRecord<LabeledPrediction>>, ctx) {
         await new Promise((r) => setTimeout(r, 150));
-        return h.process(records);
+        return h.process(records, ctx);
       },
     });
-    const second = createWorker(slow(createDriftMonitor({ spec, cql: env.cql, registry, logger: env.logger })), deps, { batchMax: 70, sessionTimeoutMs: 6_000 });
+    const second = createWorker(slow(handlerOf(monitorImpl(env))), deps, { batchMax: 70, sessionTimeoutMs: 6_000 });
     await second.start();
     try {
       await waitFor('run 2 to move the checkpoint on by 500 records', async () => {
@@ -251,7 +262,7 @@ describe('drift monitor after a kill', () => {
     expect(await caughtUp(env)).toBe(false); // stopped mid-stream
 
     // Run 3 finishes.
-    const third = createWorker(createDriftMonitor({ spec, cql: env.cql, registry, logger: env.logger }), deps, { batchMax: 130, sessionTimeoutMs: 6_000 });
+    const third = createWorker(handlerOf(monitorImpl(env)), deps, { batchMax: 130, sessionTimeoutMs: 6_000 });
     await third.start();
     try {
       await waitFor('run 3 to consume every labeled prediction', () => caughtUp(env), 120_000, 500);
@@ -278,8 +289,8 @@ async function runKilledChild(env: TestEnv, o: { killAtOffset: number; batchMax:
     `
 import { Registry } from ${JSON.stringify(pathToFileURL(createRequire(import.meta.url).resolve('prom-client')).href)};
 import { loadConfig } from ${imp('config/config.ts')};
-import { createDriftMonitor } from ${imp('consumers/drift-monitor/drift-monitor.ts')};
-import { createModelRegistry } from ${imp('models/registry.ts')};
+import { driftMonitor } from ${imp('consumers/drift-monitor/index.ts')};
+import { createStores } from ${imp('store/stores.ts')};
 import { loadSpec } from ${imp('pipelines/spec.ts')};
 import { createCodec } from ${imp('schemas/codec.ts')};
 import { createRegistryClient } from ${imp('schemas/registry-client.ts')};
@@ -296,11 +307,13 @@ const loaded = loadSpec(${imp('pipelines/elec2.json')});
 const spec = { ...loaded.spec, monitoring: { ...loaded.spec.monitoring, windowSize: ${WINDOW} } };
 const cql = createCassandraClient(config.cassandra);
 await cql.connect();
-const monitor = createDriftMonitor({ spec, cql, registry: createModelRegistry(cql), logger });
+const monitor = driftMonitor.create({}, { spec, logger, stores: createStores(cql), now: Date.now }, driftMonitor.createMetrics(new Registry()));
 const handler = {
+  name: driftMonitor.name,
+  input: driftMonitor.input,
   ...monitor,
-  async process(records: any[]) {
-    const result = await monitor.process(records);
+  async process(records: any[], ctx: any) {
+    const result = await monitor.process(records, ctx);
     // The checkpoint is saved; the runtime has not begun this chunk's transaction.
     if (records.some((r) => r.key === ${JSON.stringify(SCOPE)} && Number(r.offset) >= ${o.killAtOffset})) process.kill(process.pid, 'SIGKILL');
     return result;

@@ -10,17 +10,20 @@ import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEvaluator, type Evaluation } from '../../consumers/evaluator/evaluator.js';
-import { createJoinerStore } from '../../consumers/joiner/store.js';
 import { trainForPipeline } from '../../models/pipeline-training.js';
-import { artifactOf, createModelRegistry, type ModelInfo, type ModelRegistry } from '../../models/registry.js';
+import { artifactOf, type ModelInfo, type ModelRegistry } from '../../models/registry.js';
+import { createModelRegistry } from '../../store/model-registry.js';
 import type { TrainedModel } from '../../models/trainer.js';
 import { loadSpec, type PipelineSpec } from '../../pipelines/spec.js';
 import { readCsv } from '../../producers/csv.js';
 import { buildReplayPlan, pointInTimeRows, type PointInTimeRow } from '../../producers/replay-plan.js';
 import type { ModelCandidate, ModelEvent, Prediction } from '../../schemas/types.js';
-import { TransientError } from '../../streams/errors.js';
+import { TransientError } from '../../core/errors.js';
 import { createWorkerMetrics } from '../../streams/metrics.js';
-import { createWorker, type InputRecord, type Worker, type WorkerHandler } from '../../streams/runtime.js';
+import { createWorker, type InputRecord, type Worker } from '../../streams/runtime.js';
+import type { WorkerImpl } from '../../streams/definition.js';
+import { evaluator } from '../../consumers/evaluator/index.js';
+import { createTrainingSet } from '../../store/training-set.js';
 import { createTestEnv, waitFor, type TestEnv } from '../support/fixtures.js';
 import { groupCaughtUp, readTopic, type ReadMessage } from '../support/read-topic.js';
 
@@ -72,7 +75,7 @@ async function champion(spec: PipelineSpec, m: TrainedModel): Promise<ModelInfo>
 
 /** The held-out rows as the joiner stores them: the served features of a champion prediction with its ground truth, after the training window. */
 async function writeHoldout(spec: PipelineSpec, modelVersion: number): Promise<void> {
-  const store = createJoinerStore(env.cql);
+  const store = createTrainingSet(env.cql);
   expect(Math.min(...holdout.map((r) => r.event.event_time))).toBeGreaterThan(trainingEnd());
   for (let i = 0; i < holdout.length; i += 100) {
     await Promise.all(
@@ -83,7 +86,7 @@ async function writeHoldout(spec: PipelineSpec, modelVersion: number): Promise<v
           features: r.values, missing: Object.entries(r.values).filter(([, v]) => v === null).map(([k]) => k),
           event_time: r.event.event_time, produced_at: r.event.event_time, scored_at: r.event.event_time,
         };
-        return store.writeTrainingRow(p, r.label!, r.event.event_time + spec.label.delayMs);
+        return store.write(p, r.label!, r.event.event_time + spec.label.delayMs);
       }),
     );
   }
@@ -107,14 +110,14 @@ async function sendCandidates(candidates: ModelCandidate[]): Promise<void> {
   await producer.disconnect();
 }
 
-function evaluatorWorker(handler: WorkerHandler<'ModelCandidate'>, groupId: string): Worker {
+function evaluatorWorker(impl: WorkerImpl<'ModelCandidate'>, groupId: string): Worker {
   const deps = { kafka: env.kafka, codec: env.codec, names: env.names, logger: env.logger, metrics: createWorkerMetrics(new Registry()) };
-  return createWorker(handler, deps, { groupId, batchMax: 10, sessionTimeoutMs: 120_000 });
+  return createWorker({ name: evaluator.name, input: evaluator.input, ...impl }, deps, { groupId, batchMax: 10, sessionTimeoutMs: 120_000 });
 }
 
 /** Runs an evaluator on its own group until it has committed everything on control.candidates, then stops it. */
 async function runToEnd(spec: PipelineSpec, groupId: string, evaluations: Evaluation[] = []): Promise<void> {
-  const worker = evaluatorWorker(createEvaluator({ spec, cql: env.cql, registry, logger: env.logger, onEvaluated: (e) => evaluations.push(e) }), groupId);
+  const worker = evaluatorWorker(createEvaluator({ spec, training: createTrainingSet(env.cql), registry, logger: env.logger, onEvaluated: (e) => evaluations.push(e) }), groupId);
   await worker.start();
   try {
     await waitFor('the evaluator to commit every candidate', () => groupCaughtUp(env.admin, groupId, env.names.physical('control.candidates')), 50_000, 250);
@@ -185,16 +188,14 @@ describe('evaluator', () => {
 
     // Run 1 promotes, then "crashes" before its Kafka transaction commits: the registry changed, nothing was announced.
     const evaluations: Evaluation[] = [];
-    const inner = createEvaluator({ spec, cql: env.cql, registry, logger: env.logger, onEvaluated: (e) => evaluations.push(e) });
+    const inner = createEvaluator({ spec, training: createTrainingSet(env.cql), registry, logger: env.logger, onEvaluated: (e) => evaluations.push(e) });
     let judged!: () => void;
     const judgedP = new Promise<void>((r) => (judged = r));
     let release!: () => void;
     const releaseP = new Promise<void>((r) => (release = r));
-    const crashing: WorkerHandler<'ModelCandidate'> = {
-      name: inner.name,
-      input: inner.input,
-      async process(records: Array<InputRecord<ModelCandidate>>) {
-        await inner.process(records);
+    const crashing: WorkerImpl<'ModelCandidate'> = {
+      async process(records: Array<InputRecord<ModelCandidate>>, ctx) {
+        await inner.process(records, ctx);
         judged();
         await releaseP;
         throw new TransientError('simulated crash between the promotion and the Kafka commit');
@@ -266,7 +267,7 @@ describe('evaluator', () => {
       },
     };
     const groupId = `${env.names.prefix}eval-flaky`;
-    const worker = evaluatorWorker(createEvaluator({ spec, cql: env.cql, registry: flaky, logger: env.logger }), groupId);
+    const worker = evaluatorWorker(createEvaluator({ spec, training: createTrainingSet(env.cql), registry: flaky, logger: env.logger }), groupId);
     await worker.start();
     try {
       await waitFor('the evaluator to commit every candidate', () => groupCaughtUp(env.admin, groupId, env.names.physical('control.candidates')), 50_000, 250);

@@ -46,7 +46,7 @@ afterAll(async () => {
 
 describe('event aggregates', () => {
   it('serves each event the aggregates of the entity’s earlier events', async () => {
-    pipeline = await startPipeline(env.config, spec, env.logger, { workers: ['feature-writer', 'feature-aggregator', 'preprocessor'], worker: { batchMax: 100 } });
+    pipeline = await startPipeline(env.config, spec, env.logger, { workers: ['feature-writer', 'feature-aggregator', 'preprocessor'], runtime: { batchMax: 100 } });
     const producer = createLooplineProducer({ kafka: env.kafka, codec: env.codec, names: env.names, logger: env.logger });
     await producer.connect();
     const plan = buildReplayPlan(spec, csv, { offset: 8000, limit: 400 }).filter((a) => a.kind !== 'label');

@@ -1,22 +1,26 @@
-// The joiner on real Kafka and Cassandra: predictions written to the log and
-// the topic as the scorer writes them (log first), ground truth sent before,
-// after and at the same time as its predictions, duplicated, late and invalid;
-// a crash after side effects (aborted transaction) and a stop/start of the
-// joiners mid-stream. Every logged prediction of a labeled event, shadow
-// variants included, ends as exactly one LabeledPrediction, and every joined
-// event as one training row with the features the model was served.
+// The joiner on real Kafka and Cassandra: predictions written to
+// predictions.by-event as the scorer writes them (every variant, keyed by
+// event id), ground truth sent before, after and at the same time as its
+// predictions, duplicated, late and invalid; a crash after side effects
+// (aborted transaction) and stop/starts of the joiner mid-stream. Every
+// prediction of a labeled event, shadow variants included, ends as exactly one
+// LabeledPrediction, and every joined event as one training row with the
+// features the model was served.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLabelJoiner, createPredictionJoiner, readTrainingRows, type JoinerDeps } from '../../consumers/joiner/joiner.js';
+import { joiner } from '../../consumers/joiner/index.js';
 import { loadSpec } from '../../pipelines/spec.js';
 import { createLooplineProducer, type LooplineProducer } from '../../producers/client.js';
 import type { GroundTruth, LabeledPrediction, Prediction } from '../../schemas/types.js';
-import { createPredictionLog, dayOf, type PredictionLog } from '../../store/prediction-log.js';
-import { TransientError } from '../../streams/errors.js';
+import { dayOf } from '../../store/prediction-log.js';
+import { createStores } from '../../store/stores.js';
+import { createTrainingSet } from '../../store/training-set.js';
+import { TransientError } from '../../core/errors.js';
 import { createWorkerMetrics } from '../../streams/metrics.js';
 import { createWorker, type Worker, type WorkerDeps, type WorkerHandler } from '../../streams/runtime.js';
+import type { WorkerImpl } from '../../streams/definition.js';
 import { createTestEnv, waitFor, type TestEnv } from '../support/fixtures.js';
 import { groupCaughtUp, header, readTopic } from '../support/read-topic.js';
 
@@ -28,14 +32,12 @@ const STEP = 6 * 3600_000; // 300 events over 75 days: three month partitions
 const N = 300;
 
 let env: TestEnv;
-let log: PredictionLog;
 let producer: LooplineProducer;
 let registry: Registry;
 let deps: WorkerDeps;
 const workers: Worker[] = [];
 beforeAll(async () => {
   env = await createTestEnv('joiner');
-  log = createPredictionLog(env.cql);
   producer = createLooplineProducer({ kafka: env.kafka, codec: env.codec, names: env.names, logger: env.logger });
   await producer.connect();
   registry = new Registry();
@@ -68,14 +70,16 @@ function predictionsOf(i: number): { served: Prediction; shadow: Prediction | nu
   return { served, shadow };
 }
 
-/** As the scorer does it: the log first, then the served predictions on the topic. */
+/** As the scorer does it: every prediction of the event (served and shadow) on predictions.by-event, keyed by event id. */
 async function score(indices: number[]): Promise<void> {
-  const ps = indices.map(predictionsOf);
-  await log.write(ps.flatMap((p) => (p.shadow ? [p.served, p.shadow] : [p.served])));
+  const ps = indices.flatMap((i) => {
+    const p = predictionsOf(i);
+    return p.shadow ? [p.served, p.shadow] : [p.served];
+  });
   const kp = env.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   await kp.connect();
-  const subject = env.names.subject('predictions', 'Prediction');
-  await kp.send({ topic: env.names.physical('predictions'), messages: await Promise.all(ps.map(async (p) => ({ key: p.served.entity_id, value: await env.codec.encode('Prediction', subject, p.served) }))) });
+  const subject = env.names.subject('predictions.by-event', 'Prediction');
+  await kp.send({ topic: env.names.physical('predictions.by-event'), messages: await Promise.all(ps.map(async (p) => ({ key: p.event_id, value: await env.codec.encode('Prediction', subject, p) }))) });
   await kp.disconnect();
 }
 
@@ -84,13 +88,21 @@ const truthOf = (i: number, patch: Partial<GroundTruth> = {}): GroundTruth => ({
 });
 const range = (a: number, b: number) => Array.from({ length: b - a }, (_, k) => a + k);
 
-/** A label joiner whose first chunk with output crashes after its side effects, before the commit (an aborted transaction). */
-function crashingOnce(h: WorkerHandler<'GroundTruth'>, state: { left: number }): WorkerHandler<'GroundTruth'> {
+type JoinHandler = WorkerHandler<'GroundTruth' | 'Prediction'>;
+
+/** The joiner from its definition on this test's servers. */
+function joinerHandler(metrics: ReturnType<typeof joiner.createMetrics>): JoinHandler {
+  const impl = joiner.create({}, { spec, logger: env.logger, stores: createStores(env.cql), now: Date.now }, metrics) as WorkerImpl<'GroundTruth' | 'Prediction'>;
+  return { name: joiner.name, input: joiner.input, ...impl };
+}
+
+/** A joiner whose first label chunk with output crashes after its side effects, before the commit (an aborted transaction). */
+function crashingOnce(h: JoinHandler, state: { left: number }): JoinHandler {
   return {
     ...h,
-    async process(records) {
-      const r = await h.process(records);
-      if (state.left > 0 && r.outputs.some((o) => o.topic === 'predictions.labeled')) {
+    async process(records, ctx) {
+      const r = await h.process(records, ctx);
+      if (state.left > 0 && records.some((x) => x.record === 'GroundTruth') && r.outputs.some((o) => o.topic === 'predictions.labeled')) {
         state.left--;
         throw new TransientError('injected crash after the claims, before the Kafka commit');
       }
@@ -101,22 +113,21 @@ function crashingOnce(h: WorkerHandler<'GroundTruth'>, state: { left: number }):
 
 describe('joiner', () => {
   it('emits exactly one LabeledPrediction per logged prediction of a labeled event, whatever the arrival order, duplicates, late labels, crashes and restarts', async () => {
-    const joinerDeps: JoinerDeps = { spec, cql: env.cql, log, metrics: registry, logger: env.logger };
-    const opts = { batchMax: 40, retryInitialMs: 100 };
+    const opts = { batchMax: 40 };
+    const jm = joiner.createMetrics(registry); // once per process, as startPipeline does
     const crash = { left: 1 };
-    const start = async <R extends 'GroundTruth' | 'Prediction'>(h: WorkerHandler<R>) => {
+    const start = async (h: JoinHandler) => {
       const w = createWorker(h, deps, opts);
       workers.push(w);
       await w.start();
       return w;
     };
-    let labelWorker = await start(crashingOnce(createLabelJoiner(joinerDeps), crash));
-    let predictionWorker = await start(createPredictionJoiner(joinerDeps));
+    let worker = await start(crashingOnce(joinerHandler(jm), crash));
     const labelsTopic = env.names.physical('labels.ground-truth');
-    const predictionsTopic = env.names.physical('predictions');
+    const predictionsTopic = env.names.physical('predictions.by-event');
     const caughtUp = async (what: string) => {
-      await waitFor(`${what}: label joiner caught up`, () => groupCaughtUp(env.admin, `${env.names.prefix}loopline-label-joiner`, labelsTopic), 120_000, 300);
-      await waitFor(`${what}: prediction joiner caught up`, () => groupCaughtUp(env.admin, `${env.names.prefix}loopline-prediction-joiner`, predictionsTopic), 120_000, 300);
+      await waitFor(`${what}: joiner caught up on labels`, () => groupCaughtUp(env.admin, `${env.names.prefix}loopline-joiner`, labelsTopic), 120_000, 300);
+      await waitFor(`${what}: joiner caught up on predictions`, () => groupCaughtUp(env.admin, `${env.names.prefix}loopline-joiner`, predictionsTopic), 120_000, 300);
     };
 
     // Groups: A [0,150) predicted then labeled; B [150,200) labeled first; G [200,260) both at once;
@@ -147,17 +158,17 @@ describe('joiner', () => {
     ]);
     await caughtUp('phase 3');
 
-    // Phase 4: G's labels and predictions at the same time, the label joiner stopped and replaced mid-stream.
+    // Phase 4: G's labels and predictions at the same time, the joiner stopped and replaced mid-stream.
     const racing = Promise.all([score(G), producer.sendGroundTruth(G.map((i) => truthOf(i)))]);
-    await new Promise((r) => setTimeout(r, 150));
-    await labelWorker.stop();
-    labelWorker = await start(createLabelJoiner(joinerDeps));
+    await waitFor('the joiner to be working on phase 4', async () => (await registry.metrics()).includes('loopline_joiner_predictions_total{outcome="joined"}'), 30_000, 20);
+    await worker.stop();
+    worker = await start(joinerHandler(jm));
     await racing;
     await caughtUp('phase 4');
 
-    // Phase 5: after restarting both, duplicates of every kind of joined label.
-    await predictionWorker.stop();
-    predictionWorker = await start(createPredictionJoiner(joinerDeps));
+    // Phase 5: after another restart, duplicates of every kind of joined label.
+    await worker.stop();
+    worker = await start(joinerHandler(jm));
     await producer.sendGroundTruth([...range(40, 80), ...range(150, 170), ...range(200, 220)].map((i) => truthOf(i)));
     await caughtUp('phase 5');
 
@@ -199,7 +210,8 @@ describe('joiner', () => {
     expect(dlq.map((m) => header(m.headers, 'error.code'))).toEqual(I.map(() => 'BAD_LABEL'));
 
     // Training rows: one per joined event, newest first, with the served features and the label.
-    const rows = await readTrainingRows(env.cql, spec.name, { limit: 10_000 });
+    const training = createTrainingSet(env.cql);
+    const rows = await training.newest(spec.name, { limit: 10_000 });
     expect(rows.map((r) => r.eventId)).toEqual([...joined].sort((a, b) => b - a).map(id));
     for (const r of rows) {
       const i = Number(r.eventId.slice(3));
@@ -210,21 +222,20 @@ describe('joiner', () => {
       expect(r.label).toBe(truthOf(i).label);
     }
     const before = eventTime(100);
-    const page = await readTrainingRows(env.cql, spec.name, { limit: 25, before });
+    const page = await training.newest(spec.name, { limit: 25, before });
     expect(page.map((r) => r.eventId)).toEqual(range(75, 100).reverse().map(id)); // crosses a month boundary
-    expect(await readTrainingRows(env.cql, spec.name, { limit: 5, before: T0 })).toEqual([]);
+    expect(await training.newest(spec.name, { limit: 5, before: T0 })).toEqual([]);
 
-    // Metrics: late and invalid counted exactly; the crash was replayed by its own claims.
+    // Metrics: late and invalid counted exactly; the crash was replayed from the saved state.
     const text = await registry.metrics();
     const metric = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
     expect(metric(/loopline_joiner_labels_total\{outcome="late"\} (\S+)/)).toBe(E.length);
     expect(metric(/loopline_joiner_labels_total\{outcome="invalid"\} (\S+)/)).toBe(I.length);
     expect(metric(/loopline_joiner_labels_total\{outcome="pending"\} (\S+)/)).toBeGreaterThanOrEqual(B.length + 10);
     expect(metric(/loopline_joiner_labels_total\{outcome="duplicate"\} (\S+)/)).toBeGreaterThanOrEqual(80 + 80);
-    expect(metric(/loopline_joiner_claims_total\{worker="label-joiner",result="reclaimed"\} (\S+)/)).toBeGreaterThan(0);
     expect(metric(/loopline_joiner_label_delay_seconds_count (\S+)/)).toBeGreaterThanOrEqual(joined.length + E.length);
     const coverage = metric(/^loopline_joiner_label_coverage (\S+)$/m);
-    console.log(`[joiner] coverage ${coverage}, ${labeled.length} labeled predictions, ${rows.length} training rows\n${text.split('\n').filter((l) => l.startsWith('loopline_joiner_claims_total') || l.startsWith('loopline_joiner_labels_total')).join('\n')}`);
+    console.log(`[joiner] coverage ${coverage}, ${labeled.length} labeled predictions, ${rows.length} training rows\n${text.split('\n').filter((l) => l.startsWith('loopline_joiner_predictions_total') || l.startsWith('loopline_joiner_labels_total')).join('\n')}`);
     expect(coverage).toBeCloseTo(joined.length / N, 1);
   }, 400_000);
 });

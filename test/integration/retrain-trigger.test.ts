@@ -8,16 +8,19 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCheckpointStore } from '../../consumers/checkpoint.js';
-import { createRetrainTrigger, type Report, type TriggerState } from '../../consumers/retrain-trigger/retrain-trigger.js';
+import { retrainTrigger } from '../../consumers/retrain-trigger/index.js';
+import type { Report, TriggerState } from '../../consumers/retrain-trigger/retrain-trigger.js';
+import { createStateStore } from '../../store/state-store.js';
+import { createStores } from '../../store/stores.js';
 import { trainForPipeline } from '../../models/pipeline-training.js';
-import { artifactOf, createModelRegistry, type ModelRegistry } from '../../models/registry.js';
+import { artifactOf, type ModelRegistry } from '../../models/registry.js';
+import { createModelRegistry } from '../../store/model-registry.js';
 import type { TrainedModel } from '../../models/trainer.js';
 import { loadSpec, type PipelineSpec } from '../../pipelines/spec.js';
 import { readCsv } from '../../producers/csv.js';
 import { buildReplayPlan, pointInTimeRows } from '../../producers/replay-plan.js';
 import type { DriftReport, ModelEvent, QualityReport, RetrainRequest } from '../../schemas/types.js';
-import { TransientError } from '../../streams/errors.js';
+import { TransientError } from '../../core/errors.js';
 import { createWorkerMetrics } from '../../streams/metrics.js';
 import { createWorker, type InputRecord, type Worker, type WorkerHandler } from '../../streams/runtime.js';
 import { createTestEnv, waitFor, type TestEnv } from '../support/fixtures.js';
@@ -90,12 +93,14 @@ async function sendReports(e: TestEnv, reports: Report[]): Promise<void> {
 }
 
 function trigger(e: TestEnv, spec: PipelineSpec): Handler {
-  return createRetrainTrigger({ spec, registry: createModelRegistry(e.cql), checkpoints: createCheckpointStore(e.cql, 'retrain-trigger'), logger: e.logger });
+  const impl = retrainTrigger.create({}, { spec, logger: e.logger, stores: createStores(e.cql), now: Date.now }, retrainTrigger.createMetrics(new Registry()));
+  return { name: retrainTrigger.name, input: retrainTrigger.input, ...impl };
 }
 
+/** With batchMax given, one transaction per chunk (commitIntervalMs 0), as the interruption points below assume. */
 function triggerWorker(e: TestEnv, handler: Handler, groupId: string, batchMax?: number): Worker {
   const deps = { kafka: e.kafka, codec: e.codec, names: e.names, logger: e.logger, metrics: createWorkerMetrics(new Registry()) };
-  return createWorker(handler, deps, batchMax === undefined ? { groupId } : { groupId, batchMax });
+  return createWorker(handler, deps, batchMax === undefined ? { groupId } : { groupId, batchMax, commitIntervalMs: 0 });
 }
 
 const caughtUp = (e: TestEnv, groupId: string) => groupCaughtUp(e.admin, groupId, e.names.physical('monitor.reports'));
@@ -140,7 +145,8 @@ async function modelEvents(e: TestEnv, pipeline: string): Promise<ModelEvent[]> 
 }
 
 async function savedState(e: TestEnv, spec: PipelineSpec): Promise<TriggerState | undefined> {
-  return (await createCheckpointStore(e.cql, 'retrain-trigger').load<TriggerState>(`${spec.name}/${spec.model.name}`))?.state;
+  const scope = `${spec.name}/${spec.model.name}`;
+  return (await createStateStore<TriggerState>(e.cql, 'retrain-trigger').load([scope])).get(scope)?.value;
 }
 
 /**
@@ -158,13 +164,13 @@ function pausing(inner: Handler, offset: string, when: 'before' | 'after') {
   const handler: Handler = {
     name: inner.name,
     input: inner.input,
-    async process(records: Array<InputRecord<Report>>) {
+    async process(records: Array<InputRecord<Report>>, ctx) {
       const hit = records.some((r) => r.offset === offset);
       if (hit && when === 'before') {
         reached();
         await releaseP;
       }
-      const result = await inner.process(records);
+      const result = await inner.process(records, ctx);
       if (hit && when === 'after') {
         reached();
         await releaseP;

@@ -7,8 +7,11 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SCORING_WORKERS, startPipeline, type RunningPipeline } from '../../consumers/pipeline.js';
 import { abArm } from '../../consumers/scorer/scorer.js';
-import { trainBootstrap, trainForPipeline } from '../../models/pipeline-training.js';
-import { artifactOf, createModelRegistry, type ModelRegistry } from '../../models/registry.js';
+import { trainForPipeline } from '../../models/pipeline-training.js';
+import { trainBootstrap } from '../../producers/bootstrap.js';
+import type { Scorer } from '../../consumers/scorer/scorer.js';
+import { artifactOf, type ModelRegistry } from '../../models/registry.js';
+import { createModelRegistry } from '../../store/model-registry.js';
 import { trainModel } from '../../models/trainer.js';
 import { loadSpec } from '../../pipelines/spec.js';
 import { createLooplineProducer } from '../../producers/client.js';
@@ -50,11 +53,12 @@ describe('scorer variants', () => {
   it('serves an A/B arm by stable hash, logs a shadow without serving it, and refuses a mismatched model', async () => {
     const ab = await register(1000, 4000);
     const shadow = await register(2000, 5000);
-    // A model trained on other inputs (two features only): its spec cannot match the pipeline's.
+    // A model trained on an input the pipeline does not serve (`nswprice`, the raw price): it cannot fit the pipeline.
+    // (A model taking fewer of the served inputs would fit: each model gets exactly the inputs its spec names.)
     const rows = pointInTimeRows(spec, buildReplayPlan(spec, csv, { limit: 500 })).filter((r) => r.label !== null);
     const odd = trainModel({
-      spec: { task: 'binary', features: [{ name: 'period', kind: 'numeric' }, { name: 'nswdemand', kind: 'numeric' }], classes: ['DOWN', 'UP'] },
-      rows: rows.map((r) => ({ period: r.values.period ?? null, nswdemand: r.values.nswdemand ?? null })),
+      spec: { task: 'binary', features: [{ name: 'period', kind: 'numeric' }, { name: 'nswprice', kind: 'numeric' }], classes: ['DOWN', 'UP'] },
+      rows: rows.map((r) => ({ period: r.values.period ?? null, nswprice: r.values.nswdemand ?? null })),
       labels: rows.map((r) => r.label!),
     });
     const mismatched = (await registry.register({
@@ -63,12 +67,12 @@ describe('scorer variants', () => {
 
     await registry.setAb({ pipeline: spec.name, modelName: spec.model.name, version: ab, share: 0.3, actor: 'test', reason: 'test' });
     await registry.setShadow({ pipeline: spec.name, modelName: spec.model.name, version: shadow, actor: 'test', reason: 'test' });
-    pipeline = await startPipeline(env.config, spec, env.logger, { workers: SCORING_WORKERS, reloadIntervalMs: 60_000, worker: { batchMax: 200 } });
-    expect(pipeline.scorer!.serving()).toEqual({ champion: 1, shadow, ab });
+    pipeline = await startPipeline(env.config, spec, env.logger, { workers: SCORING_WORKERS, env: { ...process.env, LOOPLINE_SCORER_RELOAD_INTERVAL_MS: '60000' }, runtime: { batchMax: 200 } });
+    expect(pipeline.impl<Scorer>('scorer')!.serving()).toEqual({ champion: 1, shadow, ab });
 
     // Promoting the mismatched model: the scorer refuses it and v1 keeps serving.
     expect(await registry.promote({ pipeline: spec.name, modelName: spec.model.name, version: mismatched, expected: 1, actor: 'test', reason: 'mismatch' })).toBe(true);
-    expect(await pipeline.scorer!.reload()).toBe(1);
+    expect(await pipeline.impl<Scorer>('scorer')!.reload()).toBe(1);
 
     const producer = createLooplineProducer({ kafka: env.kafka, codec: env.codec, names: env.names, logger: env.logger });
     await producer.connect();

@@ -3,8 +3,8 @@
 // `loopline run --workers preprocessor`) runs as its own least-privilege
 // principal and does its whole job (consume, produce, dead-letter, commit in
 // transactions), while everything outside its ACLs is refused by the broker;
-// and clients without the right credentials, certificates or tokens get
-// nowhere with Kafka, Cassandra or the registry.
+// and clients without the right credentials,
+// certificates or tokens get nowhere with Kafka, Cassandra or the registry.
 import crypto from 'node:crypto';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
@@ -15,6 +15,7 @@ import kafkajs, { Kafka, logLevel, type Admin, type Producer, type SASLOptions }
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, type LooplineConfig } from '../../config/config.js';
 import { startPipeline, type RunningPipeline } from '../../consumers/pipeline.js';
+import { isConfigError } from '../../core/errors.js';
 import { signRegistryToken, type SecureCredentials } from '../../infra/local-stack/secure.js';
 import { loadSpec } from '../../pipelines/spec.js';
 import { createLooplineProducer } from '../../producers/client.js';
@@ -98,7 +99,9 @@ describe.runIf(credentialsFile)('secure stack', () => {
 
   it('runs the preprocessor as its own principal: it consumes, produces and dead-letters, and is refused everything else', async () => {
     expect(env.bootstrap.acls).toBeGreaterThan(0);
-    pipeline = await startPipeline(workerConfig, spec, env.logger, { workers: [worker], worker: { batchMax: 100 } });
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'warn', name: 'secure-preprocessor', destination: { write: (l: string) => void lines.push(l) } });
+    pipeline = await startPipeline(workerConfig, spec, logger, { workers: [worker], runtime: { batchMax: 100 } });
 
     // Input, sent by the admin: 60 events and 2 records that cannot be decoded.
     const producer = createLooplineProducer({ kafka: env.kafka, codec: env.codec, names: env.names, logger: env.logger });
@@ -115,6 +118,7 @@ describe.runIf(credentialsFile)('secure stack', () => {
     const group = `${env.names.prefix}loopline-${worker}`;
     await waitFor('the preprocessor to commit its offsets', () => groupCaughtUp(env.admin, group, env.names.physical('events.client')), 60_000);
     expect(pipeline.workers.every((w) => w.health().state === 'running')).toBe(true);
+    expect(lines.filter((l) => /AUTHORIZATION_FAILED/.test(l))).toEqual([]);
 
     // Outside its ACLs: every attempt is refused by the broker's authorizer.
     const names = env.names;
@@ -235,7 +239,10 @@ describe.runIf(credentialsFile)('secure stack', () => {
     const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
     const tokenKey = fs.readFileSync(path.join(path.dirname(credentialsFile!), 'tls', 'registry-token.key'));
     const registryRefusal = (options: Omit<RegistryClientOptions, 'url'>) =>
-      createRegistryClient({ url: r.url, ca: r.ca, timeoutMs: 5000, ...options }).subjects().then(() => 'ALLOWED', (err: { code?: string; retriable?: boolean }) => `${err.code}${err.retriable ? ' (retried, never dead-lettered)' : ''}`);
+      createRegistryClient({ url: r.url, ca: r.ca, timeoutMs: 5000, ...options }).subjects().then(
+        () => 'ALLOWED',
+        (err: { code?: string; retriable?: boolean }) => `${err.code}${isConfigError(err) ? ' (stops the worker: never retried, never dead-lettered)' : err.retriable ? ' (retried)' : ''}`,
+      );
     expect({
       noToken: await registryRefusal({}),
       forgedToken: await registryRefusal({ token: signRegistryToken(privateKey.export({ type: 'pkcs8', format: 'pem' })) }),
@@ -244,12 +251,12 @@ describe.runIf(credentialsFile)('secure stack', () => {
       basicAuth: await registryRefusal({ basicAuth: 'admin:admin' }),
       unverifiedServer: await registryRefusal({ ca: null, token: r.token }),
     }).toEqual({
-      noToken: 'REGISTRY_AUTH (retried, never dead-lettered)',
-      forgedToken: 'REGISTRY_AUTH (retried, never dead-lettered)',
-      otherIssuer: 'REGISTRY_AUTH (retried, never dead-lettered)',
-      expiredToken: 'REGISTRY_AUTH (retried, never dead-lettered)',
-      basicAuth: 'REGISTRY_AUTH (retried, never dead-lettered)',
-      unverifiedServer: 'REGISTRY_TLS (retried, never dead-lettered)',
+      noToken: 'REGISTRY_AUTH (stops the worker: never retried, never dead-lettered)',
+      forgedToken: 'REGISTRY_AUTH (stops the worker: never retried, never dead-lettered)',
+      otherIssuer: 'REGISTRY_AUTH (stops the worker: never retried, never dead-lettered)',
+      expiredToken: 'REGISTRY_AUTH (stops the worker: never retried, never dead-lettered)',
+      basicAuth: 'REGISTRY_AUTH (stops the worker: never retried, never dead-lettered)',
+      unverifiedServer: 'REGISTRY_TLS (stops the worker: never retried, never dead-lettered)',
     });
     await expect(createRegistryClient({ url: r.url.replace('https:', 'http:'), timeoutMs: 3000, token: r.token }).subjects()).rejects.toThrow();
   });

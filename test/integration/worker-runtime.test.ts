@@ -5,7 +5,7 @@
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClientEvent, FeatureVector } from '../../schemas/types.js';
-import { PoisonRecordError, TransientError } from '../../streams/errors.js';
+import { PoisonRecordError, TransientError } from '../../core/errors.js';
 import { createWorkerMetrics } from '../../streams/metrics.js';
 import { createWorker, type InputRecord, type WorkerHandler } from '../../streams/runtime.js';
 import { createTestEnv, waitFor, type TestEnv } from '../support/fixtures.js';
@@ -25,7 +25,7 @@ function event(i: number, fields: ClientEvent['fields'] = { x: i }): ClientEvent
 function echoHandler(state: { calls: number; transientLeft: number }): WorkerHandler<'ClientEvent'> {
   return {
     name: 'echo',
-    input: { topic: 'events.client', record: 'ClientEvent' },
+    input: { topics: [{ topic: 'events.client', record: 'ClientEvent' }] },
     async process(records: Array<InputRecord<ClientEvent>>) {
       state.calls++;
       if (records.some((r) => r.value.fields.flaky !== undefined) && state.transientLeft > 0) {
@@ -105,7 +105,7 @@ describe('worker runtime', () => {
     const dead = await readTopic(env.kafka, dlq, (m) => m.length >= 4);
     expect(dead).toHaveLength(4);
     const codes = dead.map((m) => header(m.headers, '__connect.errors.class.name')).sort();
-    expect(codes).toEqual(['BAD_MAGIC', 'POISON', 'TOO_SHORT', 'UNKNOWN_SCHEMA']);
+    expect(codes).toEqual(['BAD_MAGIC', 'POISON', 'SCHEMA_NOT_ALLOWED', 'TOO_SHORT']); // id 2147483647 is not an id of the topic's subject
     for (const m of dead) {
       expect(header(m.headers, '__connect.errors.topic')).toBe(env.names.physical('events.client'));
       expect(header(m.headers, '__connect.errors.exception.message')?.length).toBeGreaterThan(5);

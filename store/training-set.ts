@@ -1,0 +1,93 @@
+/**
+ * The training set: one row per labeled event with the features the served
+ * model (champion or A/B arm) actually saw and the ground truth
+ * (`training_rows`, partitioned by pipeline and event-time month, newest
+ * first; `training_months` lists the months that hold rows). Written by the
+ * joiner, read by the model builder, the evaluator and the demo report, so
+ * training sets are point-in-time correct by construction.
+ */
+import type cassandra from 'cassandra-driver';
+import type { Prediction } from '../schemas/types.js';
+import { IDEMPOTENT, storeCall } from './errors.js';
+import { labelColumns } from './labels.js';
+import { joinValues, splitValues } from './prediction-log.js';
+
+export interface TrainingRow {
+  eventId: string;
+  eventTime: number;
+  /** The served values: numbers, categories, and null for features served missing. */
+  values: Record<string, number | string | null>;
+  label: string | number;
+  labelTime: number;
+  modelVersion: number;
+}
+
+/** YYYY-MM (UTC) of a time in ms: the training_rows partition. */
+export function monthOf(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 7);
+}
+
+export interface TrainingSet {
+  /** One row per event: the served prediction's features with the ground truth. */
+  write(p: Prediction, label: string | number, labelTime: number): Promise<void>;
+  /** The newest `limit` rows of a pipeline (event time < `before` when given), newest first. */
+  newest(pipeline: string, options: { limit: number; before?: number }): Promise<TrainingRow[]>;
+}
+
+export function createTrainingSet(cql: cassandra.Client): TrainingSet {
+  const monthsWritten = new Set<string>();
+  return {
+    write(p, label, labelTime) {
+      const month = monthOf(p.event_time);
+      const { num, str } = splitValues(p.features);
+      return storeCall(`writing training row ${p.event_id}`, async () => {
+        await Promise.all([
+          cql.execute(
+            'INSERT INTO training_rows (pipeline, month, event_time, event_id, model_version, features_num, features_str, missing, label_str, label_num, label_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+            [p.pipeline, month, new Date(p.event_time), p.event_id, p.model_version, num, str, p.missing, ...labelColumns(label), new Date(labelTime)],
+            IDEMPOTENT,
+          ),
+          monthsWritten.has(`${p.pipeline}/${month}`)
+            ? null
+            : cql.execute('INSERT INTO training_months (pipeline, month) VALUES (?, ?)', [p.pipeline, month], IDEMPOTENT).then(() => monthsWritten.add(`${p.pipeline}/${month}`)),
+        ]);
+      });
+    },
+
+    newest(pipeline, { limit, before }) {
+      const out: TrainingRow[] = [];
+      if (limit <= 0) return Promise.resolve(out);
+      return storeCall(`reading training rows of ${pipeline}`, async () => {
+        const monthsRs =
+          before === undefined
+            ? await cql.execute('SELECT month FROM training_months WHERE pipeline = ?', [pipeline], { ...IDEMPOTENT, fetchSize: 10_000 })
+            : await cql.execute('SELECT month FROM training_months WHERE pipeline = ? AND month <= ?', [pipeline, monthOf(before)], { ...IDEMPOTENT, fetchSize: 10_000 });
+        const months = monthsRs.rows.map((r) => r.get('month') as string);
+        const cols = 'event_time, event_id, model_version, features_num, features_str, missing, label_str, label_num, label_time';
+        for (const month of months) {
+          const bounded = before !== undefined && month === monthOf(before);
+          const query = `SELECT ${cols} FROM training_rows WHERE pipeline = ? AND month = ?${bounded ? ' AND event_time < ?' : ''} LIMIT ?`;
+          const remaining = limit - out.length;
+          const params: unknown[] = bounded ? [pipeline, month, new Date(before), remaining] : [pipeline, month, remaining];
+          let pageState: string | undefined;
+          do {
+            const rs = await cql.execute(query, params, { ...IDEMPOTENT, fetchSize: Math.min(remaining, 5000), ...(pageState ? { pageState } : {}) });
+            for (const r of rs.rows) {
+              out.push({
+                eventId: r.get('event_id') as string,
+                eventTime: (r.get('event_time') as Date).getTime(),
+                values: joinValues(r.get('features_num'), r.get('features_str'), r.get('missing')),
+                label: (r.get('label_str') as string | null) ?? (r.get('label_num') as number),
+                labelTime: (r.get('label_time') as Date | null)?.getTime() ?? 0,
+                modelVersion: r.get('model_version') as number,
+              });
+              if (out.length >= limit) return out;
+            }
+            pageState = rs.pageState ?? undefined;
+          } while (pageState);
+        }
+        return out;
+      });
+    },
+  };
+}
