@@ -33,6 +33,7 @@ export function registerStackCommands(program: Command): void {
       console.log(`\nEach worker has its own principal and env file, ${envDir}/<worker>.env, e.g.`);
       console.log(`  set -a; . ${envDir}/admin.env; set +a; npm start -- setup                        # topics, tables, schemas, worker ACLs`);
       console.log(`  (set -a; . ${envDir}/scorer.env; set +a; npm start -- run --workers scorer)      # the scorer as loopline-scorer`);
+      console.log(`  (set -a; . ${envDir}/workers.env; set +a; npm start -- run)                      # every worker in one process, each as its own principal`);
       const prefix = process.env.LOOPLINE_TOPIC_PREFIX ?? '';
       console.log(`\nWorker ACLs that \`setup\` grants for the topic prefix "${prefix}" (LOOPLINE_TOPIC_PREFIX):`);
       for (const line of describeWorkerAcls(prefix)) console.log(`  ${line}`);

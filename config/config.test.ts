@@ -103,3 +103,37 @@ describe('loadConfig: TLS files and registry tokens', () => {
     expect(() => loadConfig(env)).toThrow(message);
   });
 });
+
+describe('loadConfig: per-worker Kafka credentials', () => {
+  it('reads LOOPLINE_KAFKA_SASL_<WORKER>_USERNAME / _PASSWORD by worker name; the shared pair is then optional', () => {
+    const c = loadConfig({
+      LOOPLINE_KAFKA_SASL_MECHANISM: 'scram-sha-512',
+      LOOPLINE_KAFKA_SASL_FEATURE_WRITER_USERNAME: 'loopline-feature-writer', LOOPLINE_KAFKA_SASL_FEATURE_WRITER_PASSWORD: 'p1',
+      LOOPLINE_KAFKA_SASL_SCORER_USERNAME: 'loopline-scorer', LOOPLINE_KAFKA_SASL_SCORER_PASSWORD: 'p2',
+    });
+    expect(c.kafka.sasl).toBeNull();
+    expect(c.kafka.workerSasl).toEqual({
+      'feature-writer': { mechanism: 'scram-sha-512', username: 'loopline-feature-writer', password: 'p1' },
+      scorer: { mechanism: 'scram-sha-512', username: 'loopline-scorer', password: 'p2' },
+    });
+    const both = loadConfig({ LOOPLINE_KAFKA_SASL_MECHANISM: 'plain', LOOPLINE_KAFKA_SASL_USERNAME: 'u', LOOPLINE_KAFKA_SASL_PASSWORD: 'p', LOOPLINE_KAFKA_SASL_JOINER_USERNAME: 'j', LOOPLINE_KAFKA_SASL_JOINER_PASSWORD: 'q' });
+    expect(both.kafka.sasl).toEqual({ mechanism: 'plain', username: 'u', password: 'p' });
+    expect(Object.keys(both.kafka.workerSasl)).toEqual(['joiner']);
+    expect(loadConfig({}).kafka.workerSasl).toEqual({});
+  });
+
+  it.each([
+    [{ LOOPLINE_KAFKA_SASL_SCORER_USERNAME: 'u', LOOPLINE_KAFKA_SASL_SCORER_PASSWORD: 'S3ntinel-w' }, /LOOPLINE_KAFKA_SASL_SCORER_USERNAME is set, which needs LOOPLINE_KAFKA_SASL_MECHANISM/],
+    [{ LOOPLINE_KAFKA_SASL_MECHANISM: 'plain', LOOPLINE_KAFKA_SASL_SCORER_PASSWORD: 'S3ntinel-w' }, /LOOPLINE_KAFKA_SASL_SCORER_USERNAME and LOOPLINE_KAFKA_SASL_SCORER_PASSWORD must be set together/],
+    [{ LOOPLINE_KAFKA_SASL_MECHANISM: 'plain', LOOPLINE_KAFKA_SASL_USERNAME: 'u', LOOPLINE_KAFKA_SASL_SCORER_USERNAME: 'w', LOOPLINE_KAFKA_SASL_SCORER_PASSWORD: 'S3ntinel-w' }, /LOOPLINE_KAFKA_SASL_USERNAME and LOOPLINE_KAFKA_SASL_PASSWORD are required/],
+    [{ LOOPLINE_KAFKA_SASL_MECHANISM: 'plain' }, /LOOPLINE_KAFKA_SASL_USERNAME and LOOPLINE_KAFKA_SASL_PASSWORD are required/],
+  ])('rejects %o without echoing a password', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+    try {
+      loadConfig(env);
+    } catch (err) {
+      expect((err as Error).message).not.toContain('S3ntinel');
+    }
+  });
+});

@@ -12,6 +12,7 @@
  * | LOOPLINE_KAFKA_SSL | false | TLS to the brokers (certificates verified) |
  * | LOOPLINE_KAFKA_SASL_MECHANISM | (none) | plain, scram-sha-256 or scram-sha-512 |
  * | LOOPLINE_KAFKA_SASL_USERNAME / _PASSWORD | | SASL credentials |
+ * | LOOPLINE_KAFKA_SASL_<WORKER>_USERNAME / _PASSWORD | | one worker's own SASL credentials (e.g. `LOOPLINE_KAFKA_SASL_FEATURE_WRITER_USERNAME`), so one `run` process can run each worker as its own principal; needs LOOPLINE_KAFKA_SASL_MECHANISM; the shared pair is then optional |
  * | LOOPLINE_KAFKA_SSL_CA | (system CAs) | PEM file of the CA that signed the brokers' certificates; needs LOOPLINE_KAFKA_SSL=true |
  * | LOOPLINE_KAFKA_SSL_CERT / _KEY | | PEM client certificate and key, for brokers that require one |
  * | LOOPLINE_TOPIC_PREFIX | (empty) | prepended to every topic name, e.g. `staging.` |
@@ -81,6 +82,11 @@ export interface KafkaConfig {
   ssl: boolean;
   sasl: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string } | null;
   topicPrefix: string;
+  /**
+   * Per-worker SASL credentials (LOOPLINE_KAFKA_SASL_<WORKER>_USERNAME / _PASSWORD), by worker name
+   * (`FEATURE_WRITER` → `feature-writer`); `startPipeline` gives such a worker its own Kafka client. Empty when none are set.
+   */
+  workerSasl: Record<string, NonNullable<KafkaConfig['sasl']>>;
   /** PEM file paths (LOOPLINE_KAFKA_SSL_CA, _CERT, _KEY); null when not set. */
   sslCa: string | null;
   sslCert: string | null;
@@ -130,12 +136,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LooplineConfig
     throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   }
   const e = parsed.data;
+  const workerSasl = parseWorkerSasl(picked, e.LOOPLINE_KAFKA_SASL_MECHANISM);
   let sasl: KafkaConfig['sasl'] = null;
   if (e.LOOPLINE_KAFKA_SASL_MECHANISM) {
-    if (!e.LOOPLINE_KAFKA_SASL_USERNAME || !e.LOOPLINE_KAFKA_SASL_PASSWORD) {
-      throw new ConfigError('LOOPLINE_KAFKA_SASL_MECHANISM is set, so LOOPLINE_KAFKA_SASL_USERNAME and LOOPLINE_KAFKA_SASL_PASSWORD are required');
+    const shared = Boolean(e.LOOPLINE_KAFKA_SASL_USERNAME) || Boolean(e.LOOPLINE_KAFKA_SASL_PASSWORD) || Object.keys(workerSasl).length === 0;
+    if (shared && (!e.LOOPLINE_KAFKA_SASL_USERNAME || !e.LOOPLINE_KAFKA_SASL_PASSWORD)) {
+      throw new ConfigError('LOOPLINE_KAFKA_SASL_MECHANISM is set, so LOOPLINE_KAFKA_SASL_USERNAME and LOOPLINE_KAFKA_SASL_PASSWORD are required (or only per-worker LOOPLINE_KAFKA_SASL_<WORKER>_USERNAME / _PASSWORD)');
     }
-    sasl = { mechanism: e.LOOPLINE_KAFKA_SASL_MECHANISM, username: e.LOOPLINE_KAFKA_SASL_USERNAME, password: e.LOOPLINE_KAFKA_SASL_PASSWORD };
+    if (shared) sasl = { mechanism: e.LOOPLINE_KAFKA_SASL_MECHANISM, username: e.LOOPLINE_KAFKA_SASL_USERNAME!, password: e.LOOPLINE_KAFKA_SASL_PASSWORD! };
   }
   if (Boolean(e.LOOPLINE_CASSANDRA_USERNAME) !== Boolean(e.LOOPLINE_CASSANDRA_PASSWORD)) {
     throw new ConfigError('LOOPLINE_CASSANDRA_USERNAME and LOOPLINE_CASSANDRA_PASSWORD must be set together');
@@ -149,7 +157,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LooplineConfig
   checkTls(e.LOOPLINE_SCHEMA_REGISTRY_URL.startsWith('https:'), 'an https LOOPLINE_SCHEMA_REGISTRY_URL', 'LOOPLINE_SCHEMA_REGISTRY_', e.LOOPLINE_SCHEMA_REGISTRY_CA, e.LOOPLINE_SCHEMA_REGISTRY_CERT, e.LOOPLINE_SCHEMA_REGISTRY_KEY);
   return {
     kafka: {
-      brokers: e.LOOPLINE_KAFKA_BROKERS, clientId: e.LOOPLINE_KAFKA_CLIENT_ID, ssl: e.LOOPLINE_KAFKA_SSL, sasl, topicPrefix: e.LOOPLINE_TOPIC_PREFIX,
+      brokers: e.LOOPLINE_KAFKA_BROKERS, clientId: e.LOOPLINE_KAFKA_CLIENT_ID, ssl: e.LOOPLINE_KAFKA_SSL, sasl, topicPrefix: e.LOOPLINE_TOPIC_PREFIX, workerSasl,
       sslCa: e.LOOPLINE_KAFKA_SSL_CA ?? null, sslCert: e.LOOPLINE_KAFKA_SSL_CERT ?? null, sslKey: e.LOOPLINE_KAFKA_SSL_KEY ?? null,
     },
     cassandra: {
@@ -189,6 +197,28 @@ function scrub(message: string, secret: string | undefined): string {
   const value = secret;
   const m = value && value.length >= 3 ? message.split(value).join(REDACTED) : message;
   return redactText(m);
+}
+
+const WORKER_SASL = /^LOOPLINE_KAFKA_SASL_([A-Z0-9]+(?:_[A-Z0-9]+)*)_(USERNAME|PASSWORD)$/;
+
+/** LOOPLINE_KAFKA_SASL_<WORKER>_USERNAME / _PASSWORD pairs, by worker name; which workers exist is checked where they start. */
+function parseWorkerSasl(env: Record<string, string | undefined>, mechanism: NonNullable<KafkaConfig['sasl']>['mechanism'] | undefined): KafkaConfig['workerSasl'] {
+  const found = new Map<string, { username?: string; password?: string }>();
+  for (const [k, v] of Object.entries(env)) {
+    const m = WORKER_SASL.exec(k);
+    if (!m || v === undefined) continue;
+    const entry = found.get(m[1]!) ?? {};
+    if (m[2] === 'USERNAME') entry.username = v;
+    else entry.password = v;
+    found.set(m[1]!, entry);
+  }
+  const out: KafkaConfig['workerSasl'] = {};
+  for (const [w, c] of found) {
+    if (!c.username || !c.password) throw new ConfigError(`LOOPLINE_KAFKA_SASL_${w}_USERNAME and LOOPLINE_KAFKA_SASL_${w}_PASSWORD must be set together`);
+    if (!mechanism) throw new ConfigError(`LOOPLINE_KAFKA_SASL_${w}_USERNAME is set, which needs LOOPLINE_KAFKA_SASL_MECHANISM`);
+    out[w.toLowerCase().replaceAll('_', '-')] = { mechanism, username: c.username, password: c.password };
+  }
+  return out;
 }
 
 function hasUserinfo(url: string): boolean {

@@ -58,8 +58,12 @@ export interface LocalStackOptions {
   secure?: boolean;
 }
 
-/** Who a client acts as on the secure stack: the admin (setup, tests) or one worker's own principal. */
-export type StackPrincipal = 'admin' | SecuredWorker;
+/**
+ * Who a client acts as on the secure stack: the admin (setup, tests), one
+ * worker's own principal, or `workers`: every worker as its own principal in
+ * one process (LOOPLINE_KAFKA_SASL_<WORKER>_USERNAME / _PASSWORD, no shared pair).
+ */
+export type StackPrincipal = 'admin' | SecuredWorker | 'workers';
 
 /** Ports a stack was last started on, so `status` and `down` find it without the same environment. */
 const PORTS_FILE = 'ports.json';
@@ -274,14 +278,24 @@ export function createLocalStack(options: LocalStackOptions = {}) {
       if (!options.secure) return env;
       const m = context().secure;
       if (!m) throw new Error(`the secure stack has no credentials yet (${secureDir(paths.home)}); run \`stack up --secure\` first`);
-      const kafkaUser = principal === 'admin' ? m.credentials.kafka.admin : m.credentials.kafka.workers[principal];
+      const kafkaUsers: Record<string, string> = {};
+      if (principal === 'workers') {
+        for (const w of SECURED_WORKERS) {
+          const scope = w.toUpperCase().replaceAll('-', '_');
+          kafkaUsers[`LOOPLINE_KAFKA_SASL_${scope}_USERNAME`] = m.credentials.kafka.workers[w].username;
+          kafkaUsers[`LOOPLINE_KAFKA_SASL_${scope}_PASSWORD`] = m.credentials.kafka.workers[w].password;
+        }
+      } else {
+        const kafkaUser = principal === 'admin' ? m.credentials.kafka.admin : m.credentials.kafka.workers[principal];
+        kafkaUsers.LOOPLINE_KAFKA_SASL_USERNAME = kafkaUser.username;
+        kafkaUsers.LOOPLINE_KAFKA_SASL_PASSWORD = kafkaUser.password;
+      }
       return {
         ...env,
         LOOPLINE_KAFKA_SSL: 'true',
         LOOPLINE_KAFKA_SSL_CA: m.tls.ca,
         LOOPLINE_KAFKA_SASL_MECHANISM: 'scram-sha-512',
-        LOOPLINE_KAFKA_SASL_USERNAME: kafkaUser.username,
-        LOOPLINE_KAFKA_SASL_PASSWORD: kafkaUser.password,
+        ...kafkaUsers,
         LOOPLINE_CASSANDRA_USERNAME: m.credentials.cassandra.admin.username,
         LOOPLINE_CASSANDRA_PASSWORD: m.credentials.cassandra.admin.password,
         LOOPLINE_CASSANDRA_SSL: 'true',
@@ -293,15 +307,24 @@ export function createLocalStack(options: LocalStackOptions = {}) {
       };
     },
 
-    /** Secure mode: `<secure>/env/admin.env` and one `<worker>.env` per principal (mode 0600), for `set -a; . file`. */
+    /**
+     * Secure mode: `<secure>/env/admin.env`, one `<worker>.env` per worker's
+     * principal and `workers.env` (every worker, each as itself, in one
+     * process), mode 0600, for `set -a; . file`. Files of workers that no
+     * longer exist are removed.
+     */
     writeEnvFiles(): string[] {
       const m = context().secure;
       if (!m) return [];
       fs.mkdirSync(m.envDir, { recursive: true, mode: 0o700 });
-      return (['admin', ...SECURED_WORKERS] as StackPrincipal[]).map((p) => {
+      const principals: StackPrincipal[] = ['admin', ...SECURED_WORKERS, 'workers'];
+      const wanted = new Set(principals.map((p) => `${p}.env`));
+      for (const f of fs.readdirSync(m.envDir)) if (f.endsWith('.env') && !wanted.has(f)) fs.rmSync(path.join(m.envDir, f), { force: true });
+      return principals.map((p) => {
         const file = path.join(m.envDir, `${p}.env`);
         const lines = Object.entries(this.clientEnv(p)).map(([k, v]) => `${k}=${v}`);
-        fs.writeFileSync(file, `# Loopline secure local stack, as ${p === 'admin' ? 'the admin (setup)' : `worker ${p}`}\n${lines.join('\n')}\n`, { mode: 0o600 });
+        const who = p === 'admin' ? 'the admin (setup)' : p === 'workers' ? 'every worker, each as its own principal (one `run` process)' : `worker ${p}`;
+        fs.writeFileSync(file, `# Loopline secure local stack, as ${who}\n${lines.join('\n')}\n`, { mode: 0o600 });
         return file;
       });
     },

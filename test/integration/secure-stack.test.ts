@@ -3,7 +3,10 @@
 // `loopline run --workers preprocessor`) runs as its own least-privilege
 // principal and does its whole job (consume, produce, dead-letter, commit in
 // transactions), while everything outside its ACLs is refused by the broker;
-// and clients without the right credentials,
+// the scoring path and the co-partitioned joiner run in one process with
+// per-worker credentials only (each worker its own Kafka client and
+// principal: task fencing, the admin's offset reads, the scorer's
+// control.models broadcast); and clients without the right credentials,
 // certificates or tokens get nowhere with Kafka, Cassandra or the registry.
 import crypto from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -14,14 +17,24 @@ import cassandra from 'cassandra-driver';
 import kafkajs, { Kafka, logLevel, type Admin, type Producer, type SASLOptions } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, type LooplineConfig } from '../../config/config.js';
-import { startPipeline, type RunningPipeline } from '../../consumers/pipeline.js';
+import { createModelAnnouncer } from '../../cli/announce.js';
+import { SCORING_WORKERS, startPipeline, type RunningPipeline } from '../../consumers/pipeline.js';
+import type { Scorer } from '../../consumers/scorer/scorer.js';
 import { isConfigError } from '../../core/errors.js';
 import { signRegistryToken, type SecureCredentials } from '../../infra/local-stack/secure.js';
+import { modelEvent } from '../../models/lifecycle.js';
+import { trainForPipeline } from '../../models/pipeline-training.js';
+import { artifactOf } from '../../models/registry.js';
 import { loadSpec } from '../../pipelines/spec.js';
+import { trainBootstrap } from '../../producers/bootstrap.js';
 import { createLooplineProducer } from '../../producers/client.js';
+import { readCsv } from '../../producers/csv.js';
+import { buildReplayPlan, pointInTimeRows } from '../../producers/replay-plan.js';
+import { createReplayer } from '../../producers/replayer.js';
 import { createRegistryClient, type RegistryClientOptions } from '../../schemas/registry-client.js';
-import type { ClientEvent } from '../../schemas/types.js';
-import { workerPrincipal } from '../../streams/acls.js';
+import type { ClientEvent, LabeledPrediction } from '../../schemas/types.js';
+import { createModelRegistry } from '../../store/model-registry.js';
+import { SECURED_WORKERS, workerPrincipal } from '../../streams/acls.js';
 import { createKafka, kafkaTls } from '../../streams/kafka.js';
 import { createLogger } from '../../streams/logger.js';
 import { createTestEnv, waitFor, type TestEnv } from '../support/fixtures.js';
@@ -29,7 +42,7 @@ import { groupCaughtUp, header, readTopic } from '../support/read-topic.js';
 
 const credentialsFile = process.env.LOOPLINE_TEST_SECURE_CREDENTIALS;
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const { spec } = loadSpec(path.join(root, 'pipelines', 'elec2.json'));
+const { spec, dir } = loadSpec(path.join(root, 'pipelines', 'elec2.json'));
 
 // kafkajs's table of broker error codes: FindCoordinator refusals reach the caller only as
 // KafkaJSGroupCoordinatorNotFound, so the broker's answer is read from kafkajs's own log.
@@ -185,6 +198,75 @@ describe.runIf(credentialsFile)('secure stack', () => {
     // Nothing forged reached the labels topic.
     expect((await env.admin.fetchTopicOffsets(names.physical('labels.ground-truth'))).every((p) => p.high === '0')).toBe(true);
   });
+
+  it('runs the scoring path and the joiner in one process, each worker as its own principal (per-worker credentials, no shared pair)', async () => {
+    await pipeline?.stop();
+    pipeline = null;
+    const own = await createTestEnv('secure-all');
+    let all: RunningPipeline | null = null;
+    try {
+      expect(own.bootstrap.acls).toBeGreaterThan(0);
+      const registry = createModelRegistry(own.cql);
+      expect((await trainBootstrap(spec, dir, registry)).promoted).toBe(true);
+
+      const creds = (JSON.parse(fs.readFileSync(credentialsFile!, 'utf8')) as SecureCredentials).kafka.workers;
+      const perWorker = Object.fromEntries(
+        SECURED_WORKERS.flatMap((w) => {
+          const scope = w.toUpperCase().replaceAll('-', '_');
+          return [[`LOOPLINE_KAFKA_SASL_${scope}_USERNAME`, creds[w].username], [`LOOPLINE_KAFKA_SASL_${scope}_PASSWORD`, creds[w].password]];
+        }),
+      );
+      const { LOOPLINE_KAFKA_SASL_USERNAME: _u, LOOPLINE_KAFKA_SASL_PASSWORD: _p, ...shared } = process.env;
+      const config = loadConfig({ ...shared, ...perWorker, LOOPLINE_TOPIC_PREFIX: own.config.kafka.topicPrefix, LOOPLINE_CASSANDRA_KEYSPACE: own.config.cassandra.keyspace, LOOPLINE_LOG_LEVEL: 'warn' });
+      expect(config.kafka.sasl).toBeNull();
+      const lines: string[] = [];
+      const logger = createLogger({ level: 'info', name: 'secure-workers', destination: { write: (l: string) => void lines.push(l) } });
+      const workers = [...SCORING_WORKERS, 'joiner'];
+      all = await startPipeline(config, spec, logger, { workers, env: { ...process.env, LOOPLINE_SCORER_RELOAD_INTERVAL_MS: '3600000' }, runtime: { batchMax: 200 } });
+
+      // The admin replays 300 rows: features, events and their labels.
+      const csv = readCsv(path.join(dir, spec.replay!.csv));
+      const producer = createLooplineProducer({ kafka: own.kafka, codec: own.codec, names: own.names, logger: own.logger });
+      await producer.connect();
+      const sent = await createReplayer({ producer, logger: own.logger }).run(buildReplayPlan(spec, csv, { offset: 6000, limit: 300 }), { speed: 'max', eventsPerSecond: 1500 });
+      await producer.disconnect();
+      expect(sent.labels).toBeGreaterThan(0);
+
+      const group = (w: string) => `${own.names.prefix}loopline-${w}`;
+      await waitFor('the preprocessor to consume every event', () => groupCaughtUp(own.admin, group('preprocessor'), own.names.physical('events.client')), 120_000, 500);
+      await waitFor('the scorer to consume every vector', () => groupCaughtUp(own.admin, group('scorer'), own.names.physical('features.vectors'), true), 120_000, 500);
+      const byEvent = await readTopic(own.kafka, own.names.physical('predictions.by-event'), (m) => m.length >= sent.events, 60_000);
+      expect(byEvent).toHaveLength(sent.events);
+      const labeledMessages = await readTopic(own.kafka, own.names.physical('predictions.labeled'), (m) => m.length >= sent.labels, 120_000);
+      const labeled: LabeledPrediction[] = [];
+      for (const m of labeledMessages) {
+        const d = await own.codec.decode('LabeledPrediction', m.value);
+        if (d.ok) labeled.push(d.value);
+      }
+      expect(labeled).toHaveLength(sent.labels);
+      expect(labeled.every((l) => sent.eventIds.includes(l.prediction.event_id))).toBe(true);
+      for (const t of ['labels.ground-truth', 'predictions.by-event'] as const) {
+        await waitFor(`the joiner to commit ${t}`, () => groupCaughtUp(own.admin, group('joiner'), own.names.physical(t), true), 60_000, 500);
+      }
+
+      // The scorer's broadcast consumer (group <group>-broadcast-<uuid>) sees a promotion long before its hourly poll.
+      const window = pointInTimeRows(spec, buildReplayPlan(spec, csv, { offset: 1000, limit: 3000 })).filter((r) => r.label !== null);
+      const v2 = trainForPipeline(spec, window.map((r) => r.values), window.map((r) => r.label!));
+      expect((await registry.register({ pipeline: spec.name, modelName: spec.model.name, status: 'candidate', ...artifactOf(v2), parentVersion: 1 })).version).toBe(2);
+      expect(await registry.promote({ pipeline: spec.name, modelName: spec.model.name, version: 2, expected: 1, actor: 'test', reason: 'broadcast under ACLs' })).toBe(true);
+      const announcer = createModelAnnouncer(own.kafka, own.codec, own.names);
+      await announcer.announce(modelEvent({ pipeline: spec.name, modelName: spec.model.name, actor: 'test', reason: 'broadcast under ACLs', cause: 'test' }, 'PROMOTE', 2, 1));
+      await announcer.close();
+      await waitFor('the scorer to swap to version 2 on the broadcast', () => all!.impl<Scorer>('scorer')!.serving().champion === 2, 60_000);
+
+      expect(Object.fromEntries(all.workers.map((w) => [w.name, w.health().state]))).toEqual(Object.fromEntries(all.workers.map((w) => [w.name, 'running'])));
+      expect(all.workers.map((w) => w.name)).toEqual(expect.arrayContaining(['preprocessor', 'scorer', 'joiner']));
+      expect(lines.filter((l) => /AUTHORIZATION_FAILED|authentication failed/i.test(l))).toEqual([]);
+    } finally {
+      await all?.stop();
+      await own.cleanup();
+    }
+  }, 600_000);
 
   it('refuses clients without TLS, with the wrong credentials, without a client certificate or a valid token', async () => {
     const k = env.config.kafka;
