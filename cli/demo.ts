@@ -137,7 +137,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   const clearRunFile = writeDemoRun({ prefix: config.kafka.topicPrefix, keyspace: config.cassandra.keyspace, dashboard: dashboard?.url ?? null, metrics: `http://127.0.0.1:${ops.port}/metrics` });
 
   const kafka = createKafka(config.kafka, logger, 'demo');
-  const codec = createCodec(createRegistryClient({ url: config.registry.url, basicAuth: config.registry.basicAuth ?? undefined }));
+  const codec = createCodec(createRegistryClient(config.registry));
   const names = createTopicNames(config.kafka.topicPrefix);
   const sent: Record<string, number> = {};
   const producer = countingProducer(createLooplineProducer({ kafka, codec, names, logger }), sent);

@@ -16,13 +16,9 @@ import { createKafka } from '../streams/kafka.js';
 import type { Logger } from '../streams/logger.js';
 import { createTopicNames, type TopicNames } from '../streams/topics.js';
 
-/** The registry client of a configuration: its URL (userinfo in it included) and `LOOPLINE_SCHEMA_REGISTRY_AUTH`. */
+/** The registry client of a configuration: its URL (userinfo in it included), credentials, token and TLS files. */
 export function registryClientOf(config: LooplineConfig, timeoutMs?: number): RegistryClient {
-  return createRegistryClient({
-    url: config.registry.url,
-    ...(config.registry.basicAuth ? { basicAuth: config.registry.basicAuth } : {}),
-    ...(timeoutMs === undefined ? {} : { timeoutMs }),
-  });
+  return createRegistryClient({ ...config.registry, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
 }
 
 export interface OperatorClients {

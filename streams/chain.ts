@@ -26,6 +26,7 @@ export function chainWorkers(first: AnyWorkerDefinition, second: AnyWorkerDefini
     doc: `${first.name} and ${second.name} chained in one consumer and one transaction (${link} is still written)`,
     input: first.input,
     outputs: [...new Set([...first.outputs, ...second.outputs])],
+    broadcasts: [...new Set([...(first.broadcasts ?? []), ...(second.broadcasts ?? [])])],
     tables: { reads: [...new Set([...first.tables.reads, ...second.tables.reads])], writes: [...new Set([...first.tables.writes, ...second.tables.writes])] },
     state: 'none',
     settings: { ...first.settings, ...second.settings },

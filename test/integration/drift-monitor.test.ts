@@ -319,7 +319,7 @@ const handler = {
     return result;
   },
 };
-const deps = { kafka: createKafka(config.kafka, logger, 'killed-drift-monitor'), codec: createCodec(createRegistryClient({ url: config.registry.url })), names: createTopicNames(config.kafka.topicPrefix), logger, metrics: createWorkerMetrics(new Registry()) };
+const deps = { kafka: createKafka(config.kafka, logger, 'killed-drift-monitor'), codec: createCodec(createRegistryClient(config.registry)), names: createTopicNames(config.kafka.topicPrefix), logger, metrics: createWorkerMetrics(new Registry()) };
 await createWorker(handler, deps, { batchMax: ${o.batchMax}, sessionTimeoutMs: 6000 }).start();
 `,
   );
