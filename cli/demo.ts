@@ -18,6 +18,7 @@ import { createLocalStack } from '../infra/local-stack/local-stack.js';
 import { projectRoot } from '../infra/local-stack/paths.js';
 import { trainBootstrap } from '../producers/bootstrap.js';
 import { createModelRegistry } from '../store/model-registry.js';
+import { createTrainingSet } from '../store/training-set.js';
 import { loadSpec } from '../pipelines/spec.js';
 import { createLooplineProducer, type LooplineProducer } from '../producers/client.js';
 import { readCsv } from '../producers/csv.js';
@@ -125,7 +126,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   await cql.connect();
   const registry = createModelRegistry(cql);
   progress(`training the bootstrap model on the first ${spec.trainer.bootstrapRows} rows`);
-  const boot = await trainBootstrap(spec, dir, registry);
+  const boot = await trainBootstrap(spec, dir, registry, 'bootstrap', createTrainingSet(cql));
   progress(`bootstrap model ${spec.model.name}@${boot.model.version}: training accuracy ${boot.model.metrics.accuracy?.toFixed(3)}`);
 
   progress(`starting the workers: ${WORKER_NAMES.join(', ')}`);
