@@ -1,8 +1,12 @@
-// The closed loop end to end on the real stack, exactly as `npm start` runs
-// it: Elec2 replayed with labels a day of event time late (1% of them past the
-// join horizon), the monitor's reports driving retrains, the evaluator's gate
-// deciding promotions, and the loop's prequential accuracy compared with the
-// bootstrap model scoring the same served features on its own.
+// The closed loop end to end on the real stack, as `npm start` runs it but
+// paced as a backtest: the whole of Elec2 replayed with labels a day of event
+// time late (1% of them past the join horizon), the monitor's reports and the
+// label count driving retrains, the evaluator's gate deciding promotions, and
+// the loop's prequential accuracy compared with the bootstrap model scoring
+// the same served features on its own and with the "refit every N labels"
+// yardstick replayed over them. The backtest lets the loop settle every 100
+// events, so its quality does not depend on how fast this machine is
+// (measured: closed loop 0.873, periodic 0.876, bootstrap alone 0.752).
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -31,12 +35,12 @@ afterAll(async () => {
 });
 
 describe('closed loop', () => {
-  it('joins every label, retrains on the monitor’s word, promotes only through the gate, and beats the bootstrap model alone', async () => {
-    run = await runDemo({ spec: path.join(root, 'pipelines', 'elec2.json'), rows: 12_000, eventsPerSecond: 150, report: 'json', metricsPort: 0, lateShare: 0.01 });
+  it('joins every label, retrains, promotes only through the gate, beats the bootstrap model alone and keeps up with refitting on a schedule', async () => {
+    run = await runDemo({ spec: path.join(root, 'pipelines', 'elec2.json'), eventsPerSecond: 600, backtest: true, backtestStep: 100, report: 'json', metricsPort: 0, lateShare: 0.01 });
     const r = run.report;
     console.log(`[closed-loop] ${JSON.stringify({ ...r, timeline: undefined, promotionsAt: undefined })}`);
 
-    expect(r.events).toBe(12_000);
+    expect(r.events).toBe(40_312);
     expect(r.lost).toBe(0);
     expect(r.duplicates).toBe(0);
     expect(r.predictionsLogged).toBe(r.events);
@@ -57,6 +61,7 @@ describe('closed loop', () => {
     }
 
     expect(r.metric.closedLoop).not.toBeNull();
-    expect(r.metric.closedLoop!).toBeGreaterThan(r.metric.staticBaseline!);
+    expect(r.metric.closedLoop!).toBeGreaterThan(r.metric.staticBaseline! + 0.05);
+    expect(r.metric.closedLoop!).toBeGreaterThanOrEqual(r.metric.periodicBaseline! - 0.02);
   }, 1_500_000);
 });
