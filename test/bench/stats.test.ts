@@ -23,7 +23,12 @@ describe('bench stats', () => {
     expect(r).toMatchObject({ expected: 3, delivered: 2, lost: 1, duplicated: 1, unexpected: 1, lostExamples: ['c'], duplicatedExamples: ['b x2'], lastReadAt: 130 });
     expect(r.latencies.sort()).toEqual([10, 30]);
     expect(t.countOf(['a', 'b', 'c'])).toBe(2);
-    expect(t.records).toBe(5);
+    const w = t.watch(['a', 'c', 'd']);
+    expect(w.count).toBe(1);
+    t.record('c', { readAt: 200, sentAt: 100 });
+    t.record('c', { readAt: 201, sentAt: 100 });
+    expect(w.count).toBe(2);
+    expect(t.records).toBe(7);
   });
 
   it('aligns a table, numbers to the right', () => {
