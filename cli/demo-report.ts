@@ -64,6 +64,8 @@ export interface DemoReport {
   pipeline: string;
   /** live: the replay runs at its rate; backtest: event time paced by the loop's progress. */
   pacing: 'live' | 'backtest';
+  /** Events per backtest step (the loop settles between steps); null when live. */
+  backtestStep: number | null;
   eventsPerSecondTarget: number;
   events: number;
   predictionsLogged: number;
@@ -117,6 +119,7 @@ export interface ReportInput {
   labelsSent: number;
   bootstrap: BootstrapResult;
   pacing: 'live' | 'backtest';
+  backtestStep?: number | null;
   eventsPerSecondTarget: number;
   wallSeconds: number;
   progress: (m: string) => void;
@@ -272,6 +275,7 @@ export async function buildReport(r: ReportInput): Promise<DemoReport> {
   return {
     pipeline: spec.name,
     pacing: r.pacing,
+    backtestStep: r.pacing === 'backtest' ? (r.backtestStep ?? null) : null,
     eventsPerSecondTarget: r.eventsPerSecondTarget,
     events: replayed.size,
     predictionsLogged: logged,

@@ -115,6 +115,19 @@ describe('logger: no secret in any log line', () => {
     expect(text()).toContain('"err":{"type":"Error","message":"registry at http://[Redacted]@h unreachable"');
   });
 
+  it('broker errors kafkajs retries by itself are logged at debug, others at error', () => {
+    const { logger, lines } = capture();
+    const log = kafkaLogCreator(logger)(logLevel.DEBUG);
+    const concurrent = 'The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing';
+    log({ namespace: 'Connection', level: logLevel.ERROR, label: 'ERROR', log: { message: 'Response AddPartitionsToTxn(key: 24, version: 1)', timestamp: 'x', logger: 'kafkajs', error: concurrent, correlationId: 1, size: 67 } });
+    log({ namespace: 'Connection', level: logLevel.ERROR, label: 'ERROR', log: { message: 'Response InitProducerId(key: 22, version: 1)', timestamp: 'x', logger: 'kafkajs', error: 'Not authorized to access topics: [Topic authorization failed]', correlationId: 2, size: 10 } });
+    const levels = lines.map((l) => JSON.parse(l) as { level: number; msg: string }).map((l) => [l.msg, l.level]);
+    expect(levels).toEqual([
+      ['Response AddPartitionsToTxn(key: 24, version: 1)', 20],
+      ['Response InitProducerId(key: 22, version: 1)', 50],
+    ]);
+  });
+
   it('survives cycles and very deep objects without leaking', () => {
     const { logger, text } = capture();
     const a: Record<string, unknown> = { name: 'a' };
