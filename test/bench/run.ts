@@ -26,7 +26,7 @@ import { acquireServices, type TestServices } from '../support/services.js';
 import { startBaseline, type BaselineResult } from './baseline.js';
 import { createCpuMeter, portOf, type CpuMeter } from './cpu.js';
 import { startLoopline, type LooplineResult, type RunResult } from './loopline.js';
-import { countLogLine, fmt, progress, runInterruptClosers, table, type LatencySummary } from './stats.js';
+import { countKafkaLog, countLogLine, fmt, progress, runInterruptClosers, table, type LatencySummary } from './stats.js';
 
 const WARMUP_ROWS = 300;
 
@@ -122,6 +122,13 @@ const logger = createLogger({
     },
   },
 });
+
+// kafkajs's retried error responses reach the logger at debug, which the bench's level drops: count them on the way.
+const debug = logger.debug.bind(logger);
+logger.debug = ((fields: unknown, ...rest: unknown[]) => {
+  countKafkaLog(fields, rest[0]);
+  (debug as (...a: unknown[]) => void)(fields, ...rest);
+}) as typeof logger.debug;
 
 let services: TestServices | null = null;
 const envs: TestEnv[] = [];
