@@ -123,6 +123,23 @@ export interface EnsureTopicsResult {
   mismatched: Array<{ topic: string; partitions: number; expected: number }>;
 }
 
+const UNSETTLED = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE']);
+
+/** Waits until every partition of `topics` has a leader; a topic the broker does not know yet counts as not ready. */
+export async function waitForTopicLeaders(admin: Admin, topics: string[], timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const meta = await admin.fetchTopicMetadata({ topics });
+      if (meta.topics.length === topics.length && meta.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
+    } catch (err) {
+      if (!UNSETTLED.has((err as { type?: string }).type ?? '')) throw err;
+    }
+    if (Date.now() > deadline) throw new Error(`topics ${topics.join(', ')} have no leader after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 /** Creates missing topics; never alters existing ones (a partition change reshuffles keys, an operator's call). */
 export async function ensureTopics(admin: Admin, names: TopicNames, specs: readonly TopicSpec[] = TOPICS, replicationFactor = 1): Promise<EnsureTopicsResult> {
   for (const group of new Set(specs.map((s) => s.copartition).filter(Boolean))) {
@@ -132,8 +149,10 @@ export async function ensureTopics(admin: Admin, names: TopicNames, specs: reado
   const existing = new Set(await admin.listTopics());
   const missing = specs.filter((s) => !existing.has(names.physical(s.name)));
   if (missing.length > 0) {
+    // Not kafkajs's waitForLeaders: it retries only LEADER_NOT_AVAILABLE, and a loaded broker can answer the
+    // first metadata request after CreateTopics with UNKNOWN_TOPIC_OR_PARTITION, which failed the bootstrap.
     await admin.createTopics({
-      waitForLeaders: true,
+      waitForLeaders: false,
       topics: missing.map((s) => ({
         topic: names.physical(s.name),
         numPartitions: s.partitions,
@@ -144,6 +163,7 @@ export async function ensureTopics(admin: Admin, names: TopicNames, specs: reado
         ],
       })),
     });
+    await waitForTopicLeaders(admin, missing.map((s) => names.physical(s.name)));
   }
   const present = specs.filter((s) => existing.has(names.physical(s.name)));
   const mismatched: EnsureTopicsResult['mismatched'] = [];

@@ -14,7 +14,7 @@ import { createCassandraClient, type CassandraClient } from '../../store/cassand
 import { revokeWorkerAcls } from '../../infra/acls.js';
 import { createKafka } from '../../streams/kafka.js';
 import { createLogger, type Logger } from '../../streams/logger.js';
-import { createTopicNames, type TopicNames } from '../../streams/topics.js';
+import { createTopicNames, ensureTopics, TOPICS, type TopicNames, type TopicSpec } from '../../streams/topics.js';
 
 export interface TestEnv {
   id: string;
@@ -30,7 +30,19 @@ export interface TestEnv {
   cleanup(): Promise<void>;
 }
 
-export async function createTestEnv(label: string): Promise<TestEnv> {
+export interface TestEnvOptions {
+  /**
+   * Partitions of every catalogue topic that has more than one and is not
+   * co-partitioned (events.client, features.updates, features.vectors,
+   * predictions, predictions.labeled), instead of the catalogue's: they are
+   * created with this count before the bootstrap, which leaves existing topics
+   * as they are. The join's co-partitioned topics keep the catalogue's count
+   * (the bootstrap refuses them at any other).
+   */
+  partitions?: number;
+}
+
+export async function createTestEnv(label: string, options: TestEnvOptions = {}): Promise<TestEnv> {
   const id = crypto.randomBytes(4).toString('hex');
   const config = loadConfig({
     ...process.env,
@@ -39,6 +51,7 @@ export async function createTestEnv(label: string): Promise<TestEnv> {
     LOOPLINE_LOG_LEVEL: process.env.LOOPLINE_TEST_LOG_LEVEL ?? 'warn',
   });
   const logger = createLogger({ level: config.logLevel, name: `test-${label}` });
+  if (options.partitions !== undefined) await createPartitionedTopics(config, logger, options.partitions);
   const bootstrap = await bootstrapInfra(config, logger);
   const kafka = createKafka(config.kafka, logger, `test-${label}`);
   const admin = kafka.admin();
@@ -58,6 +71,18 @@ export async function createTestEnv(label: string): Promise<TestEnv> {
       await cql.shutdown().catch(() => {});
     },
   };
+}
+
+async function createPartitionedTopics(config: LooplineConfig, logger: Logger, partitions: number): Promise<void> {
+  const admin = createKafka(config.kafka, logger, 'test-topics').admin();
+  await admin.connect();
+  try {
+    const specs = (TOPICS as readonly TopicSpec[]).filter((t) => t.partitions > 1 && !t.copartition).map((t) => ({ ...t, partitions }));
+    const r = await ensureTopics(admin, createTopicNames(config.kafka.topicPrefix), specs);
+    if (r.mismatched.length) throw new Error(`topics exist with other partition counts: ${r.mismatched.map((m) => `${m.topic} (${m.partitions})`).join(', ')}`);
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or fails with `what` at the deadline. */
