@@ -110,6 +110,12 @@ export interface ProcessContext {
   heartbeat(): Promise<void>;
   /** Aborted when the task is revoked or the worker stops. */
   signal: AbortSignal;
+  /**
+   * Changes whenever state a worker kept in memory since an earlier chunk may no longer be what its
+   * store holds (streams/state.ts): a new incarnation of the task, a re-fence after a failure, or no
+   * confirmation of ownership (a commit or a fencing) for half the session timeout.
+   */
+  readonly stateEpoch: number;
 }
 
 export interface WorkerInput<N extends RecordName> {
@@ -234,7 +240,12 @@ interface Task {
   fenced: boolean;
   abort: AbortController;
   retry: RetryState;
+  /** See ProcessContext.stateEpoch; `confirmedAt`: the last commit or fencing (ms). */
+  epoch: number;
+  confirmedAt: number;
 }
+
+let epochs = 0;
 
 class Rebalancing extends Error {}
 
@@ -287,6 +298,8 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
     }
     t.producer = producer;
     await readCommitted(t, topics);
+    t.epoch = ++epochs;
+    t.confirmedAt = Date.now();
     metrics.fencings.inc({ worker: handler.name });
   }
 
@@ -310,7 +323,7 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
   }
 
   function newTask(id: string, partition: number, topics: string[]): Task {
-    const t: Task = { id, partition, committed: new Map(), producer: null, ready: Promise.resolve(), lock: Promise.resolve(), fenced: false, abort: new AbortController(), retry: new RetryState(o.retry) };
+    const t: Task = { id, partition, committed: new Map(), producer: null, ready: Promise.resolve(), lock: Promise.resolve(), fenced: false, abort: new AbortController(), retry: new RetryState(o.retry), epoch: ++epochs, confirmedAt: 0 };
     t.ready = openTask(t, topics);
     t.ready.catch((err: unknown) => logger.warn({ err, task: id }, 'opening task failed; retried on its first batch'));
     return t;
@@ -486,6 +499,13 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
       committed: (logical, partition) => (partition === batch.partition ? t.committed.get(names.physical(logical)) ?? null : null),
       heartbeat: () => heartbeatOrRebalance(payload),
       signal: t.abort.signal,
+      get stateEpoch() {
+        if (Date.now() - t.confirmedAt > o.sessionTimeoutMs / 2) {
+          t.epoch = ++epochs;
+          t.confirmedAt = Date.now();
+        }
+        return t.epoch;
+      },
     };
     const alive = () => payload.isRunning() && !payload.isStale() && !t.abort.signal.aborted && state !== 'failed';
 
@@ -533,6 +553,7 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
           const commitStarted = process.hrtime.bigint();
           await tx.commit();
           tx = null;
+          t.confirmedAt = Date.now();
           t.committed.set(topic, next);
           t.retry.succeeded();
           payload.resolveOffset(lastOffset);
