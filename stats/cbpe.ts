@@ -33,7 +33,7 @@
  * distribution. A refit applies to the next prediction (`refitTakesEffect`
  * 'at-once'), so each prediction is calibrated with every label known when
  * it was scored; 'next-window' makes a window's estimate a pure forecast.
- * On Elec2 (stats/study/cbpe-elec2.ts) the defaults give a mean absolute
+ * On Elec2 (study/cbpe-elec2.ts) the defaults give a mean absolute
  * error of 0.025 per window of 500, against 0.042 raw and 0.044 for a
  * reference fit kept for the version's life; note that with a label delay
  * of 48 rows most of a window is labeled by the time it closes, so the

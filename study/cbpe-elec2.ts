@@ -1,5 +1,5 @@
 /**
- * `npx tsx stats/study/cbpe-elec2.ts [options]` — how well streaming CBPE
+ * `npx tsx study/cbpe-elec2.ts [options]` — how well streaming CBPE
  * (stats/cbpe.ts) estimates Elec2 accuracy before the labels arrive, under
  * the loop's protocol; offline and deterministic (about 10 s).
  *
@@ -42,17 +42,17 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { loadOnnxModel, type OnnxModel } from '../../models/onnx-model.js';
-import { trainForPipeline } from '../../models/pipeline-training.js';
-import { loadSpec, type PipelineSpec } from '../../pipelines/spec.js';
-import { readCsv } from '../../producers/csv.js';
-import { buildReplayPlan, pointInTimeRows, type PointInTimeRow, type ReplayPlan } from '../../producers/replay-plan.js';
-import { CALIBRATION_METHODS, calibrate, type CalibrationMethod, type Calibrator } from '../calibration.js';
-import { cbpeConfig, CbpeMonitor, type CbpeConfig, type CbpeWindowReport, type EstimateComparison } from '../cbpe.js';
-import { QualityWindow } from '../quality.js';
+import { loadOnnxModel, type OnnxModel } from '../models/onnx-model.js';
+import { trainForPipeline } from '../models/pipeline-training.js';
+import { loadSpec, type PipelineSpec } from '../pipelines/spec.js';
+import { readCsv } from '../producers/csv.js';
+import { buildReplayPlan, pointInTimeRows, type PointInTimeRow, type ReplayPlan } from '../producers/replay-plan.js';
+import { CALIBRATION_METHODS, calibrate, type CalibrationMethod, type Calibrator } from '../stats/calibration.js';
+import { cbpeConfig, CbpeMonitor, type CbpeConfig, type CbpeWindowReport, type EstimateComparison } from '../stats/cbpe.js';
+import { QualityWindow } from '../stats/quality.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const SPEC_FILE = path.resolve(here, '../../pipelines/elec2.json');
+const SPEC_FILE = path.resolve(here, '../pipelines/elec2.json');
 const VARIANT = 'champion';
 const ROW_MS = 30 * 60 * 1000;
 
@@ -344,7 +344,7 @@ function printTable(r: StudyResult): void {
 
 function usage(message: string): never {
   process.stderr.write(
-    `cbpe-elec2: ${message}\nusage: npx tsx stats/study/cbpe-elec2.ts [--method ${CALIBRATION_METHODS.join('|')}] [--no-refit] [--next-window] [--refit-every N] [--reference-size N] [--reference-rows N] [--window N] [--retrain-every N] [--train-rows N] [--holdout-rows N] [--label-delay-rows N] [--max-mae X] [--compare] [--quiet]\n`,
+    `cbpe-elec2: ${message}\nusage: npx tsx study/cbpe-elec2.ts [--method ${CALIBRATION_METHODS.join('|')}] [--no-refit] [--next-window] [--refit-every N] [--reference-size N] [--reference-rows N] [--window N] [--retrain-every N] [--train-rows N] [--holdout-rows N] [--label-delay-rows N] [--max-mae X] [--compare] [--quiet]\n`,
   );
   process.exit(2);
 }
