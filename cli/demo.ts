@@ -249,6 +249,7 @@ export function registerDemoCommand(program: Command): void {
         if (c.total.p50 !== null) {
           console.log(`  retrain cycle, ms      p50 (max): label→joined ${c.join.p50} (${c.join.max})  →report ${c.monitor.p50} (${c.monitor.max})  →request ${c.trigger.p50} (${c.trigger.max})  →candidate ${c.build.p50} (${c.build.max})  →promoted ${c.evaluate.p50} (${c.evaluate.max})  →serving ${c.serve.p50} (${c.serve.max});  total ${c.total.p50} (${c.total.max})`);
         }
+        if (report.estimate) console.log(`  accuracy estimated     before labels: mean |estimated − realised| ${report.estimate.meanAbsError.toFixed(4)}, bias ${report.estimate.bias >= 0 ? '+' : ''}${report.estimate.bias.toFixed(4)}, band coverage ${report.estimate.coverage === null ? '—' : report.estimate.coverage.toFixed(2)} over ${report.estimate.windows} windows`);
         console.log(`  latency event→logged   p50 ${report.latencyMs.p50} ms   p99 ${report.latencyMs.p99} ms`);
         console.log(`  throughput             ${report.eventsPerSecond?.toFixed(0)} events/s   (wall ${report.wallSeconds.toFixed(0)} s)\n`);
         console.log(textChart(report));

@@ -34,7 +34,7 @@ function specNamed(name: string): PipelineSpec {
   return {
     ...elec2,
     name,
-    retrain: { onDetectorAlarm: true, onDrift: false, maxRelativeDrop: 0.08, everyLabels: null, cooldownLabels: 1000, minFreshLabels: 1000 },
+    retrain: { onDetectorAlarm: true, onEstimate: false, onDrift: false, maxRelativeDrop: 0.08, everyLabels: null, cooldownLabels: 1000, minFreshLabels: 1000 },
     promotion: { ...elec2.promotion, metric: 'accuracy', rollbackMargin: 0.02 },
   };
 }
