@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { logLevel } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../config/config.js';
-import { TransientError, wrapError } from './errors.js';
+import { TransientError, wrapError } from '../core/errors.js';
 import { createLogger, kafkaLogCreator } from './logger.js';
 import { isSecretKey, redactDeep, redactText, redactUrl, REDACTED } from './redact.js';
 

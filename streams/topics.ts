@@ -7,7 +7,7 @@
  */
 import type { Admin } from 'kafkajs';
 import { recordSchema, type RecordName } from '../schemas/catalogue.js';
-import { FatalError } from '../core/errors.js';
+import { FatalError, TransientError } from '../core/errors.js';
 import type { DecodeLimits, DecodeOptions } from '../schemas/codec.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -137,7 +137,7 @@ export async function waitForTopicLeaders(admin: Admin, topics: string[], timeou
     } catch (err) {
       if (!UNSETTLED.has((err as { type?: string }).type ?? '')) throw err;
     }
-    if (Date.now() > deadline) throw new Error(`topics ${topics.join(', ')} have no leader after ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new TransientError(`topics ${topics.join(', ')} have no leader after ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
