@@ -11,7 +11,7 @@ import { createRegistryClient, type RegistryClient } from '../../schemas/registr
 import { createCassandraClient, type CassandraClient } from '../../store/cassandra.js';
 import { createKafka } from '../../streams/kafka.js';
 import { createLogger, type Logger } from '../../streams/logger.js';
-import { createTopicNames, type TopicNames } from '../../streams/topics.js';
+import { createTopicNames, ensureTopics, TOPICS, type TopicName, type TopicNames } from '../../streams/topics.js';
 
 export interface TestEnv {
   id: string;
@@ -27,23 +27,47 @@ export interface TestEnv {
   cleanup(): Promise<void>;
 }
 
-export async function createTestEnv(label: string): Promise<TestEnv> {
+export interface TestEnvOptions {
+  /**
+   * Partition counts that differ from the catalogue's, for tests whose members need more
+   * partitions to share (e.g. `{ 'events.client': 6 }`): these topics are created first,
+   * and bootstrapping leaves existing topics as they are.
+   */
+  partitions?: Partial<Record<TopicName, number>>;
+  /** Environment to read the servers' addresses from. Default process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export async function createTestEnv(label: string, options: TestEnvOptions = {}): Promise<TestEnv> {
   const id = crypto.randomBytes(4).toString('hex');
   const config = loadConfig({
-    ...process.env,
+    ...(options.env ?? process.env),
     LOOPLINE_TOPIC_PREFIX: `t-${label}-${id}.`,
     LOOPLINE_CASSANDRA_KEYSPACE: `t_${label.replace(/[^a-z0-9]/g, '_')}_${id}`.slice(0, 48),
     LOOPLINE_LOG_LEVEL: process.env.LOOPLINE_TEST_LOG_LEVEL ?? 'warn',
   });
   const logger = createLogger({ level: config.logLevel, name: `test-${label}` });
-  const bootstrap = await bootstrapInfra(config, logger);
   const kafka = createKafka(config.kafka, logger, `test-${label}`);
   const admin = kafka.admin();
   await admin.connect();
+  const names = createTopicNames(config.kafka.topicPrefix);
+  const wider = Object.entries(options.partitions ?? {});
+  if (wider.length > 0) {
+    const specs = TOPICS.filter((t) => options.partitions?.[t.name] !== undefined).map((t) => ({ ...t, partitions: options.partitions![t.name]! }));
+    if (specs.length !== wider.length) throw new Error(`createTestEnv: unknown topic in partitions ${JSON.stringify(options.partitions)}`);
+    // Right after CreateTopics a KRaft broker may still answer UNKNOWN_TOPIC_OR_PARTITION for a
+    // while (to the leader wait or to bootstrap's metadata read): wait until the metadata is there.
+    await ensureTopics(admin, names, specs).catch(() => {});
+    await waitFor('the wider topics to have leaders', async () => {
+      await ensureTopics(admin, names, specs);
+      const meta = await admin.fetchTopicMetadata({ topics: specs.map((t) => names.physical(t.name)) });
+      return meta.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0));
+    }, 30_000, 250);
+  }
+  const bootstrap = await bootstrapInfra(config, logger);
   const cql = createCassandraClient(config.cassandra);
   await cql.connect();
   const registry = createRegistryClient({ url: config.registry.url });
-  const names = createTopicNames(config.kafka.topicPrefix);
   return {
     id, config, logger, kafka, admin, cql, registry, codec: createCodec(registry), names, bootstrap,
     async cleanup() {
