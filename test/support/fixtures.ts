@@ -64,7 +64,7 @@ export async function createTestEnv(label: string, options: TestEnvOptions = {})
       return meta.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0));
     }, 30_000, 250);
   }
-  const bootstrap = await bootstrapInfra(config, logger);
+  const bootstrap = await bootstrapWithRetry(config, logger);
   const cql = createCassandraClient(config.cassandra);
   await cql.connect();
   const registry = createRegistryClient({ url: config.registry.url });
@@ -78,6 +78,23 @@ export async function createTestEnv(label: string, options: TestEnvOptions = {})
       await cql.shutdown().catch(() => {});
     },
   };
+}
+
+/**
+ * bootstrapInfra, asked again when the broker answers UNKNOWN_TOPIC_OR_PARTITION right after
+ * creating the topics (kafkajs's leader wait retries only LEADER_NOT_AVAILABLE; seen on the
+ * KRaft broker while it is busy, e.g. deleting the previous test's topics). It is idempotent.
+ */
+async function bootstrapWithRetry(config: LooplineConfig, logger: Logger): Promise<BootstrapResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await bootstrapInfra(config, logger);
+    } catch (err) {
+      if (attempt >= 5 || (err as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw err;
+      logger.warn({ attempt }, 'bootstrap met UNKNOWN_TOPIC_OR_PARTITION right after creating topics; again');
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or fails with `what` at the deadline. */

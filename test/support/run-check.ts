@@ -12,7 +12,11 @@ import type { Admin, Kafka } from 'kafkajs';
 import type cassandra from 'cassandra-driver';
 import type { Codec } from '../../schemas/codec.js';
 import type { DriftReport, LabeledPrediction, ModelCandidate, ModelEvent, Prediction, QualityReport, RetrainRequest } from '../../schemas/types.js';
+import { patchKafkajs } from '../../streams/kafkajs-patch.js';
 import { TOPICS, type TopicNames } from '../../streams/topics.js';
+
+// Read as the workers do: with kafkajs's read_committed filter fixed (streams/kafkajs-patch.ts, 3).
+patchKafkajs();
 
 export interface EndRead {
   topic: string;
@@ -23,8 +27,8 @@ export interface EndRead {
   timestamp: number;
 }
 
-/** Reads each topic from offset 0 to its current end offsets (read_committed); fails if a partition cannot reach its end within `timeoutMs`. */
-export async function readToEnd(kafka: Kafka, topics: readonly string[], timeoutMs = 120_000): Promise<EndRead[]> {
+/** Reads each topic from offset 0 to its current end offsets (read_committed, unless asked); fails if a partition cannot reach its end within `timeoutMs`. */
+export async function readToEnd(kafka: Kafka, topics: readonly string[], timeoutMs = 120_000, readUncommitted = false): Promise<EndRead[]> {
   const admin = kafka.admin();
   await admin.connect();
   const ends = new Map<string, number>();
@@ -36,7 +40,7 @@ export async function readToEnd(kafka: Kafka, topics: readonly string[], timeout
   const pending = new Set([...ends].filter(([, high]) => high > 0).map(([k]) => k));
   const got: EndRead[] = [];
   if (pending.size === 0) return got;
-  const consumer = kafka.consumer({ groupId: `check-${process.pid}-${process.hrtime.bigint()}`, readUncommitted: false, maxBytes: 20 * 1024 * 1024, maxWaitTimeInMs: 250 });
+  const consumer = kafka.consumer({ groupId: `check-${process.pid}-${process.hrtime.bigint()}`, readUncommitted, maxBytes: 20 * 1024 * 1024, maxWaitTimeInMs: 250 });
   const reached = new Map<string, number>();
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));
@@ -164,6 +168,8 @@ export interface ScoringCheck {
   /** Event ids on events.client beyond one per id: the harness's own retried sends, not the pipeline. */
   inputDuplicates: number;
   predictionsOnTopic: number;
+  /** Predictions written in transactions that were aborted (read_uncommitted count minus read_committed count): work a fault made the pipeline redo. */
+  abortedPredictions: number;
 }
 
 export interface LoopCheck {
@@ -209,6 +215,7 @@ export async function checkScoring(deps: { kafka: Kafka; codec: Codec; names: To
   const sentOnTopic = tally(await decodeAll<{ event_id: string }>(codec, 'ClientEvent', events), (e) => e.event_id);
 
   const predictions = await decodeAll<Prediction>(codec, 'Prediction', await readToEnd(kafka, [names.physical('predictions')]));
+  const everyAttempt = (await readToEnd(kafka, [names.physical('predictions')], 120_000, true)).length;
   const onTopic = new Map<string, Prediction[]>();
   for (const p of predictions) if (sent.has(p.event_id) && p.variant !== 'shadow') onTopic.set(p.event_id, [...(onTopic.get(p.event_id) ?? []), p]);
 
@@ -241,7 +248,7 @@ export async function checkScoring(deps: { kafka: Kafka; codec: Codec; names: To
   }
   const dlqs = TOPICS.filter((t) => t.name.endsWith('.dlq')).map((t) => names.physical(t.name));
   const deadLettered = (await readToEnd(kafka, dlqs)).length;
-  return { in: sent.size, logged, lost, duplicates, deadLettered, logMismatches, inputDuplicates: extra(sentOnTopic), predictionsOnTopic: predictions.length };
+  return { in: sent.size, logged, lost, duplicates, deadLettered, logMismatches, inputDuplicates: extra(sentOnTopic), predictionsOnTopic: predictions.length, abortedPredictions: everyAttempt - predictions.length };
 }
 
 /** The loop's outputs: every prediction joined once (when its label was sent), and each report, retrain request, candidate and model event once. */
