@@ -551,11 +551,13 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
           fail(e, `processing ${input.topic}/${batch.partition}`);
           return;
         }
-        // Ambiguous or transient: re-fence and re-read what committed, then go on from there.
-        if (!(await backOff(t, e, 'processing a chunk', payload))) return;
+        // Ambiguous or transient: re-fence and re-read what committed, then go on from there. The
+        // producer is dropped first: after a failed commit kafkajs leaves it in COMMITTING for good,
+        // and the task's next batch (if the back-off ends this one) must not begin a transaction on it.
         t.producer?.disconnect().catch(() => {});
         t.producer = null;
         t.ready = Promise.resolve();
+        if (!(await backOff(t, e, 'processing a chunk', payload))) return;
       }
     }
   }
