@@ -280,8 +280,15 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
       await producer.disconnect().catch(() => {});
       throw classifyKafkaError(err, `initialising the transactional producer of ${t.id}`);
     }
+    // The task gets its producer only with fresh committed offsets: a task whose offsets could not be
+    // read must open again (fence, read), not process from offsets a previous owner has moved past.
+    try {
+      await readCommitted(t, topics);
+    } catch (err) {
+      await producer.disconnect().catch(() => {});
+      throw err;
+    }
     t.producer = producer;
-    await readCommitted(t, topics);
     metrics.fencings.inc({ worker: handler.name });
   }
 
