@@ -168,8 +168,7 @@ rpc_address: 127.0.0.1
 storage_port: ${ports.cassandraStorage}
 native_transport_port: ${ports.cassandra}
 start_native_transport: true
-commitlog_sync: periodic
-commitlog_sync_period: 10000ms
+${commitlogSync(process.env)}
 commitlog_segment_size: 32MiB
 commitlog_disk_access_mode: legacy
 authenticator:
@@ -229,6 +228,22 @@ storage_compatibility_mode: NONE
     }
   },
 };
+
+/**
+ * The commit log's sync mode, from LOOPLINE_STACK_CASSANDRA_COMMITLOG_SYNC:
+ * - `periodic` (default): a write is acknowledged before its commit log is synced (every 10 s).
+ *   With one node, a crash of the Cassandra process can lose acknowledged writes: the fault
+ *   suite's cassandra-kill-restart case lost prediction-log rows this way (RELIABILITY.md).
+ * - `group`: acknowledged once the commit log is synced, syncs grouped over 15 ms.
+ * - `batch`: acknowledged once synced, synced per write.
+ */
+export function commitlogSync(env: NodeJS.ProcessEnv): string {
+  const mode = env.LOOPLINE_STACK_CASSANDRA_COMMITLOG_SYNC ?? 'periodic';
+  if (mode === 'periodic') return 'commitlog_sync: periodic\ncommitlog_sync_period: 10000ms';
+  if (mode === 'group') return 'commitlog_sync: group\ncommitlog_sync_group_window: 15ms';
+  if (mode === 'batch') return 'commitlog_sync: batch';
+  throw new Error(`LOOPLINE_STACK_CASSANDRA_COMMITLOG_SYNC must be periodic, group or batch, got "${mode}"`);
+}
 
 /** From Cassandra 5.0's conf/jvm17-server.options: required on Java 17. */
 const JAVA17_MODULE_FLAGS = [
