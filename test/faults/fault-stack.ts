@@ -14,6 +14,12 @@
  *
  * Ports can be moved with LOOPLINE_FAULTS_KAFKA_PORT, _KAFKA_CONTROLLER_PORT,
  * _CASSANDRA_PORT, _CASSANDRA_STORAGE_PORT and _REGISTRY_PORT.
+ *
+ * Cassandra runs with `commitlog_sync: group` (acknowledged only once its
+ * commit log is synced), so that a SIGKILL of the one node cannot lose an
+ * acknowledged write; LOOPLINE_FAULTS_CASSANDRA_COMMITLOG_SYNC=periodic runs it
+ * as the shared stack does (and as Cassandra ships), where it can — the suite's
+ * cassandra-kill-restart case then measures that loss.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -38,6 +44,9 @@ export function createFaultStack(progress: (m: string) => void = () => {}) {
   const base = stackPaths();
   const paths = stackPaths(base.home, path.join(base.home, 'faults-run'));
   const ports = faultStackPorts();
+  const commitlog = process.env.LOOPLINE_FAULTS_CASSANDRA_COMMITLOG_SYNC ?? 'group';
+  // Read by the Cassandra definition when it writes cassandra.yaml, on every start.
+  process.env.LOOPLINE_STACK_CASSANDRA_COMMITLOG_SYNC = commitlog;
   const stack = createLocalStack({ paths, ports, progress });
   const marker = (s: ServiceName) => `-Dloopline.stack.run=${paths.run(s)}`;
 
@@ -76,6 +85,7 @@ export function createFaultStack(progress: (m: string) => void = () => {}) {
   return {
     paths,
     ports,
+    commitlog,
     async up(): Promise<StackAddresses> {
       return stack.up();
     },

@@ -53,7 +53,7 @@ async function main(): Promise<number> {
   const results: CaseResult[] = [];
   try {
     const a = await stack.up();
-    log(`fault stack up: kafka ${a.kafkaBrokers.join(',')}, cassandra ${a.cassandraContactPoints.join(',')}, registry ${a.schemaRegistryUrl}`);
+    log(`fault stack up: kafka ${a.kafkaBrokers.join(',')}, cassandra ${a.cassandraContactPoints.join(',')} (commitlog_sync ${stack.commitlog}), registry ${a.schemaRegistryUrl}`);
     for (const c of cases) {
       const seed = caseSeed(c.name);
       log(`case ${c.name} (seed ${seed}): ${c.summary}`);
