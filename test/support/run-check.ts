@@ -165,6 +165,8 @@ export interface ScoringCheck {
   deadLettered: number;
   /** Events whose log row differs (version or scored_at) from the prediction committed on the topic: a write by a fenced zombie or an aborted attempt. */
   logMismatches: number;
+  /** Up to five of them: the committed prediction's and the log row's scored_at (ms) and version. */
+  logMismatchSamples: Array<{ eventId: string; topic: { version: number; scoredAt: number }; log: { version: number; scoredAt: number } }>;
   /** Event ids on events.client beyond one per id: the harness's own retried sends, not the pipeline. */
   inputDuplicates: number;
   predictionsOnTopic: number;
@@ -238,17 +240,21 @@ export async function checkScoring(deps: { kafka: Kafka; codec: Codec; names: To
   let lost = 0;
   let duplicates = 0;
   let logMismatches = 0;
+  const logMismatchSamples: ScoringCheck['logMismatchSamples'] = [];
   for (const id of sent) {
     const t = onTopic.get(id) ?? [];
     const l = logRows.get(id) ?? [];
     if (t.length === 0 || l.length === 0) lost++;
     if (t.length === 1 && l.length === 1) logged++;
     duplicates += Math.max(0, t.length - 1) + Math.max(0, l.length - 1);
-    if (t.length === 1 && l.length === 1 && (t[0]!.model_version !== l[0]!.version || t[0]!.scored_at !== l[0]!.scoredAt)) logMismatches++;
+    if (t.length === 1 && l.length === 1 && (t[0]!.model_version !== l[0]!.version || t[0]!.scored_at !== l[0]!.scoredAt)) {
+      logMismatches++;
+      if (logMismatchSamples.length < 5) logMismatchSamples.push({ eventId: id, topic: { version: t[0]!.model_version, scoredAt: t[0]!.scored_at }, log: l[0]! });
+    }
   }
   const dlqs = TOPICS.filter((t) => t.name.endsWith('.dlq')).map((t) => names.physical(t.name));
   const deadLettered = (await readToEnd(kafka, dlqs)).length;
-  return { in: sent.size, logged, lost, duplicates, deadLettered, logMismatches, inputDuplicates: extra(sentOnTopic), predictionsOnTopic: predictions.length, abortedPredictions: everyAttempt - predictions.length };
+  return { in: sent.size, logged, lost, duplicates, deadLettered, logMismatches, logMismatchSamples, inputDuplicates: extra(sentOnTopic), predictionsOnTopic: predictions.length, abortedPredictions: everyAttempt - predictions.length };
 }
 
 /** The loop's outputs: every prediction joined once (when its label was sent), and each report, retrain request, candidate and model event once. */

@@ -15,6 +15,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { projectRoot } from '../../infra/local-stack/paths.js';
 
@@ -62,6 +63,19 @@ export interface WorkerProcess {
   metrics(): Promise<string | null>;
   /** /healthz body, or null. */
   health(): Promise<{ ok: boolean; workers: Array<{ name: string; state: string; lastProgressAt: number | null; assigned: Array<{ topic: string; partitions: number[] }> }> } | null>;
+}
+
+/** A TCP port free on loopback right now (for a child's --metrics-port). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const a = srv.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 /** The value of a labelled sample in Prometheus text, e.g. (text, 'loopline_worker_last_progress_timestamp_seconds', { worker: 'scorer' }). */
