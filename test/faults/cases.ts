@@ -5,6 +5,7 @@
  */
 import type { ServiceName } from '../../infra/local-stack/services.js';
 import { readToEnd } from '../support/run-check.js';
+import { metricValue } from '../support/worker-processes.js';
 import { waitFor } from '../support/fixtures.js';
 import { LOOP_LAYOUT, type CaseContext, type FaultCase, type ProcessSpec } from './harness.js';
 
@@ -176,34 +177,46 @@ async function assignedPartitions(ctx: CaseContext, proc: string): Promise<numbe
 function zombieCase(): FaultCase {
   return {
     name: 'zombie-scorer',
-    summary: 'two scorer members (session timeout 6 s); one is SIGSTOPped mid-chunk, SIGCONTed once the group has rebalanced and the other member has committed on the stalled one\'s partitions: a zombie resuming with a chunk in hand',
+    summary: 'two scorer members (session timeout 6 s); twice, one is SIGSTOPped mid-chunk and SIGCONTed only once it is past its session timeout, the group has rebalanced and the other member has committed on its partitions: a zombie resuming with a chunk in hand',
     layout: SCORER_A_B,
     watch: ['scorer'],
     events: 3000,
     async inject(ctx) {
-      await ctx.atShare(ctx.between(0.2, 0.4));
-      const aParts = await assignedPartitions(ctx, 'scorer-a');
-      await ctx.midChunk('scorer', 20_000);
-      await new Promise((r) => setTimeout(r, Math.round(ctx.between(0, 150))));
-      const stopAt = Date.now();
-      ctx.proc('scorer-a').signal('SIGSTOP');
-      ctx.log(`SIGSTOP scorer-a (partitions ${aParts.join(',')})`);
-      // The group has rebalanced once scorer-b owns every partition, and has committed since.
-      await waitFor('scorer-b to own every partition', async () => (await assignedPartitions(ctx, 'scorer-b')).length === 6, 120_000, 200);
-      const takeoverAt = Date.now();
-      const takeover = await ctx.recovered(takeoverAt, ['scorer'], 120_000);
-      await new Promise((r) => setTimeout(r, 1000));
-      ctx.proc('scorer-a').signal('SIGCONT');
-      const contAt = Date.now();
-      ctx.details.zombie = { partitions: aParts, stoppedMs: contAt - stopAt, rebalancedAfterMs: takeoverAt - stopAt, takeoverCommitMs: takeover };
-      ctx.log(`SIGCONT scorer-a after ${contAt - stopAt} ms (group rebalanced ${takeoverAt - stopAt} ms after the stop)`);
-      await ctx.recovered(contAt, ['scorer']);
+      const rounds: Array<Record<string, unknown>> = [];
+      for (const [zombie, other, lo, hi] of [['scorer-a', 'scorer-b', 0.15, 0.3], ['scorer-b', 'scorer-a', 0.55, 0.7]] as const) {
+        await ctx.atShare(ctx.between(lo, hi));
+        // Both members share the partitions (the previous round's rebalances are over).
+        await waitFor('both scorers to own partitions', async () => {
+          const [a, b] = await Promise.all([assignedPartitions(ctx, zombie), assignedPartitions(ctx, other)]);
+          return a.length > 0 && b.length > 0 && a.length + b.length === 6;
+        }, 120_000, 200);
+        const parts = await assignedPartitions(ctx, zombie);
+        await ctx.midChunk('scorer', 20_000);
+        await new Promise((r) => setTimeout(r, Math.round(ctx.between(0, 150))));
+        const stopAt = Date.now();
+        ctx.proc(zombie).signal('SIGSTOP');
+        ctx.log(`SIGSTOP ${zombie} (partitions ${parts.join(',')})`);
+        await waitFor(`${other} to own every partition`, async () => (await assignedPartitions(ctx, other)).length === 6, 120_000, 200);
+        const takeoverAt = Date.now();
+        const takeover = await ctx.recovered(takeoverAt, ['scorer'], 120_000);
+        await waitFor(`${zombie} stalled past its session timeout`, () => Date.now() - stopAt > 7000, 30_000, 100);
+        ctx.proc(zombie).signal('SIGCONT');
+        const contAt = Date.now();
+        ctx.log(`SIGCONT ${zombie} after ${contAt - stopAt} ms (group rebalanced ${takeoverAt - stopAt} ms after the stop)`);
+        rounds.push({ zombie, partitions: parts, stoppedAt: stopAt, resumedAt: contAt, rebalancedAfterMs: takeoverAt - stopAt, takeoverCommitMs: takeover, recoveryMs: await ctx.recovered(contAt, ['scorer']) });
+      }
+      ctx.details.zombies = rounds;
     },
     async verify(ctx, scoring) {
-      // What the zombie could still do after SIGCONT: write prediction_log rows before its fenced commit failed.
+      // What a zombie could still do after SIGCONT: write prediction_log rows after the new owner's, before its fenced commit failed.
       ctx.details.zombieLogMismatches = scoring.logMismatches;
-      const text = await ctx.proc('scorer-a').metrics();
-      ctx.details.zombieFencedTasks = text ? Number(/loopline_worker_tasks_fenced_total\{[^}]*\} (\d+)/.exec(text)?.[1] ?? 0) : null;
+      ctx.details.zombieLogMismatchSamples = scoring.logMismatchSamples;
+      const fenced: Record<string, number | null> = {};
+      for (const name of ['scorer-a', 'scorer-b']) {
+        const text = await ctx.proc(name).metrics();
+        fenced[name] = text ? metricValue(text, 'loopline_worker_tasks_fenced_total', { worker: 'scorer' }) : null;
+      }
+      ctx.details.fencedScorerTasks = fenced;
     },
   };
 }
