@@ -138,12 +138,13 @@ function cassandraKill(): FaultCase {
 function registryDown(ms: number): FaultCase {
   return {
     name: `registry-down-${ms / 1000}s`,
-    summary: `the schema registry stopped (SIGTERM) for ${ms / 1000} s mid-stream; ${ms / 6000} s in, the scorer process is SIGKILLed so that one worker must start while the registry is away`,
+    summary: `the schema registry stopped (SIGTERM) for ${ms / 1000} s mid-stream, then started again (its start is part of the outage); ${ms / 6000} s in, the scorer process is SIGKILLed so that one worker must start while the registry is away`,
     layout: LOOP_LAYOUT,
     watch: ALL_STREAMING,
-    events: 3000,
+    // Long enough that events still flow after the registry is back, even if its start takes a minute.
+    events: 4400,
     async inject(ctx) {
-      await ctx.atShare(ctx.between(0.15, 0.3));
+      await ctx.atShare(ctx.between(0.1, 0.2));
       const began = Date.now();
       await ctx.stack.stop('schema-registry', 'SIGTERM');
       await new Promise((r) => setTimeout(r, ms / 6));

@@ -85,9 +85,12 @@ async function main(): Promise<number> {
   }
   const minutes = ((Date.now() - started) / 60_000).toFixed(1);
   console.log('');
-  console.log('| case | in | logged | dead-lettered | lost | duplicates | recovery ms | result |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---|');
-  for (const r of results) console.log(`| ${r.name} | ${r.in} | ${r.logged} | ${r.deadLettered} | ${r.lost} | ${r.duplicates} | ${r.recoveryMs ?? '-'} | ${r.passed ? 'pass' : 'FAIL'} |`);
+  console.log('| case | in | logged | dead-lettered | lost | duplicates | recovery ms | joined once / joinable | reports | aborted predictions | log rows from another attempt | worker process exits | result |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|');
+  for (const r of results) {
+    const exits = Object.entries(r.details.crashExits as Record<string, unknown[]> ?? {}).map(([p, e]) => `${p}: ${e.join(',')}`).join('; ') || '-';
+    console.log(`| ${r.name} | ${r.in} | ${r.logged} | ${r.deadLettered} | ${r.lost} | ${r.duplicates} | ${r.recoveryMs ?? '-'} | ${r.loop ? `${r.loop.joined} / ${r.loop.joinable}` : '-'} | ${r.loop?.reports ?? '-'} | ${r.scoring?.abortedPredictions ?? '-'} | ${r.scoring?.logMismatches ?? '-'} | ${exits} | ${r.passed ? 'pass' : 'FAIL'} |`);
+  }
   console.log(`\nfault suite seed ${suiteSeed}: ${results.filter((r) => r.passed).length}/${results.length} passed in ${minutes} min on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown cpu'}), logs in ${logDir}`);
   const json = {
     seed: suiteSeed,
