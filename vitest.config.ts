@@ -12,6 +12,8 @@ export default defineConfig({
           include: ['**/*.test.ts'],
           exclude: ['node_modules/**', '.infra/**', 'test/integration/**', 'test/e2e/**'],
           environment: 'node',
+          // No unit test depends on speed: a loaded machine (CI, two shared cores) only makes them slower.
+          testTimeout: 60_000,
         },
       },
       {

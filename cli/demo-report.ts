@@ -11,15 +11,60 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type cassandra from 'cassandra-driver';
 import type { Kafka } from 'kafkajs';
+import { qualityMetrics, type QualityMetrics } from '../models/metrics.js';
+import type { ModelOutput } from '../models/model-output.js';
 import { loadOnnxModel } from '../models/onnx-model.js';
+import { periodicBaselineForPipeline } from '../models/periodic-baseline.js';
 import type { ModelRegistry } from '../models/registry.js';
 import type { PipelineSpec } from '../pipelines/spec.js';
-import type { Codec } from '../schemas/codec.js';
-import type { LabeledPrediction, Prediction } from '../schemas/types.js';
+import type { BootstrapResult } from '../producers/bootstrap.js';
+import type { Codec, RecordTypes } from '../schemas/codec.js';
+import type { RecordName } from '../schemas/catalogue.js';
+import type { Prediction, QualityReport } from '../schemas/types.js';
+import { readToEnd, type ReadMessage } from '../streams/topic-reader.js';
 import { TOPICS, type TopicNames } from '../streams/topics.js';
+
+export interface MetricSet {
+  /** The spec's promotion metric. */
+  name: string;
+  closedLoop: number | null;
+  /** The bootstrap model alone, never retrained, scoring the same served features. */
+  staticBaseline: number | null;
+  /** The same trainer refitted every `everyLabels` joined labels on the newest window, replayed offline over the served features and joined labels. */
+  periodicBaseline: number | null;
+  rows: number;
+  /** Every metric of the task for each of the three (binary: accuracy, balancedAccuracy, auc, logLoss; multiclass: accuracy, macroF1; regression: mae, rmse). */
+  all: { closedLoop: Record<string, number | null>; staticBaseline: Record<string, number | null>; periodicBaseline: Record<string, number | null> | null };
+  /** Refits the periodic baseline made. */
+  periodicRefits: number;
+  /** Whether lower is better (mae, rmse, log_loss). */
+  lowerIsBetter: boolean;
+}
+
+export interface PromotionTiming {
+  version: number;
+  /** Event time at which the loop decided to retrain (the label that completed the deciding window became known). */
+  requestedAt: number;
+  /** Event time of the first prediction the new champion served. */
+  firstServedAt: number | null;
+  /** Events scored between the decision and the new champion's first prediction. */
+  eventsToServe: number | null;
+  /**
+   * Wall-clock milliseconds of each step from the deciding label to the first prediction (Kafka record
+   * timestamps): label sent → joined → monitor report → retrain request → candidate → promoted → first served.
+   * null when a step is missing (a promoted version that never served: superseded first).
+   */
+  stagesMs: CycleStages | null;
+}
+
+export const CYCLE_STAGES = ['join', 'monitor', 'trigger', 'build', 'evaluate', 'serve'] as const;
+export type CycleStages = Record<(typeof CYCLE_STAGES)[number] | 'total', number>;
 
 export interface DemoReport {
   pipeline: string;
+  /** live: the replay runs at its rate; backtest: event time paced by the loop's progress. */
+  pacing: 'live' | 'backtest';
+  eventsPerSecondTarget: number;
   events: number;
   predictionsLogged: number;
   duplicates: number;
@@ -32,54 +77,27 @@ export interface DemoReport {
   promotions: number;
   rollbacks: number;
   champion: number | null;
-  metric: { name: string; closedLoop: number | null; staticBaseline: number | null; rows: number };
+  metric: MetricSet;
+  promotionTimings: PromotionTiming[];
+  /** Median and largest wall-clock milliseconds per step of the retrain cycle, over the promotions that served. */
+  cycleMs: Record<keyof CycleStages, { p50: number | null; max: number | null }>;
   latencyMs: { p50: number | null; p99: number | null; max: number | null };
   eventsPerSecond: number | null;
   wallSeconds: number;
-  timeline: Array<{ fromEvent: number; closedLoop: number; staticBaseline: number; version: number }>;
+  timeline: Array<{ fromEvent: number; closedLoop: number; staticBaseline: number; periodicBaseline: number | null; version: number }>;
   promotionsAt: Array<{ event: number; version: number }>;
 }
 
-interface Read {
-  value: Buffer | null;
-  timestamp: number;
-  partition: number;
-}
-
-/**
- * Reads whole topics (read_committed) until every partition is at its high
- * watermark (a transactional topic's last offset is a commit marker no
- * consumer is handed, hence the allowance of one) or nothing arrived for `idleMs`.
- */
-export async function drainTopic(kafka: Kafka, topic: string | string[], idleMs = 3000): Promise<Read[]> {
-  const topics = Array.isArray(topic) ? topic : [topic];
+/** Every committed record of the topics, each read to the end offsets it had when the read began. */
+export async function readTopics(kafka: Kafka, topics: string | string[]): Promise<ReadMessage[]> {
   const admin = kafka.admin();
   await admin.connect();
-  const ends = new Map<string, number>();
-  for (const t of topics) for (const p of await admin.fetchTopicOffsets(t)) ends.set(`${t}/${p.partition}`, Number(p.high));
-  await admin.disconnect();
-  const position = new Map<string, number>();
-  const done = () => [...ends].every(([k, high]) => high === 0 || (position.get(k) ?? -1) >= high - 2);
-  const consumer = kafka.consumer({ groupId: `report-${process.hrtime.bigint()}`, maxBytes: 50 * 1024 * 1024 });
-  const got: Read[] = [];
-  let last = Date.now();
-  await consumer.connect();
   try {
-    await consumer.subscribe({ topics, fromBeginning: true });
-    await consumer.run({
-      eachBatch: async ({ batch }) => {
-        for (const m of batch.messages) got.push({ value: m.value, timestamp: Number(m.timestamp), partition: batch.partition });
-        const lastMessage = batch.messages.at(-1);
-        if (lastMessage) position.set(`${batch.topic}/${batch.partition}`, Number(lastMessage.offset));
-        last = Date.now();
-      },
-    });
-    if (ends.size > 0 && [...ends.values()].every((h) => h === 0)) return got;
-    const started = Date.now();
-    while (!done() && (Date.now() - last < idleMs || (got.length === 0 && Date.now() - started < idleMs * 3))) await new Promise((r) => setTimeout(r, 100));
-    return got;
+    const all: ReadMessage[] = [];
+    for (const t of Array.isArray(topics) ? topics : [topics]) all.push(...(await readToEnd(kafka, admin, t, 120_000)));
+    return all;
   } finally {
-    await consumer.disconnect();
+    await admin.disconnect();
   }
 }
 
@@ -97,9 +115,25 @@ export interface ReportInput {
   registry: ModelRegistry;
   replayedIds: string[];
   labelsSent: number;
-  bootstrapVersion: number;
+  bootstrap: BootstrapResult;
+  pacing: 'live' | 'backtest';
+  eventsPerSecondTarget: number;
   wallSeconds: number;
   progress: (m: string) => void;
+}
+
+const METRIC_KEYS: Record<string, string> = { accuracy: 'accuracy', log_loss: 'logLoss', auc: 'auc', mae: 'mae', rmse: 'rmse', macro_f1: 'macroF1', balanced_accuracy: 'balancedAccuracy' };
+const LOWER_IS_BETTER = new Set(['log_loss', 'mae', 'rmse']);
+
+/** A served prediction as the model output it was. */
+function outputOf(spec: PipelineSpec, p: Prediction): ModelOutput {
+  if (spec.task === 'regression') return { label: null, score: p.value ?? p.score, probabilities: null, value: p.value };
+  return { label: p.label, score: p.score, probabilities: spec.label.classes.map((c) => p.probabilities[c] ?? 0), value: null };
+}
+
+function pickMetrics(m: QualityMetrics, task: PipelineSpec['task']): Record<string, number | null> {
+  const keys = task === 'regression' ? ['mae', 'rmse'] : task === 'binary' ? ['accuracy', 'balancedAccuracy', 'auc', 'logLoss'] : ['accuracy', 'macroF1', 'balancedAccuracy', 'logLoss'];
+  return Object.fromEntries(keys.map((k) => [k, (m as unknown as Record<string, number | null | undefined>)[k] ?? null]));
 }
 
 export async function buildReport(r: ReportInput): Promise<DemoReport> {
@@ -107,7 +141,7 @@ export async function buildReport(r: ReportInput): Promise<DemoReport> {
   const replayed = new Set(r.replayedIds);
 
   progress('reading predictions back from the topic');
-  const onTopic = await drainTopic(kafka, names.physical('predictions'));
+  const onTopic = await readTopics(kafka, names.physical('predictions'));
   const preds: Array<{ p: Prediction; t: number }> = [];
   for (const m of onTopic) {
     const d = await codec.decode('Prediction', m.value);
@@ -131,45 +165,94 @@ export async function buildReport(r: ReportInput): Promise<DemoReport> {
   }
 
   progress('counting dead letters');
-  const deadLettered = (await drainTopic(kafka, TOPICS.filter((x) => x.name.endsWith('.dlq')).map((t) => names.physical(t.name)), 1000)).length;
+  const deadLettered = (await readTopics(kafka, TOPICS.filter((x) => x.name.endsWith('.dlq')).map((t) => names.physical(t.name)))).length;
 
   progress('reading joined labels');
-  const labeled: LabeledPrediction[] = [];
-  for (const m of await drainTopic(kafka, names.physical('predictions.labeled'))) {
+  const labels = new Map<string, { label: string | number; labelTime: number; joinedTs: number }>();
+  for (const m of await readTopics(kafka, names.physical('predictions.labeled'))) {
     const d = await codec.decode('LabeledPrediction', m.value);
-    if (d.ok) labeled.push(d.value);
+    if (d.ok && d.value.prediction.variant !== 'shadow' && replayed.has(d.value.prediction.event_id)) labels.set(d.value.prediction.event_id, { label: d.value.label, labelTime: d.value.label_time, joinedTs: m.timestamp });
   }
-  const late = (await drainTopic(kafka, names.physical('labels.late'), 1000)).length;
-  const served = labeled.filter((l) => l.prediction.variant !== 'shadow' && replayed.has(l.prediction.event_id));
-  served.sort((a, b) => a.prediction.event_time - b.prediction.event_time);
+  const late = (await readTopics(kafka, names.physical('labels.late'))).length;
+
+  // Served predictions in event order (one per event), with their joined label when there is one.
+  const firstById = new Map<string, Prediction>();
+  for (const { p } of preds) if (replayed.has(p.event_id) && !firstById.has(p.event_id)) firstById.set(p.event_id, p);
+  const served = [...firstById.values()].sort((a, b) => a.event_time - b.event_time);
+  const joined = served.filter((p) => labels.has(p.event_id));
+  const truth = joined.map((p) => labels.get(p.event_id)!.label);
+  const classes = spec.label.classes;
+  const mspec = { task: spec.task, classes };
 
   progress('scoring the served features with the bootstrap model for the static baseline');
-  const v1 = await registry.get(spec.name, spec.model.name, r.bootstrapVersion);
+  const v1 = await registry.get(spec.name, spec.model.name, r.bootstrap.model.version);
   const model = await loadOnnxModel(v1.onnx, v1.spec);
-  const baselineOut = await model.predict(served.map((l) => l.prediction.features));
+  const staticOut = await model.predict(joined.map((p) => p.features));
   await model.close();
-  const correct = served.map((l) => (l.prediction.label === String(l.label) ? 1 : 0));
-  const baseCorrect = baselineOut.map((o, i) => (o.label === String(served[i]!.label) ? 1 : 0));
-  const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
+  const loopOut = joined.map((p) => outputOf(spec, p));
 
-  const bucket = Math.max(500, Math.round(served.length / 40));
+  let periodic: { outputs: ModelOutput[]; refits: number } | null = null;
+  if (r.bootstrap.trained) {
+    progress(`replaying the periodic yardstick: the ${spec.trainer.algorithm} trainer refitted every ${spec.retrain.everyLabels ?? 1000} joined labels on the newest ${spec.trainer.windowRows}`);
+    const rows = served.map((p) => {
+      const l = labels.get(p.event_id);
+      return { eventTime: p.event_time, values: p.features, label: l?.label ?? null, labelTime: l?.labelTime ?? Number.POSITIVE_INFINITY };
+    });
+    const result = periodicBaselineForPipeline(spec, { rows, history: r.bootstrap.history, bootstrap: r.bootstrap.trained.predict });
+    const byRow = result.predictions.map((x) => x.output);
+    periodic = { outputs: served.map((_, i) => byRow[i]!).filter((_, i) => labels.has(served[i]!.event_id)), refits: result.refits.length };
+  }
+
+  const closedAll = pickMetrics(qualityMetrics(mspec, truth, loopOut), spec.task);
+  const staticAll = pickMetrics(qualityMetrics(mspec, truth, staticOut), spec.task);
+  const periodicAll = periodic ? pickMetrics(qualityMetrics(mspec, truth, periodic.outputs), spec.task) : null;
+  const key = METRIC_KEYS[spec.promotion.metric] ?? spec.promotion.metric;
+
+  // Accuracy (or the promotion metric) over the replay, in buckets, for the chart.
+  const bucket = Math.max(500, Math.round(joined.length / 40));
   const timeline: DemoReport['timeline'] = [];
-  for (let i = 0; i < served.length; i += bucket) {
+  for (let i = 0; i < joined.length; i += bucket) {
+    const slice = (xs: ModelOutput[]) => xs.slice(i, i + bucket);
+    const value = (outs: ModelOutput[]) => (qualityMetrics(mspec, truth.slice(i, i + bucket), outs) as unknown as Record<string, number | null>)[key] ?? Number.NaN;
     timeline.push({
       fromEvent: i,
-      closedLoop: mean(correct.slice(i, i + bucket))!,
-      staticBaseline: mean(baseCorrect.slice(i, i + bucket))!,
-      version: served[Math.min(served.length - 1, i + bucket - 1)]!.prediction.model_version,
+      closedLoop: value(slice(loopOut)),
+      staticBaseline: value(slice(staticOut)),
+      periodicBaseline: periodic ? value(slice(periodic.outputs)) : null,
+      version: joined[Math.min(joined.length - 1, i + bucket - 1)]!.model_version,
     });
   }
   const promotionsAt: DemoReport['promotionsAt'] = [];
-  served.forEach((l, i) => {
-    const prev = served[i - 1]?.prediction.model_version;
-    if (prev !== undefined && prev !== l.prediction.model_version) promotionsAt.push({ event: i, version: l.prediction.model_version });
+  joined.forEach((p, i) => {
+    const prev = joined[i - 1]?.model_version;
+    if (prev !== undefined && prev !== p.model_version) promotionsAt.push({ event: i, version: p.model_version });
   });
 
+  // How fast the loop reacted: events between each retrain decision and its champion's first prediction.
   const events = await registry.history(spec.name, spec.model.name, 1000);
-  const retrains = (await cql.execute('SELECT request_id FROM retrain_requests WHERE pipeline = ?', [spec.name], { prepare: true })).rowLength;
+  const requests = new Map((await cql.execute('SELECT request_id, requested_at FROM retrain_requests WHERE pipeline = ?', [spec.name], { prepare: true, fetchSize: 10_000 })).rows.map((row) => [row.get('request_id') as string, (row.get('requested_at') as Date).getTime()]));
+  const models = await registry.list(spec.name, spec.model.name);
+  const servedTimes = served.map((p) => p.event_time);
+  const stages = await cycleStages(kafka, codec, names, served, preds, labels);
+  const promotionTimings: PromotionTiming[] = [];
+  for (const e of events.filter((x) => x.action === 'PROMOTE' && x.actor === 'evaluator').reverse()) {
+    const m = models.find((x) => x.version === e.version);
+    const at = m?.requestId ? requests.get(m.requestId) : undefined;
+    if (at === undefined) continue;
+    const decidedAt = at + spec.label.delayMs;
+    const first = served.find((p) => p.model_version === e.version)?.event_time ?? null;
+    promotionTimings.push({
+      version: e.version, requestedAt: decidedAt, firstServedAt: first,
+      eventsToServe: first === null ? null : servedTimes.filter((t) => t > decidedAt && t < first).length,
+      stagesMs: stages.get(e.version) ?? null,
+    });
+  }
+  const cycleMs = Object.fromEntries(([...CYCLE_STAGES, 'total'] as const).map((k) => {
+    const v = promotionTimings.flatMap((t) => (t.stagesMs ? [t.stagesMs[k]] : [])).sort((a, b) => a - b);
+    return [k, { p50: quantile(v, 0.5), max: v.at(-1) ?? null }];
+  })) as DemoReport['cycleMs'];
+
+  const retrains = requests.size;
   const latencies = preds.filter(({ p }) => replayed.has(p.event_id)).map(({ p, t }) => t - p.produced_at).sort((a, b) => a - b);
   const firstProduced = Math.min(...preds.map(({ p }) => p.produced_at));
   const lastOut = Math.max(...preds.map(({ t }) => t));
@@ -188,25 +271,88 @@ export async function buildReport(r: ReportInput): Promise<DemoReport> {
   const serving = await registry.serving(spec.name, spec.model.name);
   return {
     pipeline: spec.name,
+    pacing: r.pacing,
+    eventsPerSecondTarget: r.eventsPerSecondTarget,
     events: replayed.size,
     predictionsLogged: logged,
     duplicates,
     lost,
     deadLettered,
     labelsSent: r.labelsSent,
-    labelsJoined: new Set(served.map((l) => l.prediction.event_id)).size,
+    labelsJoined: labels.size,
     labelsLate: late,
     retrains,
     promotions: events.filter((e) => e.action === 'PROMOTE' && e.actor !== 'bootstrap').length,
     rollbacks: events.filter((e) => e.action === 'ROLLBACK').length,
     champion: serving.champion,
-    metric: { name: 'accuracy', closedLoop: mean(correct), staticBaseline: mean(baseCorrect), rows: served.length },
+    metric: {
+      name: spec.promotion.metric,
+      closedLoop: closedAll[key] ?? null,
+      staticBaseline: staticAll[key] ?? null,
+      periodicBaseline: periodicAll?.[key] ?? null,
+      rows: joined.length,
+      all: { closedLoop: closedAll, staticBaseline: staticAll, periodicBaseline: periodicAll },
+      periodicRefits: periodic?.refits ?? 0,
+      lowerIsBetter: LOWER_IS_BETTER.has(spec.promotion.metric),
+    },
+    promotionTimings,
+    cycleMs,
     latencyMs: { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99), max: latencies.at(-1) ?? null },
     eventsPerSecond: preds.length ? replayed.size / ((lastOut - firstProduced) / 1000) : null,
     wallSeconds: r.wallSeconds,
     timeline,
     promotionsAt,
   };
+}
+
+/**
+ * The wall-clock steps of every evaluator promotion that served, by version, from the Kafka timestamps of
+ * the records that carried it: the label completing the deciding monitor window (labels.ground-truth), its
+ * join (predictions.labeled), the window's report (monitor.reports), the retrain request (control.retrain),
+ * the candidate (control.candidates), the promotion (control.models) and the new version's first prediction.
+ */
+async function cycleStages(
+  kafka: Kafka, codec: Codec, names: TopicNames,
+  served: readonly Prediction[], preds: ReadonlyArray<{ p: Prediction; t: number }>, labels: ReadonlyMap<string, { joinedTs: number }>,
+): Promise<Map<number, CycleStages>> {
+  const decoded = async <R extends RecordName>(topic: string, record: R) => {
+    const out: Array<{ v: RecordTypes[R]; t: number }> = [];
+    for (const m of await readTopics(kafka, names.physical(topic))) {
+      const d = await codec.decode(record, m.value);
+      if (d.ok) out.push({ v: d.value, t: m.timestamp });
+    }
+    return out;
+  };
+  const labelSent = new Map((await decoded('labels.ground-truth', 'GroundTruth')).map(({ v, t }) => [v.event_id, t]));
+  const reports = new Map<number, number>();
+  for (const m of await readTopics(kafka, names.physical('monitor.reports'))) {
+    const d = await codec.decodeAny(['QualityReport', 'DriftReport'] as const, m.value);
+    if (d.ok && d.record === 'QualityReport' && (d.value as QualityReport).variant === 'champion') {
+      const r = d.value as QualityReport;
+      if (!reports.has(r.created_at)) reports.set(r.created_at, m.timestamp);
+    }
+  }
+  const requests = new Map((await decoded('control.retrain', 'RetrainRequest')).map(({ v, t }) => [v.request_id, { t, createdAt: v.requested_at }]));
+  const candidates = new Map((await decoded('control.candidates', 'ModelCandidate')).map(({ v, t }) => [v.model_version, { t, request: v.request_id }]));
+  const byEventTime = new Map(served.map((p) => [p.event_time, p.event_id]));
+  const firstServed = new Map<number, number>();
+  for (const { p, t } of preds) if (p.variant !== 'shadow' && (firstServed.get(p.model_version) ?? Infinity) > t) firstServed.set(p.model_version, t);
+  const out = new Map<number, CycleStages>();
+  for (const { v: e, t: promoted } of await decoded('control.models', 'ModelEvent')) {
+    if (e.action !== 'PROMOTE' || e.actor !== 'evaluator') continue;
+    const c = candidates.get(e.model_version);
+    const r = c?.request ? requests.get(c.request) : undefined;
+    const reported = r ? reports.get(r.createdAt) : undefined;
+    const eventId = r ? byEventTime.get(r.createdAt) : undefined;
+    const joined = eventId ? labels.get(eventId)?.joinedTs : undefined;
+    const sent = eventId ? labelSent.get(eventId) : undefined;
+    const first = firstServed.get(e.model_version);
+    if (!c || !r || reported === undefined || joined === undefined || sent === undefined || first === undefined) continue;
+    out.set(e.model_version, {
+      join: joined - sent, monitor: reported - joined, trigger: r.t - reported, build: c.t - r.t, evaluate: promoted - c.t, serve: first - promoted, total: first - sent,
+    });
+  }
+  return out;
 }
 
 /** A small text chart of accuracy over the replay: closed loop (█) against the static baseline (·). */

@@ -10,7 +10,8 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/config.js';
-import { startPipeline } from '../consumers/pipeline.js';
+import { startPipeline, WORKER_NAMES } from '../consumers/pipeline.js';
+import { createQuiescence } from '../consumers/quiescence.js';
 import type { Scorer } from '../consumers/scorer/scorer.js';
 import { bootstrapInfra } from '../infra/bootstrap.js';
 import { createLocalStack } from '../infra/local-stack/local-stack.js';
@@ -18,7 +19,7 @@ import { projectRoot } from '../infra/local-stack/paths.js';
 import { trainBootstrap } from '../producers/bootstrap.js';
 import { createModelRegistry } from '../store/model-registry.js';
 import { loadSpec } from '../pipelines/spec.js';
-import { createLooplineProducer } from '../producers/client.js';
+import { createLooplineProducer, type LooplineProducer } from '../producers/client.js';
 import { readCsv } from '../producers/csv.js';
 import { buildReplayPlan, type ReplayPlan } from '../producers/replay-plan.js';
 import { createReplayer } from '../producers/replayer.js';
@@ -31,6 +32,11 @@ import { createLogger } from '../streams/logger.js';
 import { createTopicNames } from '../streams/topics.js';
 import { buildReport, textChart, writeHtmlReport, type DemoReport } from './demo-report.js';
 import { createProgress } from './progress.js';
+import { startDashboard } from '../dashboard/server.js';
+import { writeDemoRun } from '../ops/demo-run.js';
+import { metricsFromRegistry } from '../ops/metrics-source.js';
+import { cleanRun } from './clean.js';
+import { choiceOption, intOption } from './options.js';
 import { DEFAULT_SPEC } from './workers.js';
 
 export interface DemoOptions {
@@ -41,6 +47,12 @@ export interface DemoOptions {
   metricsPort: number;
   /** Share of labels delivered past the spec's join horizon, to show late labels are counted, not joined. Default 0.01. */
   lateShare?: number;
+  /** Pace event time by the loop's progress (each event waits until the loop has processed everything before it). */
+  backtest?: boolean;
+  /** Serve the live dashboard (dashboard/server.ts) on this port during the run (0 = any free port). */
+  dashboardPort?: number;
+  /** false: remove the run's topics, subjects and keyspace at the end (the CLI without --keep). Default: keep. */
+  keep?: boolean;
 }
 
 export interface DemoRun {
@@ -66,11 +78,24 @@ export function delayLabelsPastHorizon(plan: ReplayPlan, horizonMs: number, shar
   return moved;
 }
 
-async function metricSum(metrics: import('prom-client').Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const m = metrics.getSingleMetric(name);
-  if (!m) return 0;
-  const { values } = await m.get();
-  return values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((a, v) => a + v.value, 0);
+/** Counts what the demo sends, by topic, for the loop's progress check. */
+function countingProducer(p: LooplineProducer, sent: Record<string, number>): LooplineProducer {
+  const add = (topic: string, n: number) => (sent[topic] = (sent[topic] ?? 0) + n);
+  return {
+    ...p,
+    async sendEvents(xs) {
+      await p.sendEvents(xs);
+      add('events.client', xs.length);
+    },
+    async sendFeatureUpdates(xs) {
+      await p.sendFeatureUpdates(xs);
+      add('features.updates', xs.length);
+    },
+    async sendGroundTruth(xs) {
+      await p.sendGroundTruth(xs);
+      add('labels.ground-truth', xs.length);
+    },
+  };
 }
 
 export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
@@ -103,15 +128,19 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   const boot = await trainBootstrap(spec, dir, registry);
   progress(`bootstrap model ${spec.model.name}@${boot.model.version}: training accuracy ${boot.model.metrics.accuracy?.toFixed(3)}`);
 
-  progress('starting the workers: feature-writer, preprocessor, scorer, joiners, drift-monitor, retrain-trigger, model-builder, evaluator');
+  progress(`starting the workers: ${WORKER_NAMES.join(', ')}`);
   const pipeline = await startPipeline(config, spec, logger, { runtime: { batchMax: 200 } });
   const ops = await startOpsServer(pipeline.metrics, () => pipeline.workers, opts.metricsPort).catch(() => startOpsServer(pipeline.metrics, () => pipeline.workers, 0));
   progress(`metrics at http://127.0.0.1:${ops.port}/metrics`);
+  const dashboard = opts.dashboardPort === undefined ? null : await startDashboard({ config, spec, logger, port: opts.dashboardPort, metrics: metricsFromRegistry(pipeline.metrics) });
+  if (dashboard) progress(`dashboard at ${dashboard.url}`);
+  const clearRunFile = writeDemoRun({ prefix: config.kafka.topicPrefix, keyspace: config.cassandra.keyspace, dashboard: dashboard?.url ?? null, metrics: `http://127.0.0.1:${ops.port}/metrics` });
 
   const kafka = createKafka(config.kafka, logger, 'demo');
-  const codec = createCodec(createRegistryClient({ url: config.registry.url, basicAuth: config.registry.basicAuth ?? undefined }));
+  const codec = createCodec(createRegistryClient(config.registry));
   const names = createTopicNames(config.kafka.topicPrefix);
-  const producer = createLooplineProducer({ kafka, codec, names, logger });
+  const sent: Record<string, number> = {};
+  const producer = countingProducer(createLooplineProducer({ kafka, codec, names, logger }), sent);
   await producer.connect();
   const csv = readCsv(path.resolve(dir, spec.replay!.csv));
   const remaining = csv.length - spec.trainer.bootstrapRows;
@@ -119,49 +148,52 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   const late = delayLabelsPastHorizon(plan, spec.label.horizonMs, opts.lateShare ?? 0.01);
   const labelsSent = plan.filter((a) => a.kind === 'label').length;
   const eventsTotal = plan.filter((a) => a.kind === 'event').length;
-  progress(`replaying ${eventsTotal} events at ${opts.eventsPerSecond}/s with labels ${spec.label.delayMs / 3_600_000} h of event time later (${late} of them past the ${spec.label.horizonMs / 86_400_000}-day horizon)`);
+  const pacing = opts.backtest ? 'backtest' : 'live';
+  progress(
+    `replaying ${eventsTotal} events at ${opts.eventsPerSecond}/s${opts.backtest ? ' at most, each sent only once the loop has processed everything before it (backtest)' : ''}, labels ${spec.label.delayMs / 3_600_000} h of event time later (${late} of them past the ${spec.label.horizonMs / 86_400_000}-day horizon)`,
+  );
 
+  const loop = createQuiescence(pipeline, spec, () => sent);
   let stopTicker = false;
   const ticker = (async () => {
     while (!stopTicker) {
       await new Promise((r) => setTimeout(r, 5000));
       if (stopTicker) break;
-      const scored = await metricSum(pipeline.metrics, 'loopline_worker_outputs_total', { worker: 'scorer' });
-      const joined = await metricSum(pipeline.metrics, 'loopline_joiner_joined_predictions_total');
+      const outs = (topic: string) => pipeline.workers.reduce((n, w) => n + (w.health().counts.out[topic] ?? 0), 0);
       const hist = await registry.history(spec.name, spec.model.name, 200).catch(() => []);
       const promotions = hist.filter((h) => h.action === 'PROMOTE' && h.actor !== 'bootstrap').length;
       const rollbacks = hist.filter((h) => h.action === 'ROLLBACK').length;
-      progress(`${scored}/${eventsTotal} predictions, ${joined} labels joined, champion v${(pipeline.impls.get('scorer') as Scorer | undefined)?.serving().champion}, ${promotions} promotions, ${rollbacks} rollbacks`);
+      progress(`${outs('predictions')}/${eventsTotal} predictions, ${outs('predictions.labeled')} joined, ${outs('control.retrain')} retrains, champion v${pipeline.impl<Scorer>('scorer')?.serving().champion}, ${promotions} promotions, ${rollbacks} rollbacks`);
     }
   })();
 
-  const replay = await createReplayer({ producer, logger }).run(plan, { speed: 'max', eventsPerSecond: opts.eventsPerSecond });
+  const replay = await createReplayer({ producer, logger }).run(plan, {
+    speed: 'max',
+    eventsPerSecond: opts.eventsPerSecond,
+    ...(opts.backtest ? { gate: () => loop.wait(10 * 60_000) } : {}),
+  });
   await producer.disconnect();
   progress(`replay sent ${replay.events} events, ${replay.features} feature updates, ${replay.labels} labels; waiting for the loop to finish`);
-
-  // Drained when scoring has caught up and joined labels stop growing for a while.
-  let lastJoined = -1;
-  let stableSince = Date.now();
-  const deadline = Date.now() + 20 * 60_000;
-  const expectedJoins = labelsSent - late;
-  while (Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 2000));
-    const scored = await metricSum(pipeline.metrics, 'loopline_worker_records_total', { worker: 'scorer' });
-    const joined = await metricSum(pipeline.metrics, 'loopline_worker_outputs_total', { worker: 'joiner' });
-    if (joined !== lastJoined) {
-      lastJoined = joined;
-      stableSince = Date.now();
-    }
-    const labelJoins = await metricSum(pipeline.metrics, 'loopline_joiner_labels_total', { outcome: 'joined' });
-    if (scored >= replay.events && (labelJoins >= expectedJoins || Date.now() - stableSince > 30_000)) break;
-  }
+  await loop.wait(20 * 60_000, 50);
   stopTicker = true;
   await ticker;
   const wallSeconds = (Date.now() - started) / 1000;
-  const report = await buildReport({ spec, kafka, codec, names, cql, registry, replayedIds: replay.eventIds, labelsSent, bootstrapVersion: boot.model.version, wallSeconds, progress });
+  const report = await buildReport({ spec, kafka, codec, names, cql, registry, replayedIds: replay.eventIds, labelsSent, bootstrap: boot, pacing, eventsPerSecondTarget: opts.eventsPerSecond, wallSeconds, progress });
+  if (dashboard) {
+    const times = plan.filter((a) => a.kind === 'event').map((a) => a.record.event_time);
+    const at = (t: DemoReport['timeline'][number]) => times[t.fromEvent];
+    dashboard.setBaseline('static baseline (bootstrap model alone, measured at the end)', report.timeline.flatMap((t) => (at(t) === undefined ? [] : [{ x: at(t)!, y: t.staticBaseline }])));
+    dashboard.setBaseline('periodic baseline (refit every N labels, measured at the end)', report.timeline.flatMap((t) => (at(t) === undefined || t.periodicBaseline === null ? [] : [{ x: at(t)!, y: t.periodicBaseline }])));
+    await dashboard.close();
+  }
+  clearRunFile();
   await pipeline.stop();
   await ops.close();
   await cql.shutdown();
+  if (opts.keep === false) {
+    const removed = await cleanRun(config);
+    progress(`removed this run's ${removed.topics.length} topics, ${removed.subjects.length} schema subjects and keyspace ${config.cassandra.keyspace} (--keep keeps them)`);
+  }
   const html = path.join(projectRoot, '.infra', 'demo', `report-${run}.html`);
   writeHtmlReport(report, html);
   progress(`chart written to ${html}`);
@@ -170,33 +202,47 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
 
 export function registerDemoCommand(program: Command): void {
   program
-    .command('demo', { isDefault: true })
-    .description('run the whole loop on the bundled Elec2 data from nothing and report what it measured (the default command)')
+    .command('demo')
+    .description('run the whole loop on a pipeline\'s replay data (Elec2 by default) from nothing and report what it measured (`npm start` with no arguments)')
     .option('--spec <file>', 'pipeline spec', DEFAULT_SPEC)
-    .option('--rows <n>', 'replay only this many events after the bootstrap rows (default: all)')
-    .option('--events-per-second <n>', 'replay pace', '300')
-    .option('--report <format>', 'text or json (json prints one object on stdout)', 'text')
-    .option('--metrics-port <port>', 'port of /metrics during the run', '9464')
-    .action(async (o: { spec: string; rows?: string; eventsPerSecond: string; report: string; metricsPort: string }) => {
-      if (o.report !== 'text' && o.report !== 'json') throw new Error(`--report must be text or json, got ${o.report}`);
+    .option('--rows <n>', 'replay only this many events after the bootstrap rows (default: all)', intOption('--rows', 1))
+    .option('--events-per-second <n>', 'replay pace (with --backtest: the most it may reach)', intOption('--events-per-second', 1, 1_000_000), 300)
+    .option('--backtest', 'pace event time by the loop\'s progress: each event waits until every label before it is joined and every decision they caused is served, so quality does not depend on the speed')
+    .option('--report <format>', 'text or json (json prints one object on stdout)', choiceOption('--report', ['text', 'json'] as const), 'text')
+    .option('--metrics-port <port>', 'port of /metrics during the run (another free port if taken)', intOption('--metrics-port', 0, 65535), 9464)
+    .option('--dashboard-port <port>', 'serve the live dashboard on this port during the run (0 = any free port)', intOption('--dashboard-port', 0, 65535))
+    .option('--keep', "keep the run's topics, schema subjects and keyspace (removed at the end otherwise; `loopline clean --demo-runs` removes kept ones)")
+    .action(async (o: { spec: string; rows?: number; eventsPerSecond: number; backtest?: boolean; report: 'text' | 'json'; metricsPort: number; dashboardPort?: number; keep?: boolean }) => {
       const { report } = await runDemo({
         spec: o.spec,
-        ...(o.rows ? { rows: Number(o.rows) } : {}),
-        eventsPerSecond: Number(o.eventsPerSecond),
+        ...(o.rows === undefined ? {} : { rows: o.rows }),
+        eventsPerSecond: o.eventsPerSecond,
+        backtest: o.backtest === true,
         report: o.report,
-        metricsPort: Number(o.metricsPort),
+        metricsPort: o.metricsPort,
+        ...(o.dashboardPort === undefined ? {} : { dashboardPort: o.dashboardPort }),
+        keep: Boolean(o.keep),
       });
       if (o.report === 'json') {
         const { timeline: _t, promotionsAt: _p, ...rest } = report;
         console.log(JSON.stringify(rest));
       } else {
-        console.log(`\nLoopline demo — ${report.pipeline}`);
+        const m = report.metric;
+        const f = (x: number | null) => (x === null ? '—' : x.toFixed(4));
+        console.log(`\nLoopline demo — ${report.pipeline} (${report.pacing}, ${report.eventsPerSecondTarget} events/s${report.pacing === 'backtest' ? ' at most' : ''})`);
         console.log(`  events replayed        ${report.events}`);
         console.log(`  predictions logged     ${report.predictionsLogged}   lost ${report.lost}   duplicates ${report.duplicates}`);
         console.log(`  dead-lettered          ${report.deadLettered}`);
         console.log(`  labels joined          ${report.labelsJoined} of ${report.labelsSent} sent (${report.labelsLate} late)`);
         console.log(`  retrains               ${report.retrains}   promotions ${report.promotions}   rollbacks ${report.rollbacks}   champion v${report.champion}`);
-        console.log(`  accuracy               closed loop ${report.metric.closedLoop?.toFixed(4)}   bootstrap model alone ${report.metric.staticBaseline?.toFixed(4)}   (${report.metric.rows} labeled events)`);
+        console.log(`  ${m.name.padEnd(22)} closed loop ${f(m.closedLoop)}   refitted every ${report.metric.periodicRefits ? `${Math.round(m.rows / Math.max(1, m.periodicRefits))}-ish` : 'N'} labels ${f(m.periodicBaseline)}   bootstrap model alone ${f(m.staticBaseline)}   (${m.rows} labeled events${m.lowerIsBetter ? '; lower is better' : ''})`);
+        for (const [k, v] of Object.entries(m.all.closedLoop)) console.log(`    ${k.padEnd(20)} ${f(v)}   ${f(m.all.periodicBaseline?.[k] ?? null)}   ${f(m.all.staticBaseline[k] ?? null)}`);
+        const timings = report.promotionTimings.filter((t) => t.eventsToServe !== null).map((t) => t.eventsToServe!);
+        if (timings.length) console.log(`  retrain → serving      ${timings.join(', ')} events between each decision and the new champion's first prediction`);
+        const c = report.cycleMs;
+        if (c.total.p50 !== null) {
+          console.log(`  retrain cycle, ms      p50 (max): label→joined ${c.join.p50} (${c.join.max})  →report ${c.monitor.p50} (${c.monitor.max})  →request ${c.trigger.p50} (${c.trigger.max})  →candidate ${c.build.p50} (${c.build.max})  →promoted ${c.evaluate.p50} (${c.evaluate.max})  →serving ${c.serve.p50} (${c.serve.max});  total ${c.total.p50} (${c.total.max})`);
+        }
         console.log(`  latency event→logged   p50 ${report.latencyMs.p50} ms   p99 ${report.latencyMs.p99} ms`);
         console.log(`  throughput             ${report.eventsPerSecond?.toFixed(0)} events/s   (wall ${report.wallSeconds.toFixed(0)} s)\n`);
         console.log(textChart(report));

@@ -14,6 +14,12 @@ import { fileURLToPath } from 'node:url';
 import { WORKERS } from '../consumers/index.js';
 import { envKey, RUNTIME_SETTINGS, type Setting } from '../streams/definition.js';
 import { TOPICS } from '../streams/topics.js';
+import { Registry } from 'prom-client';
+import type { Command } from 'commander';
+import { specReferenceTable } from '../pipelines/spec-docs.js';
+import { DEAD_LETTER_HEADERS } from '../ops/dead-letters.js';
+import { createWorkerMetrics } from '../streams/metrics.js';
+import { buildProgram } from './main.js';
 
 const inputsOf = (d: (typeof WORKERS)[number]) => d.input.topics.map((t) => t.topic);
 
@@ -53,7 +59,44 @@ export function topicTable(): string {
   return ['| topic | partitions | key | records | dead letters | what it carries |', '|---|---|---|---|---|---|', ...rows].join('\n');
 }
 
-export const SECTIONS: Record<string, () => string> = { topology: topologyText, workers: workerTable, 'worker-settings': settingsTable, topics: topicTable };
+/** Every metric the runtime and the workers register, from a registry they register on. */
+export function metricsTable(): string {
+  const registry = new Registry();
+  createWorkerMetrics(registry);
+  for (const d of WORKERS) d.createMetrics(registry);
+  const rows = registry.getMetricsAsArray().map((m) => {
+    const labels = ((m as unknown as { labelNames?: string[] }).labelNames ?? []).map((l) => `\`${l}\``).join(', ');
+    return `| \`${m.name}\` | ${m.type} | ${labels || '—'} | ${m.help} |`;
+  });
+  return ['| metric | type | labels | meaning |', '|---|---|---|---|', ...rows].join('\n');
+}
+
+export function deadLetterHeaderTable(): string {
+  return ['| header | what it holds |', '|---|---|', ...Object.entries(DEAD_LETTER_HEADERS).map(([h, d]) => `| \`${h}\` | ${d} |`)].join('\n');
+}
+
+/** Every command with its arguments and options, from the CLI's own definitions. */
+export function commandTable(): string {
+  const rows: string[] = [];
+  const walk = (c: Command, prefix: string) => {
+    for (const s of c.commands) {
+      const name = `${prefix}${s.name()}`;
+      if (s.commands.length === 0) {
+        const args = s.registeredArguments.map((a) => (a.required ? `<${a.name()}>` : `[${a.name()}]`)).join(' ');
+        const opts = s.options.map((o) => `\`${o.flags}\``).join(' ');
+        rows.push(`| \`loopline ${name}${args ? ` ${args}` : ''}\` | ${opts || '—'} | ${s.description().replaceAll('|', '\\|')} |`);
+      }
+      walk(s, `${name} `);
+    }
+  };
+  walk(buildProgram(), '');
+  return ['| command | options | what it does |', '|---|---|---|', ...rows].join('\n');
+}
+
+export const SECTIONS: Record<string, () => string> = {
+  topology: topologyText, workers: workerTable, 'worker-settings': settingsTable, topics: topicTable,
+  'spec-reference': specReferenceTable, metrics: metricsTable, 'dead-letter-headers': deadLetterHeaderTable, commands: commandTable,
+};
 
 /** README text with every `<!-- generated:X -->…<!-- /generated:X -->` section rewritten. */
 export function renderReadme(readme: string): string {

@@ -13,7 +13,7 @@ import type { ModelRegistry } from '../models/registry.js';
 import { loadSpec, type LoadedSpec } from '../pipelines/spec.js';
 import { trainBootstrap } from '../producers/bootstrap.js';
 import { createCodec } from '../schemas/codec.js';
-import { createRegistryClient } from '../schemas/registry-client.js';
+import { registryClientOf } from '../ops/clients.js';
 import { createCassandraClient } from '../store/cassandra.js';
 import { createModelRegistry } from '../store/model-registry.js';
 import { createKafka } from '../streams/kafka.js';
@@ -22,13 +22,14 @@ import { createTopicNames } from '../streams/topics.js';
 import { createModelAnnouncer, type ModelAnnouncer } from './announce.js';
 import { createProgress } from './progress.js';
 import { DEFAULT_SPEC } from './workers.js';
+import { intOption } from './options.js';
 
 async function withRegistry<T>(specFile: string, fn: (ctx: { registry: ModelRegistry; spec: LoadedSpec; announce: ModelAnnouncer }) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const spec = loadSpec(specFile);
   const cql = createCassandraClient(config.cassandra);
   const logger = createLogger({ level: 'warn' });
-  const announce = createModelAnnouncer(createKafka(config.kafka, logger, 'cli'), createCodec(createRegistryClient({ url: config.registry.url, basicAuth: config.registry.basicAuth ?? undefined })), createTopicNames(config.kafka.topicPrefix));
+  const announce = createModelAnnouncer(createKafka(config.kafka, logger, 'cli'), createCodec(registryClientOf(config)), createTopicNames(config.kafka.topicPrefix));
   try {
     await cql.connect();
     return await fn({ registry: createModelRegistry(cql), spec, announce });
@@ -81,9 +82,29 @@ export function registerModelCommands(program: Command): void {
         const serving = await registry.serving(name, spec.spec.model.name);
         for (const m of await registry.list(name, spec.spec.model.name)) {
           const tag = m.version === serving.champion ? ' ← champion' : m.version === serving.shadow ? ' ← shadow' : m.version === serving.ab ? ` ← A/B ${serving.abShare}` : '';
+          const lineage = `${m.parentVersion ? `parent v${m.parentVersion}` : 'no parent'}, ${m.trainer}${m.trainingStart ? `, trained on ${new Date(m.trainingStart).toISOString().slice(0, 16)} → ${new Date(m.trainingEnd ?? m.trainingStart).toISOString().slice(0, 16)}` : ''}`;
           console.log(`${String(m.version).padStart(4)}  ${m.status.padEnd(10)} ${new Date(m.createdAt).toISOString()}  rows=${m.trainingRows}  ${fmtMetrics(m.metrics)}${tag}`);
-          if (m.verdict) console.log(`      ${m.verdict}`);
+          console.log(`      ${lineage}`);
+          // The verdict: the evaluator's numbers for a promoted or rejected candidate, a rollback's reason.
+          console.log(`      verdict: ${m.verdict ?? (m.status === 'candidate' ? '(not judged yet)' : '(none recorded)')}`);
         }
+      });
+    });
+  models
+    .command('history')
+    .description('promotions, rollbacks, shadow and A/B changes, newest first, each with who and why (a rollback\'s reason, the evaluator\'s numbers)')
+    .option('--spec <file>', 'pipeline spec', DEFAULT_SPEC)
+    .option('--limit <n>', 'how many', intOption('--limit', 1, 10_000), 50)
+    .option('--json', 'print one JSON object alone on stdout')
+    .action(async (opts: { spec: string; limit: number; json?: boolean }) => {
+      await withRegistry(opts.spec, async ({ registry, spec }) => {
+        const history = await registry.history(spec.spec.name, spec.spec.model.name, opts.limit);
+        if (opts.json) {
+          console.log(JSON.stringify({ history: history.map((h) => ({ ...h, at: new Date(h.at).toISOString() })) }));
+          return;
+        }
+        for (const h of history) console.log(`${new Date(h.at).toISOString()}  ${h.action.padEnd(12)} v${h.version}${h.previous ? ` (was v${h.previous})` : ''}  by ${h.actor}: ${h.reason}`);
+        if (history.length === 0) console.log('no changes recorded');
       });
     });
   models

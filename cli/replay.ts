@@ -6,12 +6,13 @@
  * the batch in flight and still prints the summary.
  */
 import path from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { createProgress } from './progress.js';
+import { intOption, numberOption } from './options.js';
 import { loadConfig } from '../config/config.js';
 import { loadSpec } from '../pipelines/spec.js';
 import { createCodec } from '../schemas/codec.js';
-import { createRegistryClient } from '../schemas/registry-client.js';
+import { registryClientOf } from '../ops/clients.js';
 import { ConfigError } from '../core/errors.js';
 import { createKafka } from '../streams/kafka.js';
 import { createLogger } from '../streams/logger.js';
@@ -34,10 +35,10 @@ export function registerReplayCommand(program: Command): void {
     .command('replay')
     .description("stream a pipeline spec's replay CSV as events, feature updates and delayed labels (run `loopline setup` first)")
     .requiredOption('--spec <file>', 'pipeline spec JSON (its replay.csv is relative to the spec file)')
-    .option('--limit <n>', 'replay at most n rows', nonNegativeInt)
-    .option('--offset <n>', 'skip the first n rows', nonNegativeInt, 0)
+    .option('--limit <n>', 'replay at most n rows', intOption('--limit', 0))
+    .option('--offset <n>', 'skip the first n rows', intOption('--offset', 0), 0)
     .option('--speed <x>', "event-time ms per wall-clock ms (60000 = a minute per ms), or 'max'", speedArg, 'max')
-    .option('--events-per-second <n>', 'cap on events sent per second', positiveNumber)
+    .option('--events-per-second <n>', 'cap on events sent per second', numberOption('--events-per-second', 0, 1_000_000, true))
     .action(async (opts: ReplayCommandOptions) => {
       const config = loadConfig();
       const logger = createLogger({ level: 'warn', name: 'replay' });
@@ -47,7 +48,7 @@ export function registerReplayCommand(program: Command): void {
       const plan = buildReplayPlan(spec, rows, { offset: opts.offset, ...(opts.limit === undefined ? {} : { limit: opts.limit }) });
       const total = plan.filter((a) => a.kind === 'event').length;
 
-      const registry = createRegistryClient({ url: config.registry.url, ...(config.registry.basicAuth ? { basicAuth: config.registry.basicAuth } : {}) });
+      const registry = registryClientOf(config);
       const producer = createLooplineProducer({
         kafka: createKafka(config.kafka, logger, 'replay'),
         codec: createCodec(registry),
@@ -86,18 +87,6 @@ export function registerReplayCommand(program: Command): void {
 
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 
-function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('expected a non-negative integer');
-  return n;
-}
-
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
-  return n;
-}
-
 function speedArg(value: string): number | 'max' {
-  return value === 'max' ? 'max' : positiveNumber(value);
+  return value === 'max' ? 'max' : numberOption('--speed', 0, Number.MAX_VALUE, true)(value);
 }

@@ -1,6 +1,12 @@
+import path from 'node:path';
 import type { Command } from 'commander';
-import { createLocalStack } from '../infra/local-stack/local-stack.js';
+import { createLocalStack, type ServiceStatus } from '../infra/local-stack/local-stack.js';
+import { projectRoot } from '../infra/local-stack/paths.js';
+import { describeWorkerAcls } from '../infra/acls.js';
 import { createProgress } from './progress.js';
+
+/** Secrets stay in the env files; the terminal (and CI logs) only get their location. */
+const SECRET = /(PASSWORD|TOKEN)$/;
 
 export function registerStackCommands(program: Command): void {
   const stack = program
@@ -10,40 +16,60 @@ export function registerStackCommands(program: Command): void {
   stack
     .command('up')
     .description('fetch artifacts from Maven Central if needed (first run: a few hundred MB), start every server, wait until each answers')
-    .action(async () => {
+    .option('--secure', 'the secured stack: Kafka SASL_SSL + SCRAM-SHA-512 with per-worker ACLs, Cassandra auth + TLS, registry on HTTPS with bearer tokens (own ports and data)')
+    .action(async (opts: { secure?: boolean }) => {
       const started = Date.now();
-      const s = createLocalStack({ progress: createProgress() });
-      const a = await s.up();
-      console.log(`local stack ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-      console.log(`  LOOPLINE_KAFKA_BROKERS=${a.kafkaBrokers.join(',')}`);
-      console.log(`  LOOPLINE_CASSANDRA_CONTACT_POINTS=${a.cassandraContactPoints.join(',')}`);
-      console.log(`  LOOPLINE_SCHEMA_REGISTRY_URL=${a.schemaRegistryUrl}`);
+      const s = createLocalStack({ progress: createProgress(), secure: Boolean(opts.secure) });
+      await s.up();
+      console.log(`${s.mode === 'secure' ? 'secure ' : ''}local stack ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      const env = s.clientEnv('admin');
+      if (s.mode === 'plain') {
+        for (const [k, v] of Object.entries(env)) if (k !== 'LOOPLINE_CASSANDRA_LOCAL_DC') console.log(`  ${k}=${v}`);
+        return;
+      }
+      const envDir = path.relative(projectRoot, path.dirname(s.writeEnvFiles()[0] ?? '.')) || '.';
+      console.log(`\nA client's environment, as the admin (setup, tests); passwords are in ${envDir}/admin.env:`);
+      for (const [k, v] of Object.entries(env)) console.log(`  ${k}=${SECRET.test(k) ? `<in ${envDir}/admin.env>` : v}`);
+      console.log(`\nEach worker has its own principal and env file, ${envDir}/<worker>.env, e.g.`);
+      console.log(`  set -a; . ${envDir}/admin.env; set +a; npm start -- setup                        # topics, tables, schemas, worker ACLs`);
+      console.log(`  (set -a; . ${envDir}/scorer.env; set +a; npm start -- run --workers scorer)      # the scorer as loopline-scorer`);
+      console.log(`  (set -a; . ${envDir}/workers.env; set +a; npm start -- run)                      # every worker in one process, each as its own principal`);
+      const prefix = process.env.LOOPLINE_TOPIC_PREFIX ?? '';
+      console.log(`\nWorker ACLs that \`setup\` grants for the topic prefix "${prefix}" (LOOPLINE_TOPIC_PREFIX):`);
+      for (const line of describeWorkerAcls(prefix)) console.log(`  ${line}`);
     });
 
   stack
     .command('down')
     .description('stop every server (SIGTERM, SIGKILL after 20 s)')
     .option('--wipe', 'also delete their data and logs')
-    .action(async (opts: { wipe?: boolean }) => {
-      const s = createLocalStack({ progress: createProgress() });
+    .option('--secure', 'the secured stack')
+    .action(async (opts: { wipe?: boolean; secure?: boolean }) => {
+      const s = createLocalStack({ progress: createProgress(), secure: Boolean(opts.secure) });
       const stopped = await s.down({ wipe: Boolean(opts.wipe) });
-      console.log(stopped.length ? `stopped: ${stopped.join(', ')}` : 'nothing was running');
+      console.log(stopped.length ? `stopped${s.mode === 'secure' ? ' (secure)' : ''}: ${stopped.join(', ')}` : `nothing was running${s.mode === 'secure' ? ' (secure)' : ''}`);
     });
 
   stack
     .command('status')
-    .description('which servers run and answer a client round trip')
+    .description('which servers run and answer a client round trip, in which mode (plain, secure); both stacks unless --secure or --plain')
     .option('--json', 'print JSON')
-    .action(async (opts: { json?: boolean }) => {
-      const status = await createLocalStack().status();
+    .option('--secure', 'only the secured stack')
+    .option('--plain', 'only the plain stack')
+    .action(async (opts: { json?: boolean; secure?: boolean; plain?: boolean }) => {
+      const modes = opts.secure ? [true] : opts.plain ? [false] : [false, true];
+      const stacks = await Promise.all(modes.map((secure) => createLocalStack({ secure }).status()));
+      // Without a flag, a stack with nothing running is left out, unless nothing runs at all (then: the plain one).
+      const shown = modes.length === 1 ? stacks : stacks.filter((st) => st.some((x) => x.running)).concat(stacks.every((st) => !st.some((x) => x.running)) ? [stacks[0]!] : []);
+      const status: ServiceStatus[] = shown.flat();
       if (opts.json) {
         console.log(JSON.stringify(status, null, 2));
-        return;
+      } else {
+        for (const s of status) {
+          const state = s.ready ? 'ready' : s.needsSetup ? 'needs `stack up --secure`' : s.running ? 'running, not answering' : 'stopped';
+          console.log(`${s.name.padEnd(16)} ${s.mode.padEnd(7)} ${state.padEnd(24)} ${s.pid ? `pid ${s.pid}`.padEnd(12) : ''.padEnd(12)} ${s.address}`);
+        }
       }
-      for (const s of status) {
-        const state = s.ready ? 'ready' : s.running ? 'running, not answering' : 'stopped';
-        console.log(`${s.name.padEnd(16)} ${state.padEnd(24)} ${s.pid ? `pid ${s.pid}`.padEnd(12) : ''.padEnd(12)} ${s.address}`);
-      }
-      if (!status.every((s) => s.ready)) process.exitCode = 3;
+      if (!shown.some((st) => st.every((s) => s.ready))) process.exitCode = 3;
     });
 }

@@ -1,21 +1,14 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig } from '../config/config.js';
-import { ConfigError } from '../core/errors.js';
 import { startPipeline, WORKER_NAMES } from '../consumers/pipeline.js';
 import { loadSpec } from '../pipelines/spec.js';
 import { startOpsServer } from '../streams/http.js';
+import { intOption } from './options.js';
 import { createLogger } from '../streams/logger.js';
 
 export const DEFAULT_SPEC = 'pipelines/elec2.json';
 
-/** Parses a non-negative integer option, naming it in the error. */
-export function intOption(name: string, min = 0, max = Number.MAX_SAFE_INTEGER) {
-  return (raw: string): number => {
-    const n = Number(raw);
-    if (!/^\d+$/.test(raw.trim()) || n < min || n > max) throw new ConfigError(`${name} must be an integer in ${min}..${max} (got ${JSON.stringify(raw)})`);
-    return n;
-  };
-}
+export { intOption } from './options.js';
 
 export function registerRunCommand(program: Command): void {
   program
@@ -32,7 +25,7 @@ export function registerRunCommand(program: Command): void {
       const { spec } = loadSpec(opts.spec);
       const workers = opts.workers.split(',').map((w) => w.trim()).filter(Boolean);
       const unknown = workers.filter((w) => !WORKER_NAMES.includes(w));
-      if (unknown.length) throw new ConfigError(`--workers: unknown ${unknown.join(', ')}; choose from ${WORKER_NAMES.join(', ')}`);
+      if (unknown.length) throw new InvalidArgumentError(`--workers: unknown ${unknown.join(', ')}; choose from ${WORKER_NAMES.join(', ')}`);
       const logger = createLogger({ level: config.logLevel, name: `loopline-${spec.name}` });
       const runtime = { ...(opts.batchMax ? { batchMax: opts.batchMax } : {}), ...(opts.sessionTimeoutMs ? { sessionTimeoutMs: opts.sessionTimeoutMs } : {}) };
       const pipeline = await startPipeline(config, spec, logger, { workers, runtime });

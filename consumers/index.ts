@@ -4,7 +4,7 @@
  * (`npm run gen:docs`), the Kubernetes manifests and the flow tests all read
  * this list.
  */
-import type { WorkerDefinition } from '../streams/definition.js';
+import type { AnyWorkerDefinition } from '../streams/definition.js';
 import { driftMonitor } from './drift-monitor/index.js';
 import { evaluator } from './evaluator/index.js';
 import { featureAggregator } from './feature-aggregator/index.js';
@@ -15,8 +15,7 @@ import { preprocessor } from './preprocessor/index.js';
 import { retrainTrigger } from './retrain-trigger/index.js';
 import { scorer } from './scorer/index.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type AnyWorkerDefinition = WorkerDefinition<any, any, any, any, any>;
+export type { AnyWorkerDefinition };
 
 export const WORKERS: readonly AnyWorkerDefinition[] = [featureWriter, featureAggregator, preprocessor, scorer, joiner, driftMonitor, retrainTrigger, modelBuilder, evaluator];
 

@@ -4,13 +4,18 @@ import type { FeatureSpec } from './feature-spec.js';
  * A fitted linear model over the encoded `features` tensor (see `encodeRows`).
  * The design row is [standardised numeric columns..., one-hot of each
  * categorical column...] (D = numeric.length + sum of categorical sizes).
+ * A standardised numeric value is clipped to its column's [low, high].
  * All numbers are float32-representable so the ONNX graph and
  * {@link forward} use identical parameters.
  */
 export interface LinearModelParams {
   spec: FeatureSpec;
-  /** Numeric inputs in spec order: input column, training mean (imputation), std. */
-  numeric: Array<{ column: number; mean: number; std: number }>;
+  /**
+   * Numeric inputs in spec order: input column, training mean (imputation),
+   * scale, and the bounds the standardised value is clipped to (in training
+   * and inside the graph; ±Infinity = unbounded).
+   */
+  numeric: Array<{ column: number; mean: number; std: number; low: number; high: number }>;
   /** Categorical inputs in spec order: input column and number of categories. */
   categorical: Array<{ column: number; size: number }>;
   /** Row-major [D, K] weights; K = 1 for binary/regression, C for multiclass. */
@@ -39,14 +44,15 @@ export function inputLayout(spec: FeatureSpec): {
 }
 
 /** Design-matrix width D. */
-export function designWidth(params: Pick<LinearModelParams, 'numeric' | 'categorical'>): number {
+export function designWidth(params: { numeric: readonly unknown[]; categorical: ReadonlyArray<{ size: number }> }): number {
   return params.numeric.length + params.categorical.reduce((s, c) => s + c.size, 0);
 }
 
 /**
  * Expands the encoded input [n, F] into the row-major design matrix [n, D]:
- * NaN numerics imputed with the mean then standardised; categorical codes
- * one-hot encoded (codes outside 0..size-1 give all zeros).
+ * NaN numerics imputed with the mean, standardised, then clipped to
+ * [low, high]; categorical codes one-hot encoded (codes outside 0..size-1
+ * give all zeros). Numeric arithmetic is float32, like the graph's.
  */
 export function designMatrix(
   params: Pick<LinearModelParams, 'spec' | 'numeric' | 'categorical'>,
@@ -59,9 +65,9 @@ export function designMatrix(
   for (let i = 0; i < n; i++) {
     const row = i * width;
     let j = i * d;
-    for (const { column, mean, std } of params.numeric) {
+    for (const { column, mean, std, low, high } of params.numeric) {
       const x = encoded[row + column] ?? Number.NaN;
-      z[j++] = ((Number.isNaN(x) ? mean : x) - mean) / std;
+      z[j++] = Math.max(low, Math.min(high, standardised(x, mean, std)));
     }
     for (const { column, size } of params.categorical) {
       const code = encoded[row + column] ?? -1;
@@ -70,6 +76,11 @@ export function designMatrix(
     }
   }
   return z;
+}
+
+/** (x − mean) / std in float32, with NaN (missing) imputed as the mean, i.e. 0. */
+export function standardised(x: number, mean: number, std: number): number {
+  return Math.fround(Math.fround((Number.isNaN(x) ? mean : x) - mean) / std);
 }
 
 /**

@@ -6,15 +6,21 @@
  */
 import { modelFeatureDefs, type PipelineSpec } from '../pipelines/spec.js';
 import type { FeatureRow } from './feature-spec.js';
-import { trainModel, type TrainedModel } from './trainer.js';
+import { trainBuiltin, trainerChoiceOf } from './builtin-trainer.js';
+import type { TrainedModel } from './trained-model.js';
 
+/**
+ * Trains the pipeline's model with its built-in trainer (`trainer.algorithm`,
+ * default linear, with `trainer.settings`) on served rows and their labels.
+ * `trainer.kind: command` is the model builder's business (it runs the
+ * command); this function always trains in process.
+ */
 export function trainForPipeline(spec: PipelineSpec, rows: FeatureRow[], labels: Array<string | number>): TrainedModel {
   const features = modelFeatureDefs(spec);
   const inputs = rows.map((r) => Object.fromEntries(features.map((f) => [f.name, r[f.name] ?? null])));
-  return trainModel({
+  return trainBuiltin(trainerChoiceOf(spec.trainer), {
     spec: { task: spec.task, features, ...(spec.label.classes.length ? { classes: spec.label.classes } : {}) },
     rows: inputs,
     labels,
-    settings: spec.trainer.settings,
   });
 }

@@ -10,7 +10,7 @@
 import { LooplineError } from '../core/errors.js';
 import type { BaselineStats } from './baseline.js';
 import type { FeatureSpec } from './feature-spec.js';
-import type { TrainedModel } from './trainer.js';
+import type { TrainedModel } from './trained-model.js';
 
 export type ModelStatus = 'candidate' | 'shadow' | 'champion' | 'retired' | 'rejected';
 

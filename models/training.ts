@@ -27,6 +27,7 @@ import { computeBaseline, type BaselineStats } from './baseline.js';
 import type { FeatureRow, FeatureSpec } from './feature-spec.js';
 import { loadOnnxModel } from './onnx-model.js';
 import { trainForPipeline } from './pipeline-training.js';
+import { artifactOf } from './registry.js';
 
 /** A labeled row to learn from: the served feature values and the ground truth. */
 export interface LabeledRow {
@@ -62,9 +63,8 @@ export class TrainingError extends LooplineError {
 }
 
 /** Pure and synchronous: the built-in trainer on the calling thread. */
-export function trainBuiltin(spec: PipelineSpec, rows: readonly LabeledRow[]): Artifact {
-  const t = trainForPipeline(spec, rows.map((r) => r.values), rows.map((r) => r.label));
-  return { onnx: t.onnx, spec: t.spec, baseline: t.baseline, metrics: t.metrics, trainer: t.trainer.name, trainerSettings: t.trainer.settings, trainingRows: t.trainedRows };
+export function trainInProcess(spec: PipelineSpec, rows: readonly LabeledRow[]): Artifact {
+  return artifactOf(trainForPipeline(spec, rows.map((r) => r.values), rows.map((r) => r.label)));
 }
 
 export async function train(spec: PipelineSpec, rows: readonly LabeledRow[], options: TrainOptions = {}): Promise<Artifact> {
@@ -72,7 +72,7 @@ export async function train(spec: PipelineSpec, rows: readonly LabeledRow[], opt
   if (spec.trainer.kind === 'command') return trainExternal(spec, rows, options);
   if (options.offThread === false) {
     try {
-      return trainBuiltin(spec, rows);
+      return trainInProcess(spec, rows);
     } catch (err) {
       throw new TrainingError(`built-in trainer: ${(err as Error).message}`, err);
     }
@@ -98,17 +98,18 @@ function trainingThread() {
   const jobs = new Map<number, ThreadJob>();
   const start = (): Worker => {
     const w = new Worker(new URL('./training-thread.mjs', import.meta.url));
-    w.unref();
     w.on('message', (m: { id: number; ok: boolean; artifact?: Artifact; error?: string }) => {
       const job = jobs.get(m.id);
       if (!job) return;
       jobs.delete(m.id);
+      idle();
       if (m.ok) job.resolve({ ...m.artifact!, onnx: new Uint8Array(m.artifact!.onnx) });
       else job.reject(new TrainingError(`built-in trainer: ${m.error}`));
     });
     w.on('error', (err) => {
       for (const j of jobs.values()) j.reject(new TrainingError(`training thread failed: ${err.message}`, err));
       jobs.clear();
+      idle();
       worker = null;
     });
     w.on('exit', () => {
@@ -116,14 +117,21 @@ function trainingThread() {
     });
     return w;
   };
+  // The thread holds the process open while a job runs (its caller awaits the result) and never when idle:
+  // an idle ref'd thread would keep a finished process alive.
+  const idle = () => {
+    if (jobs.size === 0) worker?.unref();
+  };
   thread = {
     run(spec, rows, signal) {
       worker ??= start();
+      worker.ref();
       const id = next++;
       return new Promise<Artifact>((resolve, reject) => {
         jobs.set(id, { id, resolve, reject });
         signal?.addEventListener('abort', () => {
           if (!jobs.delete(id)) return;
+          idle();
           reject(new TrainingError('training aborted'));
           // The thread cannot be interrupted mid-fit; a fresh one serves later jobs.
           void worker?.terminate();

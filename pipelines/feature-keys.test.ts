@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { createMemoryFeatureStore } from '../store/memory.js';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { createPreprocessor } from '../consumers/preprocessor/preprocessor.js';
@@ -46,47 +47,16 @@ describe('featureKeyOf and keyTimes', () => {
 });
 
 /** The online store's contract in memory: latest and previous value, full history, watermark per (set, key). */
+/** The in-memory feature store, recording its lookups. */
 function memoryStore(): FeatureStore & { lookups: Array<[string, string[]]> } {
-  const latest = new Map<string, EntityFeatures>();
-  const history = new Map<string, FeatureHistory>();
-  const marks = new Map<string, number>();
-  const id = (set: string, key: string) => `${set}\u0000${key}`;
+  const store = createMemoryFeatureStore();
   const lookups: Array<[string, string[]]> = [];
   return {
+    ...store,
     lookups,
     async lookup(set, keys) {
       lookups.push([set, keys]);
-      return new Map(keys.flatMap((k) => (latest.has(id(set, k)) ? [[k, latest.get(id(set, k))!] as const] : [])));
-    },
-    async history(set, key, features, from, to) {
-      const h = history.get(id(set, key));
-      return new Map(features.map((f) => [f, (h?.get(f) ?? []).filter((x) => x.asOf >= from && x.asOf <= to).sort((a, b) => b.asOf - a.asOf)]));
-    },
-    async watermarks(set, keys) {
-      return new Map(keys.flatMap((k) => (marks.has(id(set, k)) ? [[k, marks.get(id(set, k))!] as const] : [])));
-    },
-    async apply(updates: FeatureUpdate[]) {
-      let written = 0;
-      let skipped = 0;
-      for (const u of updates) {
-        const k = id(u.feature_set, u.entity_id);
-        const row = latest.get(k) ?? new Map();
-        const h = history.get(k) ?? new Map();
-        for (const [f, value] of Object.entries(u.values)) {
-          h.set(f, [...(h.get(f) ?? []), { asOf: u.event_time, value }]);
-          const prior = row.get(f);
-          if (prior && u.event_time <= prior.asOf) {
-            skipped++;
-            continue;
-          }
-          row.set(f, { value, asOf: u.event_time, prevValue: prior?.value ?? null, prevAsOf: prior?.asOf ?? null });
-          written++;
-        }
-        latest.set(k, row);
-        history.set(k, h);
-        marks.set(k, Math.max(marks.get(k) ?? -Infinity, u.event_time));
-      }
-      return { written, skipped };
+      return store.lookup(set, keys);
     },
   };
 }

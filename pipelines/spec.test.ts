@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../streams/errors.js';
+import { ConfigError } from '../core/errors.js';
 import { loadSpec, modelFeatureDefs, parseSpec } from './spec.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -24,6 +24,12 @@ describe('pipeline spec', () => {
     ['feed set', (s: any) => (s.replay.feeds[0].featureSet = 'weather'), /replay\.feeds\.0\.featureSet: no feature set named "weather"/],
     ['wrong type', (s: any) => (s.monitoring.windowSize = 'big'), /monitoring\.windowSize: Expected number/],
     ['command trainer', (s: any) => (s.trainer.kind = 'command'), /trainer\.command: required/],
+    ['unknown algorithm', (s: any) => (s.trainer.algorithm = 'forest'), /trainer\.algorithm: Invalid discriminator value\. Expected 'linear' \| 'gbdt'/],
+    ['gbdt setting on linear', (s: any) => (s.trainer = { algorithm: 'linear', settings: { maxDepth: 4 } }), /trainer\.settings: Unrecognized key\(s\) in object: 'maxDepth'/],
+    ['linear setting on gbdt', (s: any) => (s.trainer = { algorithm: 'gbdt', settings: { epochs: 3 } }), /trainer\.settings: Unrecognized key\(s\) in object: 'epochs'/],
+    ['gbdt depth', (s: any) => (s.trainer = { algorithm: 'gbdt', settings: { maxDepth: 20 } }), /trainer\.settings\.maxDepth: Number must be less than or equal to 12/],
+    ['gbdt subsample', (s: any) => (s.trainer = { algorithm: 'gbdt', settings: { subsample: 0 } }), /trainer\.settings\.subsample: Number must be greater than 0/],
+    ['class weight', (s: any) => (s.trainer.settings.classWeight = 'auto'), /trainer\.settings\.classWeight: Invalid enum value/],
   ])('names the field: %s', (_n, mutate, message) => {
     const s = elec2();
     mutate(s);
@@ -130,5 +136,23 @@ describe('replay feeds that read the label', () => {
     expect(() => parseSpec(s)).toThrow(/replay\.feeds\.0\.availableAfterMs: feature "class_prev" reads the label column "class", so it is known only label\.delayMs \(86400000\) after its event; must be at least that/);
     s.replay.feeds[0].availableAfterMs = s.label.delayMs;
     expect(parseSpec(s).replay!.feeds[0]!.availableAfterMs).toBe(86_400_000);
+  });
+});
+
+describe('the trainer section', () => {
+  it('defaults the trainer to the built-in linear algorithm', () => {
+    const s = elec2();
+    delete s.trainer;
+    const spec = parseSpec(s);
+    expect(spec.trainer).toEqual({ kind: 'builtin', algorithm: 'linear', settings: {}, bootstrapRows: 5000, windowRows: 2000 });
+    const kept = elec2();
+    kept.trainer = { settings: { epochs: 30, learningRate: 0.05, seed: 7 } }; // no algorithm: linear
+    expect(parseSpec(kept).trainer).toMatchObject({ algorithm: 'linear', settings: { epochs: 30, learningRate: 0.05, seed: 7 } });
+  });
+
+  it('takes gbdt with its own settings', () => {
+    const s = elec2();
+    s.trainer = { algorithm: 'gbdt', settings: { trees: 50, maxDepth: 3, classWeight: 'balanced' }, windowRows: 4000 };
+    expect(parseSpec(s).trainer).toEqual({ kind: 'builtin', algorithm: 'gbdt', settings: { trees: 50, maxDepth: 3, classWeight: 'balanced' }, bootstrapRows: 5000, windowRows: 4000 });
   });
 });

@@ -12,7 +12,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from '../streams/errors.js';
+import { ConfigError } from '../core/errors.js';
 import { parseIsoUtc, TIME_UNIT_MS, type EventTimeSpec, type TimeUnit } from './replay-time.js';
 
 const name = z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'must be lower-case letters, digits, "_" or "-", starting with a letter');
@@ -30,6 +30,7 @@ const aggregate = z.object({
 });
 
 const featureSet = z.object({
+  /** The set's name, as FeatureUpdate.feature_set. */
   name,
   /**
    * How the set is fed: `stream` = FeatureUpdate records on features.updates (feature-writer);
@@ -54,6 +55,7 @@ const featureSet = z.object({
    * events arrive (an hour-of-day key is updated once a day): leave it 0 for such sets.
    */
   key: z.object({ field: featureName }).strict().optional(),
+  /** The set's features and their kind; names are unique across event fields and every set. */
   features: z.record(featureName, kind).refine((r) => Object.keys(r).length > 0, 'must declare at least one feature'),
   /** A value older than this at event time is served as missing (stale). */
   maxAgeMs: positiveMs.optional(),
@@ -120,19 +122,78 @@ const EventTimeSchema = z.preprocess(
     .transform((t): EventTimeSpec => (t.rowOrder ? { rowOrder: t.rowOrder } : { column: t.column!, format: t.format ?? 'iso', plus: t.plus ?? [] })),
 );
 
+/** Settings of `trainer.algorithm: linear` (models/trainer.ts documents each; omitted = the trainer's default). */
+const linearSettings = z
+  .object({
+    epochs: z.number().int().min(1).max(10_000).optional(),
+    learningRate: z.number().positive().optional(),
+    l2: z.number().min(0).optional(),
+    batchSize: z.number().int().min(1).optional(),
+    seed: z.number().int().optional(),
+    clip: z.number().positive().optional(),
+    minStd: z.number().min(0).optional(),
+    classWeight: z.enum(['none', 'balanced']).optional(),
+  })
+  .strict();
+
+/** Settings of `trainer.algorithm: gbdt` (models/gbdt.ts documents each; omitted = the trainer's default). */
+const gbdtSettings = z
+  .object({
+    trees: z.number().int().min(1).max(10_000).optional(),
+    maxDepth: z.number().int().min(1).max(12).optional(),
+    learningRate: z.number().positive().max(1).optional(),
+    minLeafRows: z.number().int().min(1).optional(),
+    subsample: z.number().positive().max(1).optional(),
+    l2: z.number().min(0).optional(),
+    maxBins: z.number().int().min(2).max(256).optional(),
+    classWeight: z.enum(['none', 'balanced']).optional(),
+    seed: z.number().int().optional(),
+  })
+  .strict();
+
+const trainerCommon = {
+  /** builtin = an in-process trainer (`algorithm`); command = an external program (`command`). */
+  kind: z.enum(['builtin', 'command']).default('builtin'),
+  /** For kind=command: argv; {train} and {out} are replaced by the training-set file and the output folder. */
+  command: z.array(z.string()).optional(),
+  /** Rows of the replay used to train the bootstrap model. */
+  bootstrapRows: z.number().int().min(10).default(5000),
+  /** Labeled rows a retrain learns from (the most recent). */
+  windowRows: z.number().int().min(10).default(2000),
+};
+
+/**
+ * The trainer. For kind=builtin, `algorithm` picks the built-in trainer
+ * (default `linear`: logistic / softmax / linear regression; `gbdt`:
+ * gradient-boosted trees) and `settings` are that algorithm's, checked
+ * strictly (a setting of the other algorithm is an error naming it).
+ */
+const trainer = z.preprocess(
+  (raw) => (raw === undefined ? { algorithm: 'linear' } : typeof raw === 'object' && raw !== null && !('algorithm' in raw) ? { ...raw, algorithm: 'linear' } : raw),
+  z.discriminatedUnion('algorithm', [
+    z.object({ ...trainerCommon, algorithm: z.literal('linear'), settings: linearSettings.default({}) }),
+    z.object({ ...trainerCommon, algorithm: z.literal('gbdt'), settings: gbdtSettings.default({}) }),
+  ]),
+);
+
 export const PipelineSpecSchema = z
   .object({
+    /** The pipeline's name: part of every record (`pipeline`), registry key and metric label. */
     name,
     description: z.string().default(''),
+    /** binary or multiclass classification, or regression. */
     task: z.enum(['binary', 'multiclass', 'regression']),
+    /** What events are about (a customer, a market); `name` for people, `doc` a sentence. */
     entity: z.object({ name: z.string().min(1), doc: z.string().default('') }),
     events: z.object({
+      /** Event fields and their kind; an event whose field has the wrong type is dead-lettered (WRONG_TYPE, NON_FINITE). */
       fields: z.record(featureName, kind).refine((r) => Object.keys(r).length > 0, 'must declare at least one field'),
     }),
     featureSets: z.array(featureSet).default([]),
     /** What happens when an entity has no row in a feature set: impute (serve nulls, flag missing) or dead-letter the event. */
     missingEntity: z.enum(['impute', 'dead-letter']).default('impute'),
     model: z.object({
+      /** The model's name in the registry. */
       name,
       /** Model inputs in order: event fields and feature-set features, by name. */
       features: z.array(featureName).min(1),
@@ -140,38 +201,25 @@ export const PipelineSpecSchema = z
       categories: z.record(featureName, z.array(z.string()).min(1)).default({}),
     }),
     label: z.object({
+      /** categorical for classification, numeric for regression. */
       type: z.enum(['categorical', 'numeric']),
+      /** The classes in order (binary: exactly 2, the second is the positive class); empty: learned at training. */
       classes: z.array(z.string()).default([]),
       /** Expected delay from event to ground truth. */
       delayMs: positiveMs,
       /** Labels arriving later than this after their event are late: counted, kept, not joined. */
       horizonMs: positiveMs,
     }),
-    trainer: z
-      .object({
-        kind: z.enum(['builtin', 'command']).default('builtin'),
-        /** For kind=command: argv; {train} and {out} are replaced by the training-set file and the output folder. */
-        command: z.array(z.string()).optional(),
-        settings: z
-          .object({
-            epochs: z.number().int().min(1).max(10_000).optional(),
-            learningRate: z.number().positive().optional(),
-            l2: z.number().min(0).optional(),
-            batchSize: z.number().int().min(1).optional(),
-            seed: z.number().int().optional(),
-          })
-          .default({}),
-        /** Rows of the replay used to train the bootstrap model. */
-        bootstrapRows: z.number().int().min(10).default(5000),
-        /** Labeled rows a retrain learns from (the most recent). */
-        windowRows: z.number().int().min(10).default(2000),
-      })
-      .default({}),
+    trainer: trainer,
     monitoring: z
       .object({
+        /** Labeled predictions per tumbling window (per model version and variant) of a quality and drift report. */
         windowSize: z.number().int().min(10).default(500),
+        /** Change detector on the error stream, for alarms faster than a window. */
         detector: z.enum(['adwin', 'page-hinkley']).default('adwin'),
+        /** A feature whose PSI against the training baseline exceeds this has drifted. */
         psiThreshold: z.number().positive().default(0.2),
+        /** A feature whose KS or chi-square p-value is below this has drifted. */
         pValueThreshold: z.number().positive().max(1).default(0.01),
       })
       .default({}),
@@ -181,21 +229,48 @@ export const PipelineSpecSchema = z
         minMetric: z.number().optional(),
         /** Retrain when the metric falls this fraction below the model's training-time metric. */
         maxRelativeDrop: z.number().positive().max(1).optional(),
+        /** Retrain when the change detector raises an alarm. */
         onDetectorAlarm: z.boolean().default(true),
+        /** Retrain when a drift report says drifted. */
         onDrift: z.boolean().default(false),
-        /** Retrain at least every this many labeled predictions. */
-        everyLabels: z.number().int().positive().optional(),
-        cooldownLabels: z.number().int().min(0).default(500),
-        minFreshLabels: z.number().int().min(1).default(500),
+        /**
+         * Retrain every this many labeled predictions of the champion (counted from the monitor's full
+         * windows, so a multiple of monitoring.windowSize is exact). The default cadence: a model refitted
+         * on the newest window keeps up with drift; the study in study/RESULTS.md measured it.
+         * null: no schedule (only the other triggers).
+         */
+        everyLabels: z.number().int().positive().nullable().default(1000),
+        /** After a retrain request, no other for this many labeled predictions (a trigger meanwhile waits for its end). */
+        cooldownLabels: z.number().int().min(0).default(250),
+        /** A retrain needs at least this many labeled predictions since the last one. */
+        minFreshLabels: z.number().int().min(1).default(250),
       })
       .default({}),
     promotion: z
       .object({
+        /** The metric candidate and champion are compared on (and the dashboard charts). */
         metric: z.enum(['accuracy', 'log_loss', 'auc', 'mae', 'rmse']).default('accuracy'),
-        /** The candidate must beat the champion by at least this much on the held-out window. */
+        /**
+         * How a candidate is judged against the champion on the newest held-out labels, with a paired
+         * bootstrap interval of (candidate − champion) in the metric's better direction:
+         * - `not-worse` (default): promoted unless clearly worse — the interval's upper bound below
+         *   −`tolerance`. A candidate is trained on newer data, so on a drifting stream it should serve
+         *   unless the numbers say it is worse (what a refit on a schedule does, with a guard);
+         * - `better`: promoted only when clearly better — the lower bound above `minImprovement`.
+         */
+        gate: z.enum(['not-worse', 'better']).default('not-worse'),
+        /** For gate `better`: the candidate must beat the champion by at least this much. */
         minImprovement: z.number().default(0),
+        /** For gate `not-worse`: how much worse (in the metric) a candidate may be and still serve. */
+        tolerance: z.number().min(0).default(0),
+        /**
+         * The candidate that serves is refitted on the newest window, held-out rows included, after a
+         * model trained without them passed the gate on them (validate, then refit). Default true.
+         */
+        refitOnHoldout: z.boolean().default(true),
         /** Confidence of the paired bootstrap interval of the improvement. */
         confidence: z.number().min(0.5).max(0.999).default(0.9),
+        /** The newest labeled rows held out of training to judge the candidate against the champion. */
         holdoutRows: z.number().int().min(10).default(500),
         /** Roll back when the new champion's live metric is worse than the old one's by more than this. */
         rollbackMargin: z.number().min(0).default(0.02),
@@ -304,6 +379,7 @@ export const PipelineSpecSchema = z
 
 export type PipelineSpec = z.infer<typeof PipelineSpecSchema>;
 export type FeatureSetSpec = PipelineSpec['featureSets'][number];
+export type TrainerSpec = PipelineSpec['trainer'];
 
 export interface LoadedSpec {
   spec: PipelineSpec;

@@ -8,8 +8,11 @@
 import path from 'node:path';
 import { ConfigError } from '../core/errors.js';
 import { promote } from '../models/lifecycle.js';
-import type { ModelInfo, ModelRegistry } from '../models/registry.js';
-import { train } from '../models/training.js';
+import type { PeriodicRow } from '../models/periodic-baseline.js';
+import { trainForPipeline } from '../models/pipeline-training.js';
+import { artifactOf, type ModelInfo, type ModelRegistry } from '../models/registry.js';
+import type { TrainedModel } from '../models/trained-model.js';
+import { train, type Artifact } from '../models/training.js';
 import type { PipelineSpec } from '../pipelines/spec.js';
 import { readCsv } from './csv.js';
 import { buildReplayPlan, pointInTimeRows } from './replay-plan.js';
@@ -19,6 +22,10 @@ export interface BootstrapResult {
   promoted: boolean;
   rows: number;
   seconds: number;
+  /** The trained model itself, for a built-in trainer (its `predict` is the TS forward pass of the registered ONNX); null for an external one. */
+  trained: TrainedModel | null;
+  /** The training rows as served, labels due at event time + label.delayMs: the history of a periodic-baseline run over the rest of the replay. */
+  history: PeriodicRow[];
 }
 
 export async function trainBootstrap(spec: PipelineSpec, specDir: string, registry: ModelRegistry, actor = 'bootstrap'): Promise<BootstrapResult> {
@@ -27,7 +34,15 @@ export async function trainBootstrap(spec: PipelineSpec, specDir: string, regist
   const csv = readCsv(path.resolve(specDir, spec.replay.csv));
   const plan = buildReplayPlan(spec, csv, { limit: spec.trainer.bootstrapRows });
   const rows = pointInTimeRows(spec, plan).filter((r) => r.label !== null);
-  const artifact = await train(spec, rows.map((r) => ({ values: r.values, label: r.label! })), { offThread: false });
+  const labeled = rows.map((r) => ({ values: r.values, label: r.label! }));
+  let trained: TrainedModel | null = null;
+  let artifact: Artifact;
+  if (spec.trainer.kind === 'builtin') {
+    trained = trainForPipeline(spec, labeled.map((r) => r.values), labeled.map((r) => r.label));
+    artifact = artifactOf(trained);
+  } else {
+    artifact = await train(spec, labeled);
+  }
   const times = rows.map((r) => r.event.event_time);
   const model = await registry.register({
     pipeline: spec.name,
@@ -41,5 +56,6 @@ export async function trainBootstrap(spec: PipelineSpec, specDir: string, regist
   const promoted =
     serving.champion === null &&
     (await promote(registry, { pipeline: spec.name, modelName: spec.model.name, version: model.version, expected: null, actor, reason: 'bootstrap model', cause: 'bootstrap' })) !== null;
-  return { model, promoted, rows: rows.length, seconds: (Date.now() - started) / 1000 };
+  const history = rows.map((r) => ({ eventTime: r.event.event_time, values: r.values, label: r.label!, labelTime: r.event.event_time + spec.label.delayMs }));
+  return { model, promoted, rows: rows.length, seconds: (Date.now() - started) / 1000, trained, history };
 }

@@ -15,6 +15,13 @@
  * see it. At 'max' speed nothing is paced and the workers may serve values
  * newer than an event (use pointInTimeRows for exact training rows).
  *
+ * With a `gate` (a backtest), event time is paced by the loop's progress:
+ * before each event the replayer sends the feature updates and labels due
+ * before it, then waits for the gate (the demo's: every worker has processed
+ * everything sent so far, and the scorers serve the current champion), then
+ * sends the event on its own. The loop then reacts at the same events
+ * whatever the replay speed, as it would at real time.
+ *
  * An abort stops between batches: the run resolves with what was sent and
  * `aborted: true`. A send error rejects the run.
  */
@@ -45,6 +52,8 @@ export interface ReplayRunOptions {
   onProgress?: (p: ReplayProgress) => void;
   /** Most records per topic in one send. Default 200. */
   batchMax?: number;
+  /** Awaited before each event is sent (after the updates and labels due before it): pacing by the loop's progress. */
+  gate?: () => Promise<void>;
 }
 
 export interface ReplayResult {
@@ -111,10 +120,17 @@ export function createReplayer(deps: { producer: LooplineProducer; logger: Logge
         for (; i < plan.length && (due[i] as number) <= now; i++) {
           const a = plan[i]!;
           if ((a.kind === 'feature' ? features : a.kind === 'event' ? events : labels).length === batchMax) break;
+          // Gated: an event goes out alone, after what is due before it has been sent and processed.
+          if (opts.gate && a.kind === 'event' && (events.length > 0 || features.length > 0 || labels.length > 0)) break;
           if (a.kind === 'feature') features.push(a.record);
           else if (a.kind === 'event') events.push(a.record);
           else labels.push(a.record);
+          if (opts.gate && a.kind === 'event') {
+            i++;
+            break;
+          }
         }
+        if (opts.gate && events.length > 0) await opts.gate();
         await producer.sendFeatureUpdates(features);
         result.features += features.length;
         await producer.sendEvents(events);

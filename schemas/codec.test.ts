@@ -12,7 +12,7 @@ import avro from 'avsc';
 import { describe, expect, it } from 'vitest';
 import { avroString, zigzag } from '../test/support/avro-bytes.js';
 import { createFakeRegistry } from '../test/support/fake-registry.js';
-import { ConfigError, TransientError } from '../streams/errors.js';
+import { ConfigError, TransientError } from '../core/errors.js';
 import { RECORD_NAMES, recordSchema } from './catalogue.js';
 import { createCodec, frame, type DecodeOptions } from './codec.js';
 import { RegistryAuthError } from './registry-client.js';

@@ -32,7 +32,7 @@
  * once per `subjectRefreshMs` per subject however many unknown ids arrive.
  */
 import avro from 'avsc';
-import { ConfigError } from '../streams/errors.js';
+import { ConfigError } from '../core/errors.js';
 import { compileDecodeLimits, guardAvroBody, type DecodeLimitName, type DecodeLimits } from './avro-guard.js';
 import { recordSchema, type RecordName } from './catalogue.js';
 import { createLruCache } from './lru-cache.js';

@@ -6,9 +6,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, isConfigError, LooplineError, TransientError, wrapError } from '../streams/errors.js';
+import { ConfigError, isConfigError, LooplineError, TransientError, wrapError } from '../core/errors.js';
 import {
-  createRegistryClient, IncompatibleSchemaError, InvalidSchemaError, RegistryAuthError, RegistryError, SchemaNotFoundError,
+  createRegistryClient, IncompatibleSchemaError, InvalidSchemaError, RegistryAuthError, RegistryError, RegistryTlsError, SchemaNotFoundError,
 } from './registry-client.js';
 
 const SENTINEL = 'S3ntinel-registry-pw';
@@ -105,7 +105,7 @@ describe('registry client: classification', () => {
     await new Promise<void>((r) => closed.close(() => r()));
     const e = await thrown(createRegistryClient({ url: `http://svc:${SENTINEL}@127.0.0.1:${port}/apis/ccompat/v7`, timeoutMs: 2000 }).getSchema(1));
     expect(e).toBeInstanceOf(TransientError);
-    expect(e.message).toBe(`fetching schema id 1: schema registry at http://127.0.0.1:${port}/apis/ccompat/v7 unreachable: fetch failed (ECONNREFUSED)`);
+    expect(e.message).toBe(`fetching schema id 1: schema registry at http://127.0.0.1:${port}/apis/ccompat/v7 unreachable: connect ECONNREFUSED 127.0.0.1:${port}`);
   });
 
   it('409 on register → IncompatibleSchemaError naming the subject and its rule', async () => {
@@ -162,6 +162,33 @@ describe('registry client: credentials', () => {
     script.set('GET /apis/ccompat/v7/schemas/ids/13', [503, { message: 'down' }]);
     const e = await thrown(createRegistryClient({ url }).getSchema(13));
     expect(e.message).toMatch(/at http:\/\/127\.0\.0\.1:\d+\/apis\/ccompat\/v7 answered 503: down$/);
+  });
+
+  it('sends a bearer token instead, and names it when the registry refuses it', async () => {
+    seen.length = 0;
+    script.set('GET /apis/ccompat/v7/schemas/ids/14', [200, { schema: '"int"' }]);
+    const token = `eyJhbGciOiJSUzI1NiJ9.${SENTINEL}.c2ln`;
+    expect(await client({ token } as never).getSchema(14)).toBe('"int"');
+    expect(seen[0]!.authorization).toBe(`Bearer ${token}`);
+    script.set('GET /apis/ccompat/v7/schemas/ids/15', [401, { message: 'expired' }]);
+    const e = await thrown(createRegistryClient({ url: base, token }).getSchema(15));
+    expect(e).toBeInstanceOf(RegistryAuthError);
+    expect(e.message).toMatch(/LOOPLINE_SCHEMA_REGISTRY_TOKEN.*\(a bearer token was sent\)/);
+  });
+
+  it('refuses basic auth and a token together, and TLS files on an http URL, as ConfigErrors', () => {
+    expect(() => createRegistryClient({ url: base, basicAuth: `svc:${SENTINEL}`, token: 't' })).toThrow(ConfigError);
+    expect(() => createRegistryClient({ url: base.replace('http://', `http://svc:${SENTINEL}@`), token: 't' })).toThrow(/choose one/);
+    expect(() => createRegistryClient({ url: base, ca: '/nonexistent/ca.pem' })).toThrow(/is not https, so LOOPLINE_SCHEMA_REGISTRY_CA/);
+    expect(() => createRegistryClient({ url: base.replace('http:', 'https:'), cert: '/x.pem' })).toThrow(/needs its key/);
+  });
+
+  it('a TLS failure (https on a plain port) → RegistryTlsError, a ConfigError: the worker stops, nothing is retried or dead-lettered', async () => {
+    const e = await thrown(createRegistryClient({ url: base.replace('http:', 'https:'), token: SENTINEL }).getSchema(16));
+    expect(e).toBeInstanceOf(RegistryTlsError);
+    expect(isConfigError(wrapError(e, 'decoding a record'))).toBe(true);
+    expect(e).toMatchObject({ code: 'REGISTRY_TLS', retriable: false });
+    expect(e.message).toMatch(/^fetching schema id 16: schema registry at https:\/\/127\.0\.0\.1:\d+\/apis\/ccompat\/v7: TLS failed: .*wrong version number/);
   });
 
   it('an invalid URL is a ConfigError that does not echo it', () => {

@@ -7,6 +7,7 @@
  * | answer | error | what the runtime does |
  * |---|---|---|
  * | network fault, timeout, 408, 429, 5xx | TransientError `REGISTRY_UNAVAILABLE` | retries, never dead-letters |
+ * | a certificate the client cannot verify, or a TLS handshake the registry refuses (no or wrong client certificate, http on an https port) | RegistryTlsError `REGISTRY_TLS` (a ConfigError) | stops the worker: no retry fixes a trust setting |
  * | 401, 403 | RegistryAuthError `REGISTRY_AUTH` (a ConfigError) | stops the worker: credentials are wrong, every record would fail |
  * | 404 with error 40403 for an id | SchemaNotFoundError `UNKNOWN_SCHEMA` | the codec dead-letters that record |
  * | 409 on register | IncompatibleSchemaError `INCOMPATIBLE_SCHEMA` (names subject and rule) | stops: a deploy problem |
@@ -15,9 +16,20 @@
  *
  * Credentials may come as `basicAuth` or as userinfo in the URL
  * (`https://user:pass@host/...`); either way they are sent as a Basic
- * Authorization header and never appear in an error message.
+ * Authorization header and never appear in an error message. A bearer
+ * `token` (e.g. the JWT the secured local stack signs for Apicurio's OIDC
+ * layer) is sent as `Authorization: Bearer …` instead; asking for both is a
+ * ConfigError.
+ *
+ * Requests go through node:http(s) with a keep-alive agent. Over https the
+ * server certificate is always verified (against `ca` when given, else the
+ * system CAs), and `cert`/`key` are presented to a registry that requires
+ * client certificates; these files are read once, when the client is made.
  */
-import { ConfigError, LooplineError, TransientError } from '../streams/errors.js';
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { ConfigError, LooplineError, TransientError } from '../core/errors.js';
 import { redactText, redactUrl } from '../streams/redact.js';
 
 export type Compatibility =
@@ -44,6 +56,13 @@ export class RegistryAuthError extends ConfigError {
   }
 }
 
+/** TLS fails for want of trust: an unverifiable server certificate, or a handshake the registry refuses. Configuration: stop, never dead-letter. */
+export class RegistryTlsError extends ConfigError {
+  constructor(message: string, readonly tlsCode: string) {
+    super(message, 'REGISTRY_TLS');
+  }
+}
+
 /** 409 on register: the schema breaks the subject's compatibility rule. */
 export class IncompatibleSchemaError extends LooplineError {
   constructor(readonly subject: string, readonly compatibility: Compatibility | null, detail: string) {
@@ -64,7 +83,14 @@ export interface RegistryClientOptions {
   /** Per-request timeout. Default 10 000 ms. */
   timeoutMs?: number;
   /** Optional basic auth, `user:password`; wins over userinfo in `url`. */
-  basicAuth?: string;
+  basicAuth?: string | null;
+  /** Optional bearer token, sent as `Authorization: Bearer …`; not with basic auth (from `basicAuth` or the URL). */
+  token?: string | null;
+  /** PEM file of the CA that signed the registry's certificate (https only). Default: the system CAs. */
+  ca?: string | null;
+  /** PEM files of the client certificate and its key, for a registry that requires one (https only). */
+  cert?: string | null;
+  key?: string | null;
 }
 
 export interface SubjectVersion {
@@ -88,12 +114,52 @@ export interface RegistryClient {
   getCompatibility(subject: string): Promise<Compatibility | null>;
   isCompatible(subject: string, schema: string): Promise<boolean>;
   subjects(): Promise<string[]>;
+  /** Deletes a subject and its versions for good (soft delete, then permanent); false if there was none. For `loopline clean`. */
+  deleteSubject(subject: string): Promise<boolean>;
 }
 
 interface Answer {
   status: number;
   json: unknown;
   text: string;
+}
+
+/** Node error codes of TLS failures that are about trust (certificates, protocol), not the network; EPROTO with an OpenSSL reason too (https on a plain port). */
+const TLS_CONFIG_CODES = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|HOSTNAME_MISMATCH|ERR_OSSL_)/;
+
+type Transport = (method: string, url: string, headers: Record<string, string>, body: string | null, timeoutMs: number) => Promise<{ status: number; text: string }>;
+
+/** A deadline passed without an answer (any phase: connect, TLS, headers, body). */
+class RequestTimeout extends Error {}
+
+/** One request over http or https with a keep-alive agent (idle sockets close after 5 s); rejects on network and TLS faults and on the deadline. */
+function createTransport(secure: boolean, options: RegistryClientOptions): Transport {
+  const read = (file: string | null | undefined) => (file ? fs.readFileSync(file) : undefined);
+  const agent = secure
+    ? new https.Agent({ keepAlive: true, timeout: 5000, ca: read(options.ca), cert: read(options.cert), key: read(options.key), rejectUnauthorized: true })
+    : new http.Agent({ keepAlive: true, timeout: 5000 });
+  const send = secure ? https.request : http.request;
+  return (method, url, headers, body, timeoutMs) =>
+    new Promise((resolve, reject) => {
+      const req = send(url, { method, headers: body === null ? headers : { ...headers, 'Content-Length': String(Buffer.byteLength(body)) }, agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+        });
+        res.on('error', (err) => {
+          clearTimeout(timer);
+          reject(err);
+        });
+      });
+      const timer = setTimeout(() => req.destroy(new RequestTimeout(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      req.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      req.end(body ?? undefined);
+    });
 }
 
 /** The Confluent `error_code` of an answer (40403 schema not found, 40401 subject not found, ...), or null. */
@@ -121,26 +187,41 @@ export function createRegistryClient(options: RegistryClientOptions): RegistryCl
   const shownBase = redactUrl(base);
   const timeoutMs = options.timeoutMs ?? 10_000;
   const credentials = options.basicAuth ?? userinfo;
+  const secure = base.startsWith('https:');
+  if (credentials && options.token) {
+    throw new ConfigError('schema registry: basic auth (LOOPLINE_SCHEMA_REGISTRY_AUTH or userinfo in LOOPLINE_SCHEMA_REGISTRY_URL) and a bearer token (LOOPLINE_SCHEMA_REGISTRY_TOKEN) are both set; choose one');
+  }
+  if (!secure && (options.ca || options.cert || options.key)) {
+    throw new ConfigError(`schema registry URL ${shownBase} is not https, so LOOPLINE_SCHEMA_REGISTRY_CA / _CERT / _KEY cannot apply`);
+  }
+  if (Boolean(options.cert) !== Boolean(options.key)) throw new ConfigError('schema registry: a client certificate needs its key and the other way round (LOOPLINE_SCHEMA_REGISTRY_CERT / _KEY)');
   const headers: Record<string, string> = { 'Content-Type': 'application/vnd.schemaregistry.v1+json', Accept: 'application/vnd.schemaregistry.v1+json, application/json' };
   if (credentials) headers.Authorization = `Basic ${Buffer.from(credentials).toString('base64')}`;
+  if (options.token) headers.Authorization = `Bearer ${options.token}`;
+  const checkWhat = options.token
+    ? 'LOOPLINE_SCHEMA_REGISTRY_TOKEN (a bearer token was sent)'
+    : `LOOPLINE_SCHEMA_REGISTRY_AUTH or the credentials in LOOPLINE_SCHEMA_REGISTRY_URL (${credentials ? 'credentials were sent' : 'none were sent'})`;
+  const transport = createTransport(secure, options);
 
   /** One request; throws the transient and auth classes, returns every other answer for the caller to read. */
   async function call(doing: string, method: string, path: string, body?: unknown): Promise<Answer> {
-    let res: Response;
+    let res: { status: number; text: string };
     try {
-      res = await fetch(`${base}${path}`, {
-        method,
-        headers,
-        body: body === undefined ? null : JSON.stringify(body),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
+      res = await transport(method, `${base}${path}`, headers, body === undefined ? null : JSON.stringify(body), timeoutMs);
     } catch (err) {
-      // No `cause`: fetch errors can quote the URL, and kafkajs judges retriability by the innermost cause.
-      const e = err as Error & { cause?: { code?: string; message?: string } };
-      const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : `${e.message}${e.cause?.code ? ` (${e.cause.code})` : e.cause?.message ? ` (${e.cause.message})` : ''}`;
+      // No `cause`: socket errors can quote the URL, and kafkajs judges retriability by the innermost cause.
+      const e = err as Error & { code?: unknown };
+      const code = typeof e.code === 'string' ? e.code : '';
+      if (TLS_CONFIG_CODES.test(code) || (code === 'EPROTO' && /SSL routines/.test(e.message))) {
+        throw new RegistryTlsError(
+          `${doing}: schema registry at ${shownBase}: TLS failed: ${redactText(e.message)} (${code}); check LOOPLINE_SCHEMA_REGISTRY_CA${secure ? ' / _CERT / _KEY' : ''} and the URL's scheme`,
+          code,
+        );
+      }
+      const why = e instanceof RequestTimeout ? e.message : `${e.message}${code && !e.message.includes(code) ? ` (${code})` : ''}`;
       throw new TransientError(`${doing}: schema registry at ${shownBase} unreachable: ${redactText(why)}`, undefined, 'REGISTRY_UNAVAILABLE');
     }
-    const text = await res.text().catch(() => '');
+    const text = res.text;
     let json: unknown = null;
     try {
       json = text ? JSON.parse(text) : null;
@@ -150,7 +231,7 @@ export function createRegistryClient(options: RegistryClientOptions): RegistryCl
     const answer = { status: res.status, json, text };
     if (res.status === 401 || res.status === 403) {
       throw new RegistryAuthError(
-        `${doing}: schema registry at ${shownBase} answered ${res.status} ${res.status === 401 ? 'Unauthorized' : 'Forbidden'}; check LOOPLINE_SCHEMA_REGISTRY_AUTH or the credentials in LOOPLINE_SCHEMA_REGISTRY_URL (${credentials ? 'credentials were sent' : 'none were sent'})`,
+        `${doing}: schema registry at ${shownBase} answered ${res.status} ${res.status === 401 ? 'Unauthorized' : 'Forbidden'}; check ${checkWhat}`,
         res.status,
       );
     }
@@ -244,6 +325,15 @@ export function createRegistryClient(options: RegistryClientOptions): RegistryCl
       const r = await call('listing subjects', 'GET', '/subjects');
       if (r.status !== 200 || !Array.isArray(r.json)) fail('listing subjects', r);
       return r.json as string[];
+    },
+    async deleteSubject(subject) {
+      const doing = `deleting subject ${subject}`;
+      const soft = await call(doing, 'DELETE', `/subjects/${encodeURIComponent(subject)}`);
+      if (soft.status === 404 && registryCode(soft.json) === 40401) return false;
+      if (soft.status !== 200 && !(soft.status === 404 && registryCode(soft.json) !== null)) fail(doing, soft);
+      const hard = await call(doing, 'DELETE', `/subjects/${encodeURIComponent(subject)}?permanent=true`);
+      if (hard.status !== 200 && !(hard.status === 404 && registryCode(hard.json) !== null)) fail(doing, hard);
+      return true;
     },
   };
   return client;

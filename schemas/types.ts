@@ -163,6 +163,8 @@ export interface ModelCandidate {
   metrics: Record<string, number>;
   sha256: string;
   created_at: number;
+  /** A model trained like this one but without the newest held-out rows: the evaluator judges it on them, and a pass promotes model_version (validate, then refit). Null: model_version itself is judged. */
+  validation_version: null | number;
 }
 
 /** A change of which model serves: scorers hot-swap on promote and rollback. */

@@ -1,8 +1,13 @@
 /**
  * Cassandra client construction from config: local-DC-aware load balancing,
  * LOCAL_QUORUM by default (LOCAL_SERIAL for lightweight transactions), TLS
- * with certificate verification, and credentials when configured.
+ * with certificate verification (the driver's default is off; here it is
+ * always on, against LOOPLINE_CASSANDRA_SSL_CA when set, with the client
+ * certificate of LOOPLINE_CASSANDRA_SSL_CERT/_KEY when set), and credentials
+ * when configured.
  */
+import fs from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import cassandra from 'cassandra-driver';
 import type { CassandraConfig } from '../config/config.js';
 
@@ -14,7 +19,7 @@ export function createCassandraClient(config: CassandraConfig, options: { keyspa
     localDataCenter: config.localDataCenter,
     keyspace: options.keyspace === false ? undefined : config.keyspace,
     credentials: config.credentials ?? undefined,
-    sslOptions: config.ssl ? { rejectUnauthorized: true } : undefined,
+    sslOptions: config.ssl ? cassandraTls(config) : undefined,
     queryOptions: {
       consistency: cassandra.types.consistencies.localQuorum,
       serialConsistency: cassandra.types.consistencies.localSerial,
@@ -22,4 +27,13 @@ export function createCassandraClient(config: CassandraConfig, options: { keyspa
     },
     socketOptions: { connectTimeout: 5000, readTimeout: 12_000 },
   });
+}
+
+/** Node TLS options for the nodes: verification always on, files read once per client. */
+export function cassandraTls(config: Pick<CassandraConfig, 'sslCa' | 'sslCert' | 'sslKey'>): ConnectionOptions {
+  return {
+    rejectUnauthorized: true,
+    ...(config.sslCa ? { ca: [fs.readFileSync(config.sslCa)] } : {}),
+    ...(config.sslCert && config.sslKey ? { cert: fs.readFileSync(config.sslCert), key: fs.readFileSync(config.sslKey) } : {}),
+  };
 }

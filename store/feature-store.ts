@@ -10,7 +10,7 @@
  */
 import cassandra from 'cassandra-driver';
 import type { FeatureUpdate } from '../schemas/types.js';
-import { classifyCassandraError } from './errors.js';
+import { classifyCassandraError, IDEMPOTENT } from './errors.js';
 
 export interface StoredFeature {
   value: number | string | null;
@@ -30,10 +30,56 @@ export interface FeatureStore {
   lookup(set: string, entityIds: string[]): Promise<Map<string, EntityFeatures>>;
   /** Values of `features` of one entity with as-of time in [from, to], newest first. */
   history(set: string, entityId: string, features: string[], from: number, to: number): Promise<FeatureHistory>;
-  /** The newest as-of time the writer has applied, per entity (absent = nothing yet). */
+  /**
+   * The newest as-of time the writer has applied, per entity (absent = nothing yet). The key
+   * `SET_WATERMARK` holds the newest as-of time applied to any entity of the set.
+   */
   watermarks(set: string, entityIds: string[]): Promise<Map<string, number>>;
   /** Applies updates in order; returns how many feature values changed. */
   apply(updates: FeatureUpdate[], ttlSeconds: (set: string) => number): Promise<{ written: number; skipped: number }>;
+  /**
+   * Waits (at most `maxMs`) until the writer has applied, for each key, every update up to its time in
+   * `newest`. A key the writer has never seen is waited for only while the set's watermark is older
+   * than its time (its first value may be on its way). Watermarks this process wrote answer at once;
+   * others are polled in Cassandra.
+   */
+  waitForWatermarks(set: string, newest: ReadonlyMap<string, number>, maxMs: number): Promise<{ waitedMs: number; caughtUp: boolean }>;
+}
+
+/** Newest watermarks written by this process, with a wake-up for waiters (the writer and preprocessor often share a process). */
+function createLocalMarks() {
+  const values = new Map<string, number>();
+  let waiters: Array<() => void> = [];
+  return {
+    get: (k: string) => values.get(k) ?? -Infinity,
+    raise(k: string, t: number) {
+      if (t > (values.get(k) ?? -Infinity)) values.set(k, t);
+      const w = waiters;
+      waiters = [];
+      for (const f of w) f();
+    },
+    /** Resolves at the next raise, or after `ms`. */
+    next(ms: number): Promise<void> {
+      return new Promise((resolve) => {
+        const t = setTimeout(done, Math.max(0, ms));
+        function done() {
+          clearTimeout(t);
+          resolve();
+        }
+        waiters.push(done);
+      });
+    },
+  };
+}
+
+const BATCH_ROWS = 50;
+const POLL_MS = 25;
+const key = (set: string, entity: string) => `${set}\u0000${entity}`;
+
+function chunks<T>(xs: T[], n: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
+  return out;
 }
 
 const SELECT = 'SELECT feature, num_value, str_value, as_of, prev_num_value, prev_str_value, prev_as_of FROM features_online WHERE feature_set = ? AND entity_id = ?';
@@ -45,8 +91,12 @@ const WATERMARK_UPSERT = 'UPDATE feature_watermarks USING TIMESTAMP ? AND TTL ? 
 const INSERT =
   'INSERT INTO features_online (feature_set, entity_id, feature, num_value, str_value, as_of, update_id, prev_num_value, prev_str_value, prev_as_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?';
 
+/** The watermark row of a whole feature set: the newest as-of time its writer applied to any key. */
+export const SET_WATERMARK = '\u0000set';
+
 export function createFeatureStore(client: cassandra.Client, options: { concurrency?: number } = {}): FeatureStore {
   const concurrency = options.concurrency ?? 64;
+  const marks = createLocalMarks();
 
   async function read(set: string, entity: string): Promise<EntityFeatures | null> {
     const rs = await client.execute(SELECT, [set, entity], { prepare: true, isIdempotent: true });
@@ -63,7 +113,7 @@ export function createFeatureStore(client: cassandra.Client, options: { concurre
     return out;
   }
 
-  return {
+  const store: FeatureStore = {
     async lookup(set, entityIds) {
       const unique = [...new Set(entityIds)];
       const out = new Map<string, EntityFeatures>();
@@ -118,13 +168,14 @@ export function createFeatureStore(client: cassandra.Client, options: { concurre
     async apply(updates, ttlSeconds) {
       const byEntity = new Map<string, FeatureUpdate[]>();
       for (const u of updates) {
-        const k = `${u.feature_set}\u0000${u.entity_id}`;
+        const k = key(u.feature_set, u.entity_id);
         const list = byEntity.get(k) ?? [];
         list.push(u);
         byEntity.set(k, list);
       }
       let written = 0;
       let skipped = 0;
+      const wrote = new Map<string, number>();
       try {
         await Promise.all(
           [...byEntity.values()].map(async (list) => {
@@ -145,45 +196,71 @@ export function createFeatureStore(client: cassandra.Client, options: { concurre
               }
             }
             const ttl = ttlSeconds(set);
+            // History and latest values of one entity share a partition key: a few unlogged batches (one
+            // mutation per partition each), kept small enough for Cassandra's batch size limits.
+            const rows: Array<{ query: string; params: unknown[] }> = [];
+            for (const u of list) {
+              for (const [feature, value] of Object.entries(u.values)) {
+                rows.push({ query: HISTORY_INSERT, params: [set, entity, feature, new Date(u.event_time), typeof value === 'number' ? value : null, typeof value === 'string' ? value : null, u.update_id, ttl] });
+              }
+            }
+            for (const [feature, { f, updateId }] of changed) {
+              rows.push({
+                query: INSERT,
+                params: [
+                  set, entity, feature,
+                  typeof f.value === 'number' ? f.value : null, typeof f.value === 'string' ? f.value : null,
+                  new Date(f.asOf), updateId,
+                  typeof f.prevValue === 'number' ? f.prevValue : null, typeof f.prevValue === 'string' ? f.prevValue : null,
+                  f.prevAsOf === null ? null : new Date(f.prevAsOf),
+                  ttl,
+                ],
+              });
+            }
+            await Promise.all(chunks(rows, BATCH_ROWS).map((b) => client.batch(b, { prepare: true, logged: false, isIdempotent: true })));
             // History first, watermark last: a reader that sees the watermark finds every value up to it.
-            await Promise.all(
-              list.flatMap((u) =>
-                Object.entries(u.values).map(([feature, value]) =>
-                  client.execute(
-                    HISTORY_INSERT,
-                    [set, entity, feature, new Date(u.event_time), typeof value === 'number' ? value : null, typeof value === 'string' ? value : null, u.update_id, ttl],
-                    { prepare: true, isIdempotent: true },
-                  ),
-                ),
-              ),
-            );
-            await Promise.all(
-              [...changed].map(([feature, { f, updateId }]) =>
-                client.execute(
-                  INSERT,
-                  [
-                    set, entity, feature,
-                    typeof f.value === 'number' ? f.value : null, typeof f.value === 'string' ? f.value : null,
-                    new Date(f.asOf), updateId,
-                    typeof f.prevValue === 'number' ? f.prevValue : null, typeof f.prevValue === 'string' ? f.prevValue : null,
-                    f.prevAsOf === null ? null : new Date(f.prevAsOf),
-                    ttl,
-                  ],
-                  { prepare: true, isIdempotent: true },
-                ),
-              ),
-            );
             const newest = Math.max(...list.map((u) => u.event_time));
-            await client.execute(WATERMARK_UPSERT, [cassandra.types.Long.fromNumber(newest * 1000), ttl, new Date(newest), set, entity], { prepare: true, isIdempotent: true });
+            // The cell timestamp is the as-of time, so the watermark only moves forward (last write wins).
+            await client.execute(WATERMARK_UPSERT, [cassandra.types.Long.fromNumber(newest * 1000), ttl, new Date(newest), set, entity], IDEMPOTENT);
+            wrote.set(key(set, entity), newest);
             written += changed.size;
           }),
         );
+        // Then the set's own watermark: every key's values up to it are in.
+        const bySet = new Map<string, number>();
+        for (const u of updates) bySet.set(u.feature_set, Math.max(bySet.get(u.feature_set) ?? -Infinity, u.event_time));
+        await Promise.all([...bySet].map(([set, newest]) => client.execute(WATERMARK_UPSERT, [cassandra.types.Long.fromNumber(newest * 1000), ttlSeconds(set), new Date(newest), set, SET_WATERMARK], IDEMPOTENT)));
+        for (const [set, newest] of bySet) wrote.set(key(set, SET_WATERMARK), newest);
       } catch (err) {
         throw classifyCassandraError(err, `writing online features`);
       }
+      for (const [k, t] of wrote) marks.raise(k, t);
       return { written, skipped };
     },
+
+    async waitForWatermarks(set, newest, maxMs) {
+      const started = Date.now();
+      let pending = [...newest.keys()];
+      // What this process wrote answers at once; Cassandra is asked for the rest (another process's writer).
+      const behind = (marks_: Map<string, number>) => {
+        const setMark = Math.max(marks_.get(SET_WATERMARK) ?? -Infinity, marks.get(key(set, SET_WATERMARK)));
+        return pending.filter((e) => {
+          const mark = Math.max(marks_.get(e) ?? -Infinity, marks.get(key(set, e)));
+          // A key the writer has not seen yet is waited for only while the writer is behind in time for the whole set.
+          return (mark === -Infinity && setMark >= newest.get(e)! ? Infinity : mark) < newest.get(e)!;
+        });
+      };
+      pending = behind(new Map());
+      while (pending.length > 0 && Date.now() - started < maxMs) {
+        await marks.next(Math.min(POLL_MS, maxMs - (Date.now() - started)));
+        pending = behind(new Map());
+        if (pending.length === 0) break;
+        pending = behind(await store.watermarks(set, [...pending, SET_WATERMARK]));
+      }
+      return { waitedMs: Date.now() - started, caughtUp: pending.length === 0 };
+    },
   };
+  return store;
 }
 
 /** Pure: the newest value with as-of ≤ `eventTime` from a newest-first history, as a StoredFeature for valueAt. */

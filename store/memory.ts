@@ -7,7 +7,7 @@
 import { ModelNotFoundError, type ModelInfo, type ModelRegistry, type ModelVersion, type ServingState } from '../models/registry.js';
 import type { LabeledPrediction, Prediction } from '../schemas/types.js';
 import { createMemoryStateStore, type StateStore } from '../streams/state.js';
-import { type EntityFeatures, type FeatureHistory, type FeatureStore } from './feature-store.js';
+import { SET_WATERMARK, type EntityFeatures, type FeatureHistory, type FeatureStore } from './feature-store.js';
 import type { LabelStore, StoredTruth } from './labels.js';
 import { sha256 } from './model-registry.js';
 import type { MonitorReportStore, StoredReport } from './monitor-reports.js';
@@ -21,6 +21,8 @@ export function createMemoryFeatureStore(): FeatureStore & { history_: Map<strin
   const latest = new Map<string, EntityFeatures>();
   const history_ = new Map<string, Array<{ asOf: number; value: number | string | null }>>();
   const marks = new Map<string, number>();
+  /** Waits for watermarks in progress, woken by every apply(). */
+  const waiters = new Set<() => void>();
   const k = (set: string, entity: string) => `${set}\u0000${entity}`;
   return {
     history_,
@@ -45,6 +47,27 @@ export function createMemoryFeatureStore(): FeatureStore & { history_: Map<strin
       }
       return out;
     },
+    async waitForWatermarks(set, newest, maxMs) {
+      // As the Cassandra store's: a key the writer has never seen is waited for only while the set's
+      // watermark is older than its time; every apply() wakes the waiters, the wait ends after maxMs.
+      const caughtUp = () => {
+        const setMark = marks.get(k(set, SET_WATERMARK)) ?? -Infinity;
+        return [...newest].every(([e, t]) => (marks.get(k(set, e)) ?? (setMark >= t ? Infinity : -Infinity)) >= t);
+      };
+      const started = Date.now();
+      while (!caughtUp() && Date.now() - started < maxMs) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done, maxMs - (Date.now() - started));
+          function done() {
+            clearTimeout(timer);
+            waiters.delete(done);
+            resolve();
+          }
+          waiters.add(done);
+        });
+      }
+      return { waitedMs: Date.now() - started, caughtUp: caughtUp() };
+    },
     async apply(updates) {
       let written = 0;
       let skipped = 0;
@@ -65,8 +88,9 @@ export function createMemoryFeatureStore(): FeatureStore & { history_: Map<strin
           written++;
         }
         latest.set(k(u.feature_set, u.entity_id), row);
-        marks.set(k(u.feature_set, u.entity_id), Math.max(marks.get(k(u.feature_set, u.entity_id)) ?? -Infinity, u.event_time));
+        for (const key of [k(u.feature_set, u.entity_id), k(u.feature_set, SET_WATERMARK)]) marks.set(key, Math.max(marks.get(key) ?? -Infinity, u.event_time));
       }
+      for (const wake of [...waiters]) wake();
       return { written, skipped };
     },
   };

@@ -8,6 +8,7 @@
  *     name: 'scorer', doc: '…',
  *     input: { topics: [{ topic: 'features.vectors', record: 'FeatureVector' }] },
  *     outputs: ['predictions', 'predictions.by-event'],
+ *     broadcasts: ['control.models'],
  *     tables: { reads: ['models'], writes: ['prediction_log', 'predictions_by_time'] },
  *     state: 'none',
  *     settings: { reloadIntervalMs: setting.integer(10_000, 100, 3_600_000, 'registry poll period') },
@@ -119,6 +120,13 @@ export interface WorkerDefinition<N extends RecordName = RecordName, S extends S
   doc: string;
   input: WorkerInput<N>;
   outputs: readonly TopicName[];
+  /**
+   * Topics the worker follows with a broadcast consumer (every instance sees
+   * every record; group `<group>-broadcast-<uuid>`, no offsets): what its
+   * implementation's `broadcasts` subscribe to, declared here so the ACL table
+   * (streams/acls.ts) can grant it without building the worker. Default none.
+   */
+  broadcasts?: readonly TopicName[];
   tables: { reads: readonly string[]; writes: readonly string[] };
   /** 'none', or how its state is kept (for the README). */
   state: string;
@@ -130,6 +138,9 @@ export interface WorkerDefinition<N extends RecordName = RecordName, S extends S
   createMetrics(registry: Registry): M;
   create(settings: SettingValues<S>, ctx: WorkerContext<Stores>, metrics: M): Impl;
 }
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyWorkerDefinition = WorkerDefinition<any, any, any, any, any>;
 
 export function defineWorker<N extends RecordName, S extends Settings, M, Stores, Impl extends WorkerImpl<N>>(d: WorkerDefinition<N, S, M, Stores, Impl>): WorkerDefinition<N, S, M, Stores, Impl> {
   return d;

@@ -1,8 +1,12 @@
 /**
  * kafkajs client construction from config, with logs routed into pino and
- * TLS/SASL when configured. kafkajs's own "default partitioner changed"
- * notice is silenced: Loopline always keys by entity or event id.
+ * TLS/SASL when configured: broker certificates are always verified (against
+ * LOOPLINE_KAFKA_SSL_CA when set), and a client certificate is presented when
+ * LOOPLINE_KAFKA_SSL_CERT/_KEY are set. kafkajs's own "default partitioner
+ * changed" notice is silenced: Loopline always keys by entity or event id.
  */
+import fs from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
 import type { KafkaConfig } from '../config/config.js';
 import { kafkaLogCreator, type Logger } from './logger.js';
@@ -14,7 +18,7 @@ export function createKafka(config: KafkaConfig, logger: Logger, clientSuffix?: 
   return new Kafka({
     clientId: clientSuffix ? `${config.clientId}-${clientSuffix}` : config.clientId,
     brokers: config.brokers,
-    ssl: config.ssl ? { rejectUnauthorized: true } : undefined,
+    ssl: config.ssl ? kafkaTls(config) : undefined,
     sasl: (config.sasl ?? undefined) as SASLOptions | undefined,
     logLevel: level,
     logCreator: kafkaLogCreator(logger),
@@ -22,4 +26,13 @@ export function createKafka(config: KafkaConfig, logger: Logger, clientSuffix?: 
     requestTimeout: 30_000,
     retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 10_000 },
   });
+}
+
+/** Node TLS options for the brokers: verification always on, files read once per client. */
+export function kafkaTls(config: Pick<KafkaConfig, 'sslCa' | 'sslCert' | 'sslKey'>): ConnectionOptions {
+  return {
+    rejectUnauthorized: true,
+    ...(config.sslCa ? { ca: [fs.readFileSync(config.sslCa)] } : {}),
+    ...(config.sslCert && config.sslKey ? { cert: fs.readFileSync(config.sslCert), key: fs.readFileSync(config.sslKey) } : {}),
+  };
 }

@@ -65,6 +65,23 @@ describe('logger: no secret in any log line', () => {
     expect(text()).toContain('127.0.0.1:18081');
   });
 
+  it('the secured stack\'s config: the registry\'s bearer token, per-worker SASL, TLS paths', () => {
+    const { logger, text } = capture();
+    const jwt = `eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJsb29wbGluZSJ9${S}.c2lnbmF0dXJl${S}`;
+    const config = loadConfig({
+      LOOPLINE_KAFKA_SASL_MECHANISM: 'scram-sha-512', LOOPLINE_KAFKA_SASL_SCORER_USERNAME: 'loopline-scorer', LOOPLINE_KAFKA_SASL_SCORER_PASSWORD: `${S}-w`,
+      LOOPLINE_SCHEMA_REGISTRY_URL: 'https://127.0.0.1:28081/apis/ccompat/v7', LOOPLINE_SCHEMA_REGISTRY_TOKEN: jwt,
+    });
+    logger.info({ config }, 'config');
+    logger.info(config, 'flat config');
+    logger.child({ registry: config.registry }).info('child');
+    logger.warn(`the registry refused ${jwt}`);
+    logger.warn({ err: new Error(`token ${jwt} expired`) }, 'registry');
+    expect(text()).not.toContain(S);
+    expect(text()).toContain('"workerSasl":"[Redacted]"');
+    expect(text()).toContain('https://127.0.0.1:28081/apis/ccompat/v7');
+  });
+
   it('errors: message, stack, own fields and causes (a registry URL logged on every retry)', () => {
     const { logger, text } = capture();
     const url = `http://svc:${S}@registry:8081/apis/ccompat/v7`;
@@ -125,6 +142,7 @@ describe('redact helpers', () => {
     expect(redactText('GET http://u:p@ss@h/x failed')).toBe('GET http://[Redacted]@h/x failed');
     expect(redactText('GET http://u:pa/ss@h/x failed')).toBe('GET http://[Redacted]@h/x failed');
     expect(redactText('Authorization: Bearer eyJhbGciOi.J9x-1')).not.toContain('eyJhbGciOi');
+    expect(redactText('token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln refused')).toBe('token [Redacted] refused');
     expect(redactText('LOOPLINE_KAFKA_SASL_PASSWORD=hunter2 and "token": "t0k"')).toBe('LOOPLINE_KAFKA_SASL_PASSWORD=[Redacted] and "token": "[Redacted]"');
     expect(redactText('max_tokens: 4096, author: Bob, Basic authentication')).toBe('max_tokens: 4096, author: Bob, Basic authentication');
   });

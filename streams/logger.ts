@@ -6,9 +6,9 @@
  * (objects, errors with their causes, the message string) and a child's
  * bindings pass through `redactDeep`, which censors credential keys
  * (password, sasl, credentials, basicAuth, authorization, ssl key/cert/
- * passphrase, tokens, secrets, `*_AUTH` / `*_KEY` variables: see
+ * passphrase, tokens (the registry's bearer token), secrets, `*_AUTH` / `*_KEY` variables: see
  * `isSecretKey`) and scrubs URL userinfo and Basic/Bearer tokens out of
- * strings. Logging a whole LooplineConfig is therefore safe.
+ * strings, bare JWTs included. Logging a whole LooplineConfig is therefore safe.
  */
 import { logLevel as KafkaLogLevel, type logCreator } from 'kafkajs';
 import pino from 'pino';
@@ -31,9 +31,17 @@ export function createLogger(options: { level?: string; name?: string; destinati
     // The root's bindings; pino skips this formatter for children, whose bindings the `child` override below cleans.
     formatters: { bindings: (bindings) => redactDeep(bindings) },
     // Belt and braces for top-level keys, should anything reach pino without passing the hook.
-    redact: { paths: ['password', 'sasl', 'credentials', 'basicAuth', 'authorization', 'headers.authorization'], censor: REDACTED },
+    redact: {
+      paths: [
+        'password', 'sasl', 'workerSasl', 'credentials', 'basicAuth', 'token', 'authorization', 'headers.authorization', 'headers.Authorization',
+        'kafka.sasl', 'kafka.workerSasl', 'cassandra.credentials', 'registry.basicAuth', 'registry.token',
+        'config.kafka.sasl', 'config.kafka.workerSasl', 'config.cassandra.credentials', 'config.registry.basicAuth', 'config.registry.token',
+      ],
+      censor: REDACTED,
+    },
   };
-  const logger = options.destination ? pino(opts, options.destination) : pino(opts);
+  // stderr by default: stdout is for what a command prints (`--json`, `--report json`), so logs never mix into it.
+  const logger = pino(opts, options.destination ?? pino.destination({ dest: 2, sync: true }));
   // Children inherit from their parent's object, so this covers grandchildren too.
   const child = logger.child;
   logger.child = function redactedChild(this: Logger, bindings, childOptions) {

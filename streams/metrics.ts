@@ -7,7 +7,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 export function createWorkerMetrics(registry: Registry) {
   return {
     records: new Counter({ name: 'loopline_worker_records_total', help: 'Input records by outcome (processed, dead_letter).', labelNames: ['worker', 'topic', 'outcome'], registers: [registry] }),
-    outputs: new Counter({ name: 'loopline_worker_outputs_total', help: 'Output records committed.', labelNames: ['worker'], registers: [registry] }),
+    outputs: new Counter({ name: 'loopline_worker_outputs_total', help: 'Output records committed, by topic (dead letters not included).', labelNames: ['worker', 'topic'], registers: [registry] }),
     deadLetters: new Counter({ name: 'loopline_worker_dead_letters_total', help: 'Records sent to a dead-letter topic, by reason code.', labelNames: ['worker', 'code'], registers: [registry] }),
     retries: new Counter({ name: 'loopline_worker_retries_total', help: 'Retries after retriable failures, by error code.', labelNames: ['worker', 'code'], registers: [registry] }),
     crashes: new Counter({ name: 'loopline_worker_consumer_crashes_total', help: 'kafkajs consumer crashes.', labelNames: ['worker'], registers: [registry] }),

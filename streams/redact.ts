@@ -41,16 +41,19 @@ const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#]*@/gi;
 const URL_USER_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@]*:[^\s@]*@/gi;
 // Authorization header values written into text.
 const AUTH_SCHEME = /\b(Basic|Bearer|Digest)\s+(?=[A-Za-z0-9+/=._~-]*[0-9+/=])[A-Za-z0-9+/=._~-]{8,}/g;
+// A bare JWT (header.payload.signature, base64url; the registry's bearer tokens) anywhere in text.
+const JWT = /\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
 // password=…, "token": "…", ?api_key=… in messages, query strings and echoed JSON.
 const KEY_VALUE = /\b((?:[a-z0-9]+[_-])*(?:password|passwd|passphrase|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|auth|authorization|credentials?)["']?\s*[:=]\s*["']?)([^\s"'&,;}]+)/gi;
 
-/** Scrubs credentials from free text: URL userinfo, Basic/Bearer tokens, `password=…`-style pairs. */
+/** Scrubs credentials from free text: URL userinfo, Basic/Bearer tokens, bare JWTs, `password=…`-style pairs. */
 export function redactText(text: string): string {
   if (text.length === 0) return text;
   return text
     .replace(URL_USER_PASSWORD, `$1${REDACTED}@`)
     .replace(URL_USERINFO, `$1${REDACTED}@`)
     .replace(AUTH_SCHEME, `$1 ${REDACTED}`)
+    .replace(JWT, REDACTED)
     .replace(KEY_VALUE, (_m, prefix: string, value: string) => (value === REDACTED ? `${prefix}${value}` : `${prefix}${REDACTED}`));
 }
 

@@ -110,6 +110,12 @@ export interface ProcessContext {
   heartbeat(): Promise<void>;
   /** Aborted when the task is revoked or the worker stops. */
   signal: AbortSignal;
+  /**
+   * Changes whenever state a worker kept in memory since an earlier chunk may no longer be what its
+   * store holds (streams/state.ts): a new incarnation of the task, a re-fence after a failure, or no
+   * confirmation of ownership (a commit or a fencing) for half the session timeout.
+   */
+  readonly stateEpoch: number;
 }
 
 export interface WorkerInput<N extends RecordName> {
@@ -205,12 +211,16 @@ export interface WorkerHealth {
   assigned: Array<{ topic: string; partitions: number[] }>;
   /** Records behind the high watermark, by `topic/partition`, as of the last commit. */
   lag: Record<string, number>;
+  /** Committed input records (processed or dead-lettered) and committed outputs, by logical topic, since start. */
+  counts: { in: Record<string, number>; out: Record<string, number> };
   error: string | null;
 }
 
 export interface Worker {
   readonly name: string;
   readonly groupId: string;
+  /** Physical input topics. */
+  readonly topics: readonly string[];
   start(): Promise<void>;
   stop(): Promise<void>;
   health(): WorkerHealth;
@@ -230,7 +240,12 @@ interface Task {
   fenced: boolean;
   abort: AbortController;
   retry: RetryState;
+  /** See ProcessContext.stateEpoch; `confirmedAt`: the last commit or fencing (ms). */
+  epoch: number;
+  confirmedAt: number;
 }
+
+let epochs = 0;
 
 class Rebalancing extends Error {}
 
@@ -254,6 +269,7 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
   let lastError: string | null = null;
   let assigned: WorkerHealth['assigned'] = [];
   const lag: Record<string, number> = {};
+  const counts = { in: {} as Record<string, number>, out: {} as Record<string, number> };
 
   const taskId = (physicalTopic: string, partition: number) => (copartitioned ? `task-${partition}` : `${physicalTopic}-${partition}`);
 
@@ -289,6 +305,8 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
       throw err;
     }
     t.producer = producer;
+    t.epoch = ++epochs;
+    t.confirmedAt = Date.now();
     metrics.fencings.inc({ worker: handler.name });
   }
 
@@ -312,7 +330,7 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
   }
 
   function newTask(id: string, partition: number, topics: string[]): Task {
-    const t: Task = { id, partition, committed: new Map(), producer: null, ready: Promise.resolve(), lock: Promise.resolve(), fenced: false, abort: new AbortController(), retry: new RetryState(o.retry) };
+    const t: Task = { id, partition, committed: new Map(), producer: null, ready: Promise.resolve(), lock: Promise.resolve(), fenced: false, abort: new AbortController(), retry: new RetryState(o.retry), epoch: ++epochs, confirmedAt: 0 };
     t.ready = openTask(t, topics);
     t.ready.catch((err: unknown) => logger.warn({ err, task: id }, 'opening task failed; retried on its first batch'));
     return t;
@@ -428,13 +446,13 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
         dead.push({ message: m, failure: { stage: 'VALUE_CONVERTER', code: d.error.code, message: d.error.message, ...(d.error.limit ? { limit: d.error.limit } : {}) } });
       }
     });
-    const result = good.length > 0 ? await processIsolating(good, ctx) : { outputs: [], failures: [] };
+    const result: { outputs: Encoded[]; failures: RecordFailure[] } = good.length > 0 ? await processIsolating(good, ctx) : { outputs: [], failures: [] };
     for (const f of result.failures) dead.push({ message: goodMessages[f.index]!, failure: f });
     const dlq = input.spec.deadLetter ? names.physical(input.spec.deadLetter) : null;
     if (dead.length > 0 && !dlq) throw new FatalError(`${handler.name}: ${dead.length} records of ${input.topic} cannot be processed and the topic has no dead-letter topic`, 'NO_DEAD_LETTER_TOPIC');
     const messages: Array<{ topic: string; key: string | Buffer | null; value: Buffer | null; headers?: IHeaders }> = result.outputs.map((e) => ({ topic: e.topic, key: e.key, value: e.value }));
     for (const d of dead) messages.push({ topic: dlq!, ...deadLetterMessage(physicalTopic, d.message, partition, d.failure) });
-    return { messages, processed: good.length - result.failures.length, outputs: result.outputs.length, dead };
+    return { messages, processed: good.length - result.failures.length, outputs: result.outputs, dead };
   }
 
   /** Sends messages in the open transaction, in sends that fit the broker's limits (outputs were already checked against maxMessageBytes). */
@@ -488,6 +506,13 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
       committed: (logical, partition) => (partition === batch.partition ? t.committed.get(names.physical(logical)) ?? null : null),
       heartbeat: () => heartbeatOrRebalance(payload),
       signal: t.abort.signal,
+      get stateEpoch() {
+        if (Date.now() - t.confirmedAt > o.sessionTimeoutMs / 2) {
+          t.epoch = ++epochs;
+          t.confirmedAt = Date.now();
+        }
+        return t.epoch;
+      },
     };
     const alive = () => payload.isRunning() && !payload.isStale() && !t.abort.signal.aborted && state !== 'failed';
 
@@ -515,14 +540,15 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
           const began = Date.now();
           let inTx = 0;
           let lastOffset = '';
-          const stats = { processed: 0, outputs: 0, dead: [] as Array<{ message: KafkaMessage; failure: Omit<RecordFailure, 'index'> }> };
+          const stats = { records: 0, processed: 0, outputs: new Map<string, number>(), dead: [] as Array<{ message: KafkaMessage; failure: Omit<RecordFailure, 'index'> }> };
           const started = process.hrtime.bigint();
           while (cursor < messages.length) {
             const chunk = messages.slice(cursor, cursor + o.batchMax);
             const r = await runChunk(topic, batch.partition, chunk, ctx);
             if (r.messages.length > 0) await send(tx, r.messages);
+            stats.records += chunk.length;
             stats.processed += r.processed;
-            stats.outputs += r.outputs;
+            for (const o of r.outputs) stats.outputs.set(o.topic, (stats.outputs.get(o.topic) ?? 0) + 1);
             stats.dead.push(...r.dead);
             cursor += chunk.length;
             inTx += chunk.length;
@@ -534,6 +560,7 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
           const commitStarted = process.hrtime.bigint();
           await tx.commit();
           tx = null;
+          t.confirmedAt = Date.now();
           t.committed.set(topic, next);
           t.retry.succeeded();
           payload.resolveOffset(lastOffset);
@@ -590,14 +617,19 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
 
   function observeCommit(
     logicalTopic: string, partition: number, highWatermark: string, lastOffset: string,
-    stats: { processed: number; outputs: number; dead: Array<{ message: KafkaMessage; failure: Omit<RecordFailure, 'index'> }> },
+    stats: { records: number; processed: number; outputs: Map<string, number>; dead: Array<{ message: KafkaMessage; failure: Omit<RecordFailure, 'index'> }> },
     started: bigint, commitStarted: bigint,
   ): void {
     const now = process.hrtime.bigint();
     metrics.batchSeconds.observe({ worker: handler.name }, Number(now - started) / 1e9);
     metrics.commitSeconds.observe({ worker: handler.name }, Number(now - commitStarted) / 1e9);
     metrics.records.inc({ worker: handler.name, topic: logicalTopic, outcome: 'processed' }, stats.processed);
-    metrics.outputs.inc({ worker: handler.name }, stats.outputs);
+    counts.in[logicalTopic] = (counts.in[logicalTopic] ?? 0) + stats.records;
+    for (const [physical, n] of stats.outputs) {
+      const topic = physical.slice(names.prefix.length);
+      metrics.outputs.inc({ worker: handler.name, topic }, n);
+      counts.out[topic] = (counts.out[topic] ?? 0) + n;
+    }
     for (const d of stats.dead) {
       metrics.records.inc({ worker: handler.name, topic: logicalTopic, outcome: 'dead_letter' });
       metrics.deadLetters.inc({ worker: handler.name, code: d.failure.code });
@@ -633,6 +665,7 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
   return {
     name: handler.name,
     groupId,
+    topics: inputs.map((i) => i.physical),
     async start() {
       state = 'starting';
       await handler.open?.();
@@ -688,6 +721,6 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
       state = failed ? 'failed' : 'stopped';
       logger.info('worker stopped');
     },
-    health: () => ({ name: handler.name, state, lastProgressAt, assigned, lag: { ...lag }, error: lastError }),
+    health: () => ({ name: handler.name, state, lastProgressAt, assigned, lag: { ...lag }, counts: { in: { ...counts.in }, out: { ...counts.out } }, error: lastError }),
   };
 }

@@ -20,8 +20,31 @@ const rec = (offset: number, entity: string, opts: { pipeline?: string; id?: str
   value: { event_id: opts.id ?? `e${offset}`, pipeline: opts.pipeline ?? 'mine', entity_id: entity, event_time: offset, produced_at: 0, fields: {} },
 });
 
-function ctx(committed: bigint | null): ProcessContext {
-  return { partition: 0, committed: () => committed, heartbeat: async () => {}, signal: new AbortController().signal };
+function ctx(committed: bigint | null, stateEpoch = 1): ProcessContext {
+  return { partition: 0, committed: () => committed, heartbeat: async () => {}, signal: new AbortController().signal, stateEpoch };
+}
+
+/** A memory store that counts the keys it is asked to load and can be told to fail its next save. */
+function countingStore() {
+  const inner = createMemoryStateStore<{ n: number }, string>();
+  const loads: string[][] = [];
+  let failNextSave = false;
+  return {
+    rows: inner.rows,
+    loads,
+    failNextSave: () => void (failNextSave = true),
+    async load(keys: readonly string[]) {
+      loads.push([...keys]);
+      return inner.load(keys);
+    },
+    async save(entries: Parameters<typeof inner.save>[0]) {
+      if (failNextSave) {
+        failNextSave = false;
+        throw new Error('save failed');
+      }
+      return inner.save(entries);
+    },
+  };
 }
 
 describe('the state scheme', () => {
@@ -60,5 +83,55 @@ describe('the state scheme', () => {
     expect(store.rows.get('a')!.emitted).toHaveLength(1);
     await process([rec(3, 'a'), rec(4, 'a'), rec(5, 'a')], ctx(3n));
     expect(store.rows.get('a')!.emitted.map((e) => e.offset)).toEqual(['5']);
+  });
+
+  describe('the cache of what a task saved', () => {
+    it('serves the next chunk of the same epoch from memory: only keys never seen are loaded', async () => {
+      const store = countingStore();
+      const process = createStatefulProcess(logic, store);
+      await process([rec(0, 'a'), rec(1, 'b')], ctx(0n));
+      await process([rec(2, 'a'), rec(3, 'c')], ctx(2n));
+      expect(store.loads).toEqual([['a', 'b'], ['c']]);
+      expect(store.rows.get('a')!.value).toEqual({ n: 2 });
+    });
+
+    it('is dropped when the epoch changes (a new owner incarnation, a re-fence, a stale session): everything is loaded again', async () => {
+      const store = countingStore();
+      const process = createStatefulProcess(logic, store);
+      await process([rec(0, 'a')], ctx(0n, 1));
+      // Another owner of the partition wrote the key meanwhile.
+      store.rows.set('a', { value: { n: 10 }, applied: { 'events.client/0': '5' }, emitted: [] });
+      await process([rec(6, 'a')], ctx(6n, 2));
+      expect(store.loads).toEqual([['a'], ['a']]);
+      expect(store.rows.get('a')!.value).toEqual({ n: 11 });
+    });
+
+    it('keeps nothing a failed chunk changed: the next attempt reads what the store holds', async () => {
+      const store = countingStore();
+      const process = createStatefulProcess(logic, store);
+      await process([rec(0, 'a')], ctx(0n));
+      store.failNextSave();
+      await expect(process([rec(1, 'a'), rec(2, 'a')], ctx(1n))).rejects.toThrow('save failed');
+      const retry = await process([rec(1, 'a'), rec(2, 'a')], ctx(1n));
+      expect(store.loads).toEqual([['a'], ['a']]);
+      expect(store.rows.get('a')!.value).toEqual({ n: 3 });
+      expect(retry.outputs.map((o) => (o.value as { event_id: string }).event_id)).toEqual(['a#3']);
+    });
+
+    it('is bounded: beyond cacheEntries the least recently used keys are loaded again', async () => {
+      const store = countingStore();
+      const process = createStatefulProcess(logic, store, { cacheEntries: 2 });
+      await process([rec(0, 'a'), rec(1, 'b'), rec(2, 'c')], ctx(0n));
+      await process([rec(3, 'a'), rec(4, 'c')], ctx(3n));
+      expect(store.loads).toEqual([['a', 'b', 'c'], ['a']]);
+    });
+
+    it('cacheEntries 0 loads every chunk', async () => {
+      const store = countingStore();
+      const process = createStatefulProcess(logic, store, { cacheEntries: 0 });
+      await process([rec(0, 'a')], ctx(0n));
+      await process([rec(1, 'a')], ctx(1n));
+      expect(store.loads).toEqual([['a'], ['a']]);
+    });
   });
 });

@@ -25,7 +25,21 @@
  *
  * Invalid records (`validate`) are dead-lettered on every attempt. A record
  * whose key is null is not this worker's (another pipeline's) and is skipped.
+ *
+ * Step 1 reads the store only for keys not in the task's cache: the entries a
+ * chunk saved, kept in memory (bounded, least recently used out) for the
+ * next chunk, as Kafka Streams keeps a task's state local. A task owns its
+ * keys exclusively while it holds its partition, so what it saved last is
+ * what the store holds. A chunk takes its entries out of the cache and puts
+ * them back only once their save succeeded, so an entry changed by a chunk
+ * that then failed is read again from the store. An entry serves only the
+ * task (partition) that saved it, and only while the runtime's `stateEpoch`
+ * of that task is unchanged. The epoch changes with a new incarnation of the
+ * task, a re-fence after a failure, and after half a session timeout without
+ * a confirmation (a commit or a fencing): beyond that this member may have
+ * been evicted from its group while stalled, and another may be writing its keys.
  */
+import { createLruCache } from '../schemas/lru-cache.js';
 import type { RecordName } from '../schemas/catalogue.js';
 import type { RecordTypes } from '../schemas/codec.js';
 import type { InputRecord, OutputRecord, ProcessContext, ProcessResult, RecordFailure } from './runtime.js';
@@ -71,16 +85,33 @@ export interface StatefulLogic<N extends RecordName, S, C, E> {
 
 export const tpOf = (topic: string, partition: number): string => `${topic}/${partition}`;
 
+export interface StatefulProcessOptions {
+  /** Entries kept in memory per task between chunks (see the module comment). 0 disables the cache. Default 5000. */
+  cacheEntries?: number;
+}
+
 /** Turns stateful logic and a store into a runtime `process` function. */
 export function createStatefulProcess<N extends RecordName, S, C, E>(
   logic: StatefulLogic<N, S, C, E>,
   store: StateStore<S, E>,
+  options: StatefulProcessOptions = {},
 ): (records: Array<InputRecord<RecordTypes[N]>>, ctx: ProcessContext) => Promise<ProcessResult> {
+  const cacheEntries = options.cacheEntries ?? 5000;
+  // One cache for the process; an entry is good only for the task incarnation (partition and epoch) that saved it.
+  const cache = cacheEntries > 0 ? createLruCache<string, { entry: StateEntry<S, E>; partition: number; epoch: number }>({ maxEntries: cacheEntries }) : null;
   return async (records, ctx) => {
     const keys = [...new Set(records.map((r) => logic.keyOf(r)).filter((k): k is string => k !== null))];
-    const loaded = await store.load(keys);
+    const epoch = cache ? ctx.stateEpoch : 0;
     const entries = new Map<string, StateEntry<S, E>>();
+    const missing: string[] = [];
     for (const k of keys) {
+      const hit = cache?.get(k);
+      if (hit) cache!.delete(k); // taken: back only once saved
+      if (hit && hit.partition === ctx.partition && hit.epoch === epoch) entries.set(k, hit.entry);
+      else missing.push(k);
+    }
+    const loaded = missing.length > 0 ? await store.load(missing) : new Map<string, StateEntry<S, E>>();
+    for (const k of missing) {
       const row = loaded.get(k);
       entries.set(k, row ? { ...row, value: logic.revive ? logic.revive(row.value) : row.value } : { value: logic.initial(k), applied: {}, emitted: [] });
     }
@@ -129,6 +160,8 @@ export function createStatefulProcess<N extends RecordName, S, C, E>(
       });
     }
     if (dirty.size > 0) await store.save([...dirty].map((key) => ({ key, entry: entries.get(key)! })));
+    // Saved (or unchanged): what the store holds for these keys, for the next chunk.
+    if (cache) for (const [key, entry] of entries) cache.set(key, { entry, partition: ctx.partition, epoch });
     if (effects.length > 0) await logic.runEffects?.(effects);
     return { outputs, deadLetters };
   };

@@ -102,6 +102,8 @@ export async function runFlow<N extends RecordName, S extends Settings, M, Store
     else chunks.push([r]);
   }
   const abort = new AbortController();
+  // A crash is a new process: whatever a worker kept in memory between chunks is gone.
+  let epoch = 1;
   for (let i = 0; i < chunks.length; i++) {
     const chunk = chunks[i]!;
     const ctx: ProcessContext = {
@@ -109,11 +111,17 @@ export async function runFlow<N extends RecordName, S extends Settings, M, Store
       committed: (topic, partition) => committed.get(`${topic}/${partition}`) ?? null,
       heartbeat: async () => {},
       signal: abort.signal,
+      get stateEpoch() {
+        return epoch;
+      },
     };
     for (let attempt = 0; ; attempt++) {
       run.calls++;
       const result = await impl.process(chunk as never, ctx);
-      if (attempt === 0 && crashes.has(i)) continue; // crashed before the commit: nothing it emitted is seen
+      if (attempt === 0 && crashes.has(i)) {
+        epoch++;
+        continue; // crashed before the commit: nothing it emitted is seen
+      }
       for (const o of result.outputs) run.outputs.push({ ...o, value: throughAvro(o.record, o.value) as never });
       for (const d of result.deadLetters ?? []) {
         const r = chunk[d.index]!;

@@ -14,6 +14,7 @@ import {
   type BaselineLookup,
   type MonitorConfig,
   type MonitorReport,
+  type MonitorStateJSON,
   type VersionBaseline,
 } from './monitor-core.js';
 
@@ -30,6 +31,7 @@ const BASE: MonitorConfig = {
   adwin: {},
   pageHinkley: {},
   driftMinSamples: 50,
+  retireAfterRecords: 200,
 };
 const config = (over: Partial<MonitorConfig> = {}): MonitorConfig => ({ ...BASE, ...over });
 
@@ -145,6 +147,25 @@ describe('monitor core: windows', () => {
     const w1 = quality(reports)[2]!;
     expect(w1.window_start).toBe(Math.min(...champion.slice(50, 100).map((r) => r.prediction.event_time)));
     for (const r of reports) expect(r.variant).toBe(r.value.report_id.includes('/shadow/') ? 'shadow' : 'champion');
+  });
+
+  it('retires a slot no record reached among the last retireAfterRecords: its unfinished window is dropped, its numbering continues if it returns', () => {
+    const state = createMonitorState(config({ retireAfterRecords: 100 }));
+    const v1 = stream(70, 1, () => 0.1); // one window and 20 records of v1
+    const v2 = stream(300, 2, () => 0.1, { version: 2 }, 70);
+    const back = stream(50, 3, () => 0.1, {}, 370); // v1 again, long after
+    const ids = [...v1, ...v2.slice(0, 99)].flatMap((r) => applyRecord(state, r, lookup).reports.map((x) => x.value.report_id));
+    expect(state.slotKeys).toEqual(['1/champion', '2/champion']); // 99 records since v1's last: not yet
+    applyRecord(state, v2[99]!, lookup);
+    expect(state.slotKeys).toEqual(['2/champion']);
+    expect(state.retiredKeys).toEqual(['1/champion']);
+    // A checkpoint keeps only what serves, and restores to the same behaviour.
+    const restored = MonitorState.fromJSON(JSON.parse(JSON.stringify(state.toJSON())) as MonitorStateJSON, state.config);
+    expect(Object.keys(restored.toJSON().slots)).toEqual(['2/champion']);
+    const later = [...v2.slice(100), ...back].flatMap((r) => applyRecord(restored, r, lookup).reports.map((x) => x.value.report_id));
+    expect(ids.filter((id) => id.startsWith('p/m@1/'))).toEqual(['p/m@1/champion/w0', 'p/m@1/champion/w0/drift']);
+    // v1's 20 unfinished records were dropped: its next window is w1 and holds 50 new records.
+    expect(later.filter((id) => id.startsWith('p/m@1/'))).toEqual(['p/m@1/champion/w1', 'p/m@1/champion/w1/drift']);
   });
 
   it('monitors a version missing from the registry for quality only', () => {

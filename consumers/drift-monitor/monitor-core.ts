@@ -79,6 +79,12 @@ export interface MonitorConfig {
   pageHinkley: PageHinkleyOptions;
   /** A feature with fewer non-missing values in a window is never flagged. Default min(100, windowSize). */
   driftMinSamples: number;
+  /**
+   * A slot (version and variant) with no record among the monitor's last this-many records is
+   * retired: its unfinished window is dropped, only its window counter is kept (a later record of
+   * it continues the numbering). Keeps the checkpoint to the versions that serve. Default 4 × windowSize.
+   */
+  retireAfterRecords: number;
 }
 
 /** The monitor settings of a pipeline spec, with optional overrides. */
@@ -97,10 +103,12 @@ export function monitorConfig(spec: PipelineSpec, overrides: Partial<MonitorConf
     adwin: {},
     pageHinkley: {},
     driftMinSamples: Math.min(100, m.windowSize),
+    retireAfterRecords: 4 * m.windowSize,
     ...overrides,
   };
   if (!Number.isInteger(config.windowSize) || config.windowSize < 1) throw new RangeError(`monitor: windowSize must be a positive integer, got ${config.windowSize}`);
   if (config.regressionErrorScale !== null && !(config.regressionErrorScale > 0)) throw new RangeError('monitor: regressionErrorScale must be > 0');
+  if (!Number.isInteger(config.retireAfterRecords) || config.retireAfterRecords < 1) throw new RangeError(`monitor: retireAfterRecords must be a positive integer, got ${config.retireAfterRecords}`);
   return config;
 }
 
@@ -161,6 +169,8 @@ export interface SlotState {
   features: MonitoredFeature[];
   drift: FeatureDriftState | null;
   prediction: PredictionHistogramState | null;
+  /** The monitor's record count when this slot last got a record (absent in older checkpoints: as at restore). */
+  lastSeen?: number;
 }
 
 /** The JSON state of a monitor: the checkpoint body. */
@@ -171,6 +181,10 @@ export interface MonitorStateJSON {
   modelName: string;
   /** Slots by `<version>/<variant>`, in order of first appearance. */
   slots: Record<string, SlotState>;
+  /** Records applied so far (absent in older checkpoints). */
+  seen?: number;
+  /** Retired slots: the window index a later record of them continues from. */
+  retired?: Record<string, number>;
 }
 
 /** Alarm messages quote the error over this many latest predictions. */
@@ -192,8 +206,10 @@ class Slot {
   features: MonitoredFeature[];
   drift: FeatureDriftAccumulator | null;
   prediction: PredictionHistogramState | null;
+  lastSeen: number;
 
-  constructor(s: SlotState) {
+  constructor(s: SlotState, seen = 0) {
+    this.lastSeen = s.lastSeen ?? seen;
     this.modelVersion = s.modelVersion;
     this.variant = s.variant;
     this.windowIndex = s.windowIndex;
@@ -228,6 +244,7 @@ class Slot {
       features: structuredClone(this.features),
       drift: this.drift ? this.drift.toJSON() : null,
       prediction: this.prediction ? structuredClone(this.prediction) : null,
+      lastSeen: this.lastSeen,
     };
   }
 }
@@ -240,6 +257,8 @@ class Slot {
 export class MonitorState {
   readonly config: MonitorConfig;
   readonly #slots = new Map<string, Slot>();
+  #seen = 0;
+  readonly #retired = new Map<string, number>();
 
   private constructor(config: MonitorConfig) {
     this.config = config;
@@ -256,14 +275,21 @@ export class MonitorState {
       throw new RangeError(`MonitorState.fromJSON: state of ${json.pipeline}/${json.modelName} given to a monitor of ${config.pipeline}/${config.modelName}`);
     }
     const state = new MonitorState(config);
-    for (const [key, s] of Object.entries(json.slots)) state.#slots.set(key, new Slot(s));
+    state.#seen = json.seen ?? 0;
+    for (const [key, s] of Object.entries(json.slots)) state.#slots.set(key, new Slot(s, state.#seen));
+    for (const [key, index] of Object.entries(json.retired ?? {})) state.#retired.set(key, index);
     return state;
   }
 
   toJSON(): MonitorStateJSON {
     const slots: Record<string, SlotState> = {};
     for (const [key, slot] of this.#slots) slots[key] = slot.toJSON();
-    return { kind: 'drift-monitor', version: 1, pipeline: this.config.pipeline, modelName: this.config.modelName, slots };
+    return { kind: 'drift-monitor', version: 1, pipeline: this.config.pipeline, modelName: this.config.modelName, slots, seen: this.#seen, retired: Object.fromEntries(this.#retired) };
+  }
+
+  /** Slot keys retired so far (see MonitorConfig.retireAfterRecords). */
+  get retiredKeys(): string[] {
+    return [...this.#retired.keys()];
   }
 
   /** Slot keys `<version>/<variant>` seen so far. */
@@ -283,9 +309,23 @@ export class MonitorState {
     let slot = this.#slots.get(key);
     if (!slot) {
       slot = new Slot(newSlotState(this.config, lp, baselineFor(p.model_version)));
+      slot.windowIndex = this.#retired.get(key) ?? 0;
+      this.#retired.delete(key);
       this.#slots.set(key, slot);
     }
+    this.#seen++;
+    slot.lastSeen = this.#seen;
     return slot;
+  }
+
+  /** @internal Retires the slots no record reached among the last `retireAfterRecords`. */
+  retireIdle(): void {
+    for (const [key, slot] of this.#slots) {
+      if (this.#seen - slot.lastSeen >= this.config.retireAfterRecords) {
+        this.#slots.delete(key);
+        this.#retired.set(key, slot.windowIndex);
+      }
+    }
   }
 }
 
@@ -350,6 +390,7 @@ export function applyRecord(state: MonitorState, lp: LabeledPrediction, baseline
     slot.windowStart = null;
     slot.windowEnd = null;
   }
+  state.retireIdle();
   return { state, reports };
 }
 

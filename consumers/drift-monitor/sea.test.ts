@@ -46,6 +46,7 @@ const CONFIG: MonitorConfig = {
   psiThreshold: 0.2,
   pValueThreshold: 0.01,
   positiveLabel: '1',
+  retireAfterRecords: 2000,
   regressionErrorScale: null,
   adwin: {},
   pageHinkley: {},

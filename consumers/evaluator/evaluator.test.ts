@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { splitByTime } from '../model-builder/model-builder.js';
-import { abArm, predictionId } from '../scorer/scorer.js';
-import { rowScore } from './evaluator.js';
+import { gatePasses, rowScore } from './evaluator.js';
 
 describe('rowScore', () => {
   const out = { label: 'UP', score: 0.8, probabilities: [0.2, 0.8], value: null };
@@ -17,26 +15,19 @@ describe('rowScore', () => {
   });
 });
 
-describe('time-based split', () => {
-  it('holds out the newest rows and trains on the window before them', () => {
-    const rows = Array.from({ length: 10 }, (_, i) => ({ eventTime: 100 - i })); // newest first
-    const { holdout, train } = splitByTime(rows, 3, 4);
-    expect(holdout.map((r) => r.eventTime)).toEqual([100, 99, 98]);
-    expect(train.map((r) => r.eventTime)).toEqual([97, 96, 95, 94]);
-    expect(Math.min(...holdout.map((r) => r.eventTime))).toBeGreaterThan(Math.max(...train.map((r) => r.eventTime)));
-  });
-});
-
-describe('scorer ids and arms', () => {
-  it('derives the prediction id from event, model version and variant', () => {
-    expect(predictionId('e1', 'm', 3, 'champion')).toBe('e1/m@3/champion');
-  });
-  it('assigns A/B arms stably and in proportion', () => {
-    const ids = Array.from({ length: 20_000 }, (_, i) => `e${i}`);
-    const share = ids.filter((id) => abArm(id, 0.2) === 'ab').length / ids.length;
-    expect(share).toBeGreaterThan(0.18);
-    expect(share).toBeLessThan(0.22);
-    expect(ids.map((id) => abArm(id, 0.2))).toEqual(ids.map((id) => abArm(id, 0.2)));
-    expect(abArm('e1', 0)).toBe('champion');
+describe('the promotion gate', () => {
+  const better = { gate: 'better' as const, minImprovement: 0, tolerance: 0 };
+  const notWorse = { gate: 'not-worse' as const, minImprovement: 0, tolerance: 0.01 };
+  it.each([
+    ['better: clearly better', better, { lower: 0.01, upper: 0.03 }, true],
+    ['better: not clearly better', better, { lower: -0.01, upper: 0.03 }, false],
+    ['better: identical', better, { lower: 0, upper: 0 }, false],
+    ['not-worse: identical', notWorse, { lower: 0, upper: 0 }, true],
+    ['not-worse: unclear', notWorse, { lower: -0.02, upper: 0.01 }, true],
+    ['not-worse: worse within the tolerance', notWorse, { lower: -0.03, upper: -0.005 }, true],
+    ['not-worse: clearly worse', notWorse, { lower: -0.05, upper: -0.02 }, false],
+    ['no interval', notWorse, null, false],
+  ])('%s', (_n, p, ci, pass) => {
+    expect(gatePasses(p, ci)).toBe(pass);
   });
 });

@@ -68,6 +68,17 @@ export function rowScore(metric: string, out: ModelOutput, truth: string | numbe
   }
 }
 
+/**
+ * Pure: the promotion gate on the paired interval of (candidate − champion), in
+ * the metric's better direction: `better` needs the lower bound above
+ * minImprovement; `not-worse` refuses only a candidate whose upper bound is
+ * below −tolerance (clearly worse).
+ */
+export function gatePasses(p: Pick<PipelineSpec['promotion'], 'gate' | 'minImprovement' | 'tolerance'>, ci: { lower: number; upper: number } | null): boolean {
+  if (ci === null) return false;
+  return p.gate === 'better' ? ci.lower > p.minImprovement : ci.upper >= -p.tolerance;
+}
+
 export interface EvaluatorDeps {
   spec: PipelineSpec;
   registry: ModelRegistry;
@@ -117,7 +128,11 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerImpl<'ModelCandidate
         if (serving.champion === null) {
           logger.warn({ version: c.model_version }, 'no champion to compare with; promoting the candidate');
         }
-        const holdout = (await deps.training.newest(spec.name, { limit: p.holdoutRows })).filter((r) => r.eventTime > c.window_end);
+        // The judged model: the validation model (trained without the held-out rows) when the candidate was refitted on them.
+        const judged = c.validation_version ?? c.model_version;
+        const judgedInfo = c.validation_version === null ? info : (await registry.list(spec.name, spec.model.name)).find((m) => m.version === judged);
+        const trainedUntil = judgedInfo?.trainingEnd ?? c.window_end;
+        const holdout = (await deps.training.newest(spec.name, { limit: p.holdoutRows })).filter((r) => r.eventTime > trainedUntil);
         if (serving.champion !== null && holdout.length < 30) {
           const verdict = `rejected: the held-out window has ${holdout.length} rows, too few to judge`;
           logger.warn({ version: c.model_version, rows: holdout.length }, verdict);
@@ -129,7 +144,7 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerImpl<'ModelCandidate
           let cand: number[];
           let champ: number[];
           try {
-            [cand, champ] = await Promise.all([scores(c.model_version, holdout), scores(serving.champion, holdout)]);
+            [cand, champ] = await Promise.all([scores(judged, holdout), scores(serving.champion, holdout)]);
           } catch (err) {
             if (!(err instanceof CandidateUnusableError)) throw err;
             const verdict = `rejected: ${err.message}`;
@@ -137,7 +152,7 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerImpl<'ModelCandidate
             await reject(registry, { ...change(c, verdict), version: c.model_version });
             continue;
           }
-          const ci = bootstrapDiffCI(cand, champ, { confidence: p.confidence, iterations: 1000, seed: c.model_version });
+          const ci = bootstrapDiffCI(cand, champ, { confidence: p.confidence, iterations: 1000, seed: judged });
           const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
           evaluation = {
             candidate: c.model_version,
@@ -149,13 +164,17 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerImpl<'ModelCandidate
             meanDiff: ci?.meanDiff ?? 0,
             lower: ci?.lower ?? 0,
             upper: ci?.upper ?? 0,
-            promote: ci !== null && ci.lower > p.minImprovement,
+            promote: gatePasses(p, ci),
           };
           deps.onEvaluated?.(evaluation);
         }
         const verdict = evaluation
-          ? `${p.metric} on ${evaluation.rows} held-out rows: candidate ${evaluation.candidateMetric.toFixed(4)} vs champion ${evaluation.championMetric.toFixed(4)}, difference ${evaluation.meanDiff.toFixed(4)} [${evaluation.lower.toFixed(4)}, ${evaluation.upper.toFixed(4)}] at ${p.confidence}`
+          ? `${p.metric} on ${evaluation.rows} held-out rows: candidate${c.validation_version === null ? '' : ` (validated by v${judged})`} ${evaluation.candidateMetric.toFixed(4)} vs champion ${evaluation.championMetric.toFixed(4)}, difference ${evaluation.meanDiff.toFixed(4)} [${evaluation.lower.toFixed(4)}, ${evaluation.upper.toFixed(4)}] at ${p.confidence}; gate ${p.gate === 'better' ? `better by more than ${p.minImprovement}` : `not worse by more than ${p.tolerance}`}`
           : 'no champion';
+        if (c.validation_version !== null) {
+          await registry.setStatus(spec.name, spec.model.name, c.validation_version, 'retired');
+          await registry.setVerdict(spec.name, spec.model.name, c.validation_version, `validation model of v${c.model_version}: ${verdict}`);
+        }
         if (evaluation && !evaluation.promote) {
           logger.info({ version: c.model_version, verdict }, 'candidate rejected');
           await reject(registry, { ...change(c, `rejected: ${verdict}`), version: c.model_version });

@@ -32,8 +32,9 @@ export function splitByTime<T extends { eventTime: number }>(newestFirst: T[], h
   return { holdout: newestFirst.slice(0, holdoutRows), train: newestFirst.slice(holdoutRows, holdoutRows + windowRows) };
 }
 
-export function toCandidate(spec: PipelineSpec, m: ModelInfo, r: RetrainRequest): ModelCandidate {
+export function toCandidate(spec: PipelineSpec, m: ModelInfo, r: RetrainRequest, validation: ModelInfo | null = null): ModelCandidate {
   return {
+    validation_version: validation?.version ?? null,
     pipeline: spec.name,
     model_name: m.modelName,
     model_version: m.version,
@@ -100,23 +101,22 @@ export function createModelBuilder(deps: ModelBuilderDeps): WorkerImpl<'RetrainR
     }
   }
 
-  async function existingFor(r: RetrainRequest): Promise<ModelInfo | null> {
-    return (await registry.list(spec.name, spec.model.name)).find((m) => m.requestId === r.request_id) ?? null;
+  const VALIDATION = '#validation';
+
+  async function existing(requestId: string): Promise<ModelInfo | null> {
+    return (await registry.list(spec.name, spec.model.name)).find((m) => m.requestId === requestId) ?? null;
   }
 
-  async function build(r: RetrainRequest, ctx: ProcessContext): Promise<{ model: ModelInfo | null; verdict: string }> {
-    const existing = await existingFor(r);
-    if (existing) return { model: existing, verdict: `built v${existing.version} (registered before a restart)` };
-    const rows = await deps.training.newest(spec.name, { limit: spec.promotion.holdoutRows + spec.trainer.windowRows, before: r.window_end + 1 });
-    const { train: window } = splitByTime(rows, spec.promotion.holdoutRows, spec.trainer.windowRows);
-    if (window.length < minRows) return { model: null, verdict: `skipped: ${window.length} training rows (${rows.length} labeled in all) is under the minimum of ${minRows}` };
+  /** Trains on `window` (newest first) and registers the model under `requestId`, unless a restart already did. */
+  async function trainAndRegister(r: RetrainRequest, requestId: string, window: TrainingRow[], ctx: ProcessContext): Promise<{ model: ModelInfo; trainer: string; seconds: number } | { skipped: string }> {
+    const done = await existing(requestId);
+    if (done) return { model: done, trainer: done.trainer, seconds: 0 };
     const started = Date.now();
-    const oldestFirst: TrainingRow[] = [...window].reverse();
     let artifact: Artifact;
     try {
-      artifact = await keepingAlive(ctx, r.request_id, (signal) => trainer(spec, oldestFirst, { signal, ...(deps.trainTimeoutMs ? { timeoutMs: deps.trainTimeoutMs } : {}), log: (m, f) => logger.info(f ?? {}, m) }));
+      artifact = await keepingAlive(ctx, r.request_id, (signal) => trainer(spec, [...window].reverse(), { signal, ...(deps.trainTimeoutMs ? { timeoutMs: deps.trainTimeoutMs } : {}), log: (m, f) => logger.info(f ?? {}, m) }));
     } catch (err) {
-      if (err instanceof TrainingError && !ctx.signal.aborted) return { model: null, verdict: `skipped: ${err.message}` };
+      if (err instanceof TrainingError && !ctx.signal.aborted) return { skipped: `skipped: ${err.message}` };
       throw err;
     }
     const times = window.map((x) => x.eventTime);
@@ -128,12 +128,37 @@ export function createModelBuilder(deps: ModelBuilderDeps): WorkerImpl<'RetrainR
       trainingStart: Math.min(...times),
       trainingEnd: Math.max(...times),
       parentVersion: r.champion_version,
-      requestId: r.request_id,
+      requestId,
     });
-    const seconds = (Date.now() - started) / 1000;
-    logger.info({ requestId: r.request_id, version: model.version, rows: window.length, seconds }, 'candidate registered');
-    deps.onBuilt?.(model, r, seconds);
-    return { model, verdict: `built v${model.version} from ${window.length} rows in ${seconds.toFixed(1)} s (${artifact.trainer})` };
+    return { model, trainer: artifact.trainer, seconds: (Date.now() - started) / 1000 };
+  }
+
+  async function build(r: RetrainRequest, ctx: ProcessContext): Promise<{ model: ModelInfo | null; validation: ModelInfo | null; verdict: string }> {
+    // The request's model was registered before a restart (the request still building): finish with it, training nothing.
+    const registered = await existing(r.request_id);
+    if (registered) return { model: registered, validation: await existing(`${r.request_id}${VALIDATION}`), verdict: `built v${registered.version} (registered before a restart)` };
+    const rows = await deps.training.newest(spec.name, { limit: spec.promotion.holdoutRows + spec.trainer.windowRows, before: r.window_end + 1 });
+    const { train: window } = splitByTime(rows, spec.promotion.holdoutRows, spec.trainer.windowRows);
+    if (window.length < minRows) return { model: null, validation: null, verdict: `skipped: ${window.length} training rows (${rows.length} labeled in all) is under the minimum of ${minRows}` };
+    const refit = spec.promotion.refitOnHoldout && rows.length > window.length;
+    const validation = await trainAndRegister(r, refit ? `${r.request_id}${VALIDATION}` : r.request_id, window, ctx);
+    if ('skipped' in validation) return { model: null, validation: null, verdict: validation.skipped };
+    if (!refit) {
+      deps.onBuilt?.(validation.model, r, validation.seconds);
+      return { model: validation.model, validation: null, verdict: `built v${validation.model.version} from ${window.length} rows in ${validation.seconds.toFixed(1)} s (${validation.trainer})` };
+    }
+    await registry.setVerdict(spec.name, spec.model.name, validation.model.version, `validation model of request ${r.request_id}: judged on the ${spec.promotion.holdoutRows} held-out rows for the refitted model`);
+    const newest = rows.slice(0, spec.trainer.windowRows);
+    const serving = await trainAndRegister(r, r.request_id, newest, ctx);
+    if ('skipped' in serving) return { model: null, validation: null, verdict: serving.skipped };
+    const seconds = validation.seconds + serving.seconds;
+    logger.info({ requestId: r.request_id, version: serving.model.version, validation: validation.model.version, rows: newest.length, seconds }, 'candidate registered');
+    deps.onBuilt?.(serving.model, r, seconds);
+    return {
+      model: serving.model,
+      validation: validation.model,
+      verdict: `built v${serving.model.version} from the newest ${newest.length} rows, validated by v${validation.model.version} trained on the ${window.length} before the ${spec.promotion.holdoutRows} held out, in ${seconds.toFixed(1)} s (${serving.trainer})`,
+    };
   }
 
   return {
@@ -145,8 +170,8 @@ export function createModelBuilder(deps: ModelBuilderDeps): WorkerImpl<'RetrainR
           const claim = await requests.claim(r, owner, leaseMs);
           if (claim.outcome === 'done') {
             if (claim.status === 'built') {
-              const m = await existingFor(r);
-              if (m) outputs.push({ topic: 'control.candidates', record: 'ModelCandidate', key: spec.name, value: toCandidate(spec, m, r) });
+              const m = await existing(r.request_id);
+              if (m) outputs.push({ topic: 'control.candidates', record: 'ModelCandidate', key: spec.name, value: toCandidate(spec, m, r, await existing(`${r.request_id}${VALIDATION}`)) });
             }
             break;
           }
@@ -157,13 +182,13 @@ export function createModelBuilder(deps: ModelBuilderDeps): WorkerImpl<'RetrainR
             await ctx.heartbeat();
             continue;
           }
-          const { model, verdict } = await build(r, ctx);
+          const { model, validation, verdict } = await build(r, ctx);
           await requests.finish(spec.name, r.request_id, model ? 'built' : 'skipped', model?.version ?? null, verdict);
           if (!model) {
             logger.warn({ requestId: r.request_id, verdict }, 'retrain request not built');
             break;
           }
-          outputs.push({ topic: 'control.candidates', record: 'ModelCandidate', key: spec.name, value: toCandidate(spec, model, r) });
+          outputs.push({ topic: 'control.candidates', record: 'ModelCandidate', key: spec.name, value: toCandidate(spec, model, r, validation) });
           break;
         }
       }

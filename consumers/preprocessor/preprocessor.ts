@@ -36,7 +36,7 @@ export { checkEvent };
 
 export interface PreprocessorDeps {
   spec: PipelineSpec;
-  store: Pick<FeatureStore, 'lookup' | 'history' | 'watermarks'>;
+  store: Pick<FeatureStore, 'lookup' | 'history' | 'waitForWatermarks'>;
   /** The feature-aggregator's progress per partition, for events-sourced sets. */
   aggregatorProgress?: Pick<ProgressStore, 'read'>;
   now?: () => number;
@@ -90,18 +90,10 @@ export function createPreprocessor(deps: PreprocessorDeps): WorkerImpl<'ClientEv
   const now = deps.now ?? Date.now;
   const { spec } = deps;
 
-  /** Polls the writer's watermarks until each entity's reaches its newest event time, or the wait runs out. */
+  /** Waits (bounded) until the writer has applied every update known at each key's newest event time. */
   async function waitForWriter(set: string, maxMs: number, newest: Map<string, number>): Promise<void> {
-    const started = Date.now();
-    let pending = [...newest.keys()];
-    while (pending.length > 0) {
-      const marks = await deps.store.watermarks(set, pending);
-      // Entities the writer has never seen are not waited for: nothing is on its way for them.
-      pending = pending.filter((e) => marks.has(e) && marks.get(e)! < newest.get(e)!);
-      if (pending.length === 0 || Date.now() - started >= maxMs) break;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    deps.onWait?.(set, Date.now() - started, pending.length === 0);
+    const { waitedMs, caughtUp } = await deps.store.waitForWatermarks(set, newest, maxMs);
+    deps.onWait?.(set, waitedMs, caughtUp);
   }
 
   /** Polls the aggregator's progress on the chunk's partition until it has applied the chunk's last event, or the wait runs out. */

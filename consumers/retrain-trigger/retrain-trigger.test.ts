@@ -6,7 +6,7 @@ import type { QualityReport } from '../../schemas/types.js';
 import { decide, initialTriggerState, type TriggerState } from './retrain-trigger.js';
 
 const base = loadSpec(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'pipelines', 'elec2.json')).spec;
-const spec: PipelineSpec = { ...base, retrain: { ...base.retrain, everyLabels: undefined, maxRelativeDrop: 0.1, cooldownLabels: 1000, minFreshLabels: 1000, onDetectorAlarm: true, onDrift: false } };
+const spec: PipelineSpec = { ...base, retrain: { ...base.retrain, everyLabels: null, maxRelativeDrop: 0.1, cooldownLabels: 1000, minFreshLabels: 1000, onDetectorAlarm: true, onDrift: false } };
 
 let n = 0;
 function q(version: number, accuracy: number, o: Partial<QualityReport> = {}): QualityReport {

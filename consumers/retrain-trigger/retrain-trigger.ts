@@ -100,7 +100,7 @@ export function decide(spec: PipelineSpec, s0: TriggerState, report: Report, ser
         if (m !== null && ref !== undefined && r.maxRelativeDrop !== undefined && worseBy(metricName, m, ref) > Math.abs(ref) * r.maxRelativeDrop) {
           trigger ??= { reason: 'quality_drop', detail: `${metricName} ${m.toFixed(4)} vs ${ref.toFixed(4)} in the champion's first window` };
         }
-        if (r.everyLabels !== undefined && s.labelsSinceRetrain >= r.everyLabels) trigger ??= { reason: 'schedule', detail: `${s.labelsSinceRetrain} labeled predictions since the last retrain` };
+        if (r.everyLabels !== null && s.labelsSinceRetrain >= r.everyLabels) trigger ??= { reason: 'schedule', detail: `${s.labelsSinceRetrain} labeled predictions since the last retrain` };
       }
     }
     // Rollback guard: the champion against the old champion shadowing it, window by window.

@@ -28,6 +28,7 @@ export const scorer = defineWorker({
   doc: 'scores a chunk in one onnxruntime call with the champion, an optional A/B arm (stable hash of the event id) and shadow; hot-swaps on control.models or a registry poll',
   input: { topics: [{ topic: 'features.vectors', record: 'FeatureVector' }] },
   outputs: ['predictions', 'predictions.by-event'],
+  broadcasts: ['control.models'],
   tables: { reads: ['models', 'model_serving'], writes: ['prediction_log', 'predictions_by_time'] },
   state: 'none (the serving models, reloaded from the registry)',
   settings: {

@@ -68,6 +68,8 @@ export interface Scorer extends WorkerImpl<'FeatureVector'> {
   /** Re-reads the serving state; loads and swaps in changed versions. Returns the champion version. */
   reload(): Promise<number>;
   serving(): { champion: number | null; shadow: number | null; ab: number | null };
+  /** Versions this scorer refused to load (they do not fit the pipeline, or their bytes are broken). */
+  refused(): number[];
 }
 
 /** Which arm serves an event: a stable hash of its id against the A/B share. */
@@ -117,6 +119,7 @@ export function createScorer(deps: ScorerDeps): Scorer {
   const expected = modelFeatureDefs(spec);
   const served = [...inputKinds(spec)].map(([name, kind]) => ({ name, kind }));
   const cache = new Map<number, Promise<Loaded>>();
+  const refusedVersions = new Set<number>();
   let current: Serving | null = null;
   let reloading: Promise<number> | null = null;
 
@@ -133,7 +136,10 @@ export function createScorer(deps: ScorerDeps): Scorer {
           throw new ModelRefusedError(`refusing ${modelName}@${version}: onnxruntime cannot load it: ${(err as Error).message}`, err);
         }
       })();
-      p.catch(() => cache.delete(version));
+      p.catch((err: unknown) => {
+        cache.delete(version);
+        if (err instanceof ModelRefusedError) refusedVersions.add(version);
+      });
       cache.set(version, p);
     }
     return p;
@@ -194,6 +200,7 @@ export function createScorer(deps: ScorerDeps): Scorer {
     },
 
     serving: () => ({ champion: current?.champion.version ?? null, shadow: current?.shadow?.version ?? null, ab: current?.ab?.version ?? null }),
+    refused: () => [...refusedVersions],
 
     async process(records: Array<InputRecord<FeatureVector>>) {
       const serving = current; // one snapshot for the whole chunk

@@ -3,6 +3,20 @@
  * Kafka 4.x (KRaft, combined broker + controller), Cassandra 5.0 and Apicurio
  * Registry (Confluent-compatible API). Each definition writes its own config,
  * says how to launch it and how to probe it with a real client round trip.
+ *
+ * In secure mode (`stack up --secure`) the same servers are locked down:
+ * - Kafka: clients on SASL_SSL with SCRAM-SHA-512 (users bootstrapped into the
+ *   metadata log at format time), the controller on mutual TLS,
+ *   StandardAuthorizer with no access unless an ACL grants it; `broker` and
+ *   `admin` are super users, every worker has its own user (streams/acls.ts);
+ * - Cassandra: PasswordAuthenticator + CassandraAuthorizer, TLS required on the
+ *   native port with a client certificate, internode TLS; at first start a
+ *   superuser is created and the default cassandra role loses login and
+ *   superuser;
+ * - the registry: HTTPS only, and every request needs a bearer token (a JWT
+ *   signed by the stack's own key). Apicurio 2.6 has no basic auth without an
+ *   OIDC server and fixes client-certificate auth at build time, but its
+ *   OIDC layer verifies tokens offline against a public key.
  */
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -10,10 +24,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import cassandra from 'cassandra-driver';
 import { Kafka, logLevel } from 'kafkajs';
+import { createRegistryClient } from '../../schemas/registry-client.js';
 import { findJava } from './java.js';
 import type { StackPaths } from './paths.js';
+import { BROKER_CERT_PRINCIPAL, REGISTRY_TOKEN_AUDIENCE, REGISTRY_TOKEN_ISSUER, type Credentials, type SecureMaterial } from './secure.js';
 
 export type ServiceName = 'kafka' | 'cassandra' | 'schema-registry';
+export type StackMode = 'plain' | 'secure';
 
 export interface StackPorts {
   kafka: number;
@@ -23,8 +40,12 @@ export interface StackPorts {
   registry: number;
 }
 
-/** Default ports, chosen away from the servers' usual ones so a developer's own servers do not clash. */
-export function stackPorts(env: NodeJS.ProcessEnv = process.env): StackPorts {
+/**
+ * Default ports, chosen away from the servers' usual ones so a developer's own servers do not clash;
+ * the secure stack's defaults are 10000 higher, so both stacks can run side by side.
+ */
+export function stackPorts(env: NodeJS.ProcessEnv = process.env, mode: StackMode = 'plain'): StackPorts {
+  const offset = mode === 'secure' ? 10_000 : 0;
   const port = (key: string, fallback: number): number => {
     const raw = env[key];
     if (raw === undefined || raw === '') return fallback;
@@ -33,11 +54,11 @@ export function stackPorts(env: NodeJS.ProcessEnv = process.env): StackPorts {
     return n;
   };
   return {
-    kafka: port('LOOPLINE_STACK_KAFKA_PORT', 19092),
-    kafkaController: port('LOOPLINE_STACK_KAFKA_CONTROLLER_PORT', 19093),
-    cassandra: port('LOOPLINE_STACK_CASSANDRA_PORT', 19042),
-    cassandraStorage: port('LOOPLINE_STACK_CASSANDRA_STORAGE_PORT', 17000),
-    registry: port('LOOPLINE_STACK_REGISTRY_PORT', 18081),
+    kafka: port('LOOPLINE_STACK_KAFKA_PORT', 19092 + offset),
+    kafkaController: port('LOOPLINE_STACK_KAFKA_CONTROLLER_PORT', 19093 + offset),
+    cassandra: port('LOOPLINE_STACK_CASSANDRA_PORT', 19042 + offset),
+    cassandraStorage: port('LOOPLINE_STACK_CASSANDRA_STORAGE_PORT', 17000 + offset),
+    registry: port('LOOPLINE_STACK_REGISTRY_PORT', 18081 + offset),
   };
 }
 
@@ -47,23 +68,110 @@ export interface Launch {
   env?: NodeJS.ProcessEnv;
 }
 
+/** What a service definition works with: where, on which ports, and (secure mode) the key material. */
+export interface ServiceContext {
+  paths: StackPaths;
+  ports: StackPorts;
+  secure: SecureMaterial | null;
+}
+
+/**
+ * `ready`: answers as configured (secure mode: as the admin principal);
+ * `uninitialized`: answers, but its secured state is not set up yet (`initialize` does it);
+ * `down`: no answer.
+ */
+export type ProbeResult = 'ready' | 'uninitialized' | 'down';
+
 export interface ServiceDef {
   name: ServiceName;
-  /** Seconds to wait for readiness after launch. */
+  /** Milliseconds to wait for readiness after launch. */
   startTimeoutMs: number;
   /** Writes config files and prepares data folders; returns how to launch. */
-  prepare(paths: StackPaths, ports: StackPorts): Launch;
-  /** One real client round trip; resolves true when the server answers correctly. */
-  probe(ports: StackPorts): Promise<boolean>;
+  prepare(ctx: ServiceContext): Launch;
+  /** One real client round trip. */
+  probe(ctx: ServiceContext): Promise<ProbeResult>;
+  /** Brings an `uninitialized` server to `ready` (secure mode: users and roles); idempotent. */
+  initialize?(ctx: ServiceContext): Promise<void>;
   /** Where to connect, for people and for the environment. */
-  address(ports: StackPorts): string;
+  address(ctx: ServiceContext): string;
+}
+
+const readPem = (file: string): Buffer => fs.readFileSync(file);
+
+/** Writes a file only its owner can read (configs holding passwords). */
+function writePrivate(file: string, text: string): void {
+  fs.writeFileSync(file, text, { mode: 0o600 });
+  fs.chmodSync(file, 0o600);
+}
+
+/** Kafka's JAAS line for a SCRAM login; the values are base64url, so no quoting issues. */
+function scramJaas(c: Credentials): string {
+  return `org.apache.kafka.common.security.scram.ScramLoginModule required username="${c.username}" password="${c.password}";`;
+}
+
+/** Every SCRAM user the secure broker knows: its own, the admin's and one per worker. */
+function scramUsers(secure: SecureMaterial): Credentials[] {
+  return [secure.credentials.kafka.broker, secure.credentials.kafka.admin, ...Object.values(secure.credentials.kafka.workers)];
+}
+
+/** Listener and security settings of the plain broker. */
+function plainKafkaProps(ports: StackPorts): string[] {
+  return [
+    `listeners=PLAINTEXT://127.0.0.1:${ports.kafka},CONTROLLER://127.0.0.1:${ports.kafkaController}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${ports.kafka}`,
+    'inter.broker.listener.name=PLAINTEXT',
+    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+  ];
+}
+
+/**
+ * The secure broker: clients (and the broker itself, inter-broker) on
+ * SASL_SSL + SCRAM-SHA-512; the controller listener on mutual TLS, where the
+ * broker's certificate maps to a super user (KRaft cannot use SCRAM there: the
+ * credentials live in the metadata the controller serves).
+ */
+function secureKafkaProps(ports: StackPorts, secure: SecureMaterial): string[] {
+  const { tls, credentials } = secure;
+  return [
+    `listeners=CLIENT://127.0.0.1:${ports.kafka},CONTROLLER://127.0.0.1:${ports.kafkaController}`,
+    `advertised.listeners=CLIENT://127.0.0.1:${ports.kafka}`,
+    'inter.broker.listener.name=CLIENT',
+    'listener.security.protocol.map=CLIENT:SASL_SSL,CONTROLLER:SSL',
+    'sasl.enabled.mechanisms=SCRAM-SHA-512',
+    'sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512',
+    `listener.name.client.scram-sha-512.sasl.jaas.config=${scramJaas(credentials.kafka.broker)}`,
+    'listener.name.controller.ssl.client.auth=required',
+    'ssl.keystore.type=PKCS12',
+    `ssl.keystore.location=${tls.serverKeystore}`,
+    `ssl.keystore.password=${credentials.storePassword}`,
+    `ssl.key.password=${credentials.storePassword}`,
+    'ssl.truststore.type=PKCS12',
+    `ssl.truststore.location=${tls.truststore}`,
+    `ssl.truststore.password=${credentials.storePassword}`,
+    'ssl.endpoint.identification.algorithm=https',
+    // Certificate principals: CN=loopline-server -> User:loopline-server.
+    'ssl.principal.mapping.rules=RULE:^CN=([^,]+)$/$1/,DEFAULT',
+    'authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer',
+    'allow.everyone.if.no.acl.found=false',
+    `super.users=User:${BROKER_CERT_PRINCIPAL};User:${credentials.kafka.broker.username};User:${credentials.kafka.admin.username}`,
+  ];
+}
+
+/** The SCRAM users already in the broker's metadata (recorded at format, and when `initialize` adds one). */
+const scramUsersFile = (run: string) => path.join(run, 'scram-users.json');
+function knownScramUsers(run: string): string[] {
+  try {
+    return JSON.parse(fs.readFileSync(scramUsersFile(run), 'utf8')) as string[];
+  } catch {
+    return [];
+  }
 }
 
 const kafka: ServiceDef = {
   name: 'kafka',
   startTimeoutMs: 90_000,
-  address: (p) => `127.0.0.1:${p.kafka}`,
-  prepare(paths, ports) {
+  address: ({ ports }) => `127.0.0.1:${ports.kafka}`,
+  prepare({ paths, ports, secure }) {
     const run = paths.run('kafka');
     const data = path.join(run, 'data');
     fs.mkdirSync(data, { recursive: true });
@@ -72,11 +180,8 @@ const kafka: ServiceDef = {
       'process.roles=broker,controller',
       'node.id=1',
       `controller.quorum.voters=1@127.0.0.1:${ports.kafkaController}`,
-      `listeners=PLAINTEXT://127.0.0.1:${ports.kafka},CONTROLLER://127.0.0.1:${ports.kafkaController}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${ports.kafka}`,
-      'inter.broker.listener.name=PLAINTEXT',
       'controller.listener.names=CONTROLLER',
-      'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+      ...(secure ? secureKafkaProps(ports, secure) : plainKafkaProps(ports)),
       `log.dirs=${data}`,
       // One node: internal topics cannot have the default replication factor of 3.
       'offsets.topic.replication.factor=1',
@@ -97,12 +202,14 @@ const kafka: ServiceDef = {
       'log.retention.check.interval.ms=60000',
     ];
     const config = path.join(run, 'server.properties');
-    fs.writeFileSync(config, props.join('\n') + '\n');
+    writePrivate(config, props.join('\n') + '\n');
     const java = findJava([17, 21, 25]);
     const classpath = path.join(paths.lib('kafka'), '*');
     if (!fs.existsSync(path.join(data, 'meta.properties'))) {
       const idFile = path.join(run, 'cluster-id');
       if (!fs.existsSync(idFile)) fs.writeFileSync(idFile, crypto.randomBytes(16).toString('base64url'));
+      // Secure mode: SCRAM users go into the bootstrap metadata, so they exist before the first client connects.
+      const users = secure ? scramUsers(secure) : [];
       execFileSync(
         java,
         [
@@ -110,9 +217,11 @@ const kafka: ServiceDef = {
           `-Dlog4j2.configurationFile=${path.join(paths.templates, 'kafka', 'tools-log4j2.properties')}`,
           '-cp', classpath, 'kafka.tools.StorageTool', 'format',
           '-t', fs.readFileSync(idFile, 'utf8').trim(), '-c', config, '--ignore-formatted',
+          ...users.flatMap((u) => ['--add-scram', `SCRAM-SHA-512=[name=${u.username},password=${u.password}]`]),
         ],
         { stdio: ['ignore', 'ignore', 'pipe'] },
       );
+      if (secure) fs.writeFileSync(scramUsersFile(run), JSON.stringify(users.map((u) => u.username)));
     }
     return {
       command: java,
@@ -125,31 +234,123 @@ const kafka: ServiceDef = {
       ],
     };
   },
-  async probe(ports) {
+  async probe({ paths, ports, secure }) {
     const admin = new Kafka({
       clientId: 'loopline-stack-probe',
       brokers: [`127.0.0.1:${ports.kafka}`],
       logLevel: logLevel.NOTHING,
       connectionTimeout: 2000,
       retry: { retries: 0 },
+      ...(secure
+        ? { ssl: { ca: [readPem(secure.tls.ca)], rejectUnauthorized: true }, sasl: { mechanism: 'scram-sha-512' as const, ...secure.credentials.kafka.admin } }
+        : {}),
     }).admin();
     try {
       await admin.connect();
       const cluster = await admin.describeCluster();
-      return cluster.brokers.length > 0;
+      if (cluster.brokers.length === 0) return 'down';
     } catch {
-      return false;
+      return 'down';
     } finally {
       await admin.disconnect().catch(() => {});
+    }
+    if (!secure) return 'ready';
+    const known = new Set(knownScramUsers(paths.run('kafka')));
+    return scramUsers(secure).every((u) => known.has(u.username)) ? 'ready' : 'uninitialized';
+  },
+  /** Adds SCRAM users of workers added to the ACL table since the broker was formatted. */
+  async initialize({ paths, ports, secure }) {
+    if (!secure) return;
+    const run = paths.run('kafka');
+    const known = knownScramUsers(run);
+    const missing = scramUsers(secure).filter((u) => !known.includes(u.username));
+    if (missing.length === 0) return;
+    const clientConfig = path.join(run, 'admin-client.properties');
+    writePrivate(clientConfig, [
+      'security.protocol=SASL_SSL',
+      'sasl.mechanism=SCRAM-SHA-512',
+      `sasl.jaas.config=${scramJaas(secure.credentials.kafka.admin)}`,
+      'ssl.truststore.type=PKCS12',
+      `ssl.truststore.location=${secure.tls.truststore}`,
+      `ssl.truststore.password=${secure.credentials.storePassword}`,
+    ].join('\n') + '\n');
+    for (const u of missing) {
+      execFileSync(
+        findJava([17, 21, 25]),
+        [
+          '-Xmx256m',
+          `-Dlog4j2.configurationFile=${path.join(paths.templates, 'kafka', 'tools-log4j2.properties')}`,
+          '-cp', path.join(paths.lib('kafka'), '*'), 'kafka.admin.ConfigCommand',
+          '--bootstrap-server', `127.0.0.1:${ports.kafka}`, '--command-config', clientConfig,
+          '--alter', '--entity-type', 'users', '--entity-name', u.username, '--add-config', `SCRAM-SHA-512=[password=${u.password}]`,
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      known.push(u.username);
+      fs.writeFileSync(scramUsersFile(run), JSON.stringify(known));
     }
   },
 };
 
+/** Authentication, authorization and TLS of the secure node (client certificates required on both ports). */
+function secureCassandraYaml(secure: SecureMaterial): string {
+  const { tls, credentials } = secure;
+  const stores = `  keystore: ${tls.serverKeystore}
+  keystore_password: "${credentials.storePassword}"
+  truststore: ${tls.truststore}
+  truststore_password: "${credentials.storePassword}"
+  store_type: PKCS12
+  require_client_auth: true
+  protocol: TLS`;
+  return `authenticator:
+  class_name: org.apache.cassandra.auth.PasswordAuthenticator
+authorizer: CassandraAuthorizer
+role_manager: CassandraRoleManager
+client_encryption_options:
+  enabled: true
+  optional: false
+${stores}
+server_encryption_options:
+  internode_encryption: all
+  legacy_ssl_storage_port_enabled: false
+${stores}
+`;
+}
+
+const PLAIN_CASSANDRA_AUTH = `authenticator:
+  class_name: org.apache.cassandra.auth.AllowAllAuthenticator
+authorizer: AllowAllAuthorizer
+`;
+
+async function cqlAnswers(ports: StackPorts, secure: SecureMaterial | null, credentials: Credentials | null): Promise<'yes' | 'refused' | 'no'> {
+  const client = new cassandra.Client({
+    contactPoints: [`127.0.0.1:${ports.cassandra}`],
+    localDataCenter: 'datacenter1',
+    socketOptions: { connectTimeout: 2000, readTimeout: 5000 },
+    ...(credentials ? { credentials } : {}),
+    ...(secure ? { sslOptions: { ca: [readPem(secure.tls.ca)], cert: readPem(secure.tls.clientCert), key: readPem(secure.tls.clientKey), rejectUnauthorized: true } } : {}),
+  });
+  try {
+    await client.connect();
+    const rs = await client.execute('SELECT release_version FROM system.local');
+    return typeof rs.first()?.get('release_version') === 'string' ? 'yes' : 'no';
+  } catch (err) {
+    const inner = Object.values((err as { innerErrors?: Record<string, unknown> }).innerErrors ?? {});
+    const authFailed = [err, ...inner].some((e) => (e as { name?: string })?.name === 'AuthenticationError' || /Provided username .* incorrect|AuthenticationFailed/i.test(String((e as Error)?.message)));
+    return authFailed ? 'refused' : 'no';
+  } finally {
+    await client.shutdown().catch(() => {});
+  }
+}
+
+/** The default superuser every fresh PasswordAuthenticator node starts with. */
+const DEFAULT_ROLE: Credentials = { username: 'cassandra', password: 'cassandra' };
+
 const cassandraService: ServiceDef = {
   name: 'cassandra',
   startTimeoutMs: 180_000,
-  address: (p) => `127.0.0.1:${p.cassandra}`,
-  prepare(paths, ports) {
+  address: ({ ports }) => `127.0.0.1:${ports.cassandra}`,
+  prepare({ paths, ports, secure }) {
     const run = paths.run('cassandra');
     fs.mkdirSync(path.join(run, 'data'), { recursive: true });
     fs.mkdirSync(path.join(run, 'logs'), { recursive: true });
@@ -171,10 +372,7 @@ start_native_transport: true
 ${commitlogSync(process.env)}
 commitlog_segment_size: 32MiB
 commitlog_disk_access_mode: legacy
-authenticator:
-  class_name: org.apache.cassandra.auth.AllowAllAuthenticator
-authorizer: AllowAllAuthorizer
-memtable_allocation_type: heap_buffers
+${secure ? secureCassandraYaml(secure) : PLAIN_CASSANDRA_AUTH}memtable_allocation_type: heap_buffers
 memtable_heap_space: 128MiB
 concurrent_compactors: 1
 compaction_throughput: 0MiB/s
@@ -185,7 +383,7 @@ hinted_handoff_enabled: false
 storage_compatibility_mode: NONE
 `;
     const config = path.join(run, 'cassandra.yaml');
-    fs.writeFileSync(config, yaml);
+    writePrivate(config, yaml);
     const lib = paths.lib('cassandra');
     const jamm = fs.readdirSync(lib).find((f) => /^jamm-.*\.jar$/.test(f));
     return {
@@ -206,25 +404,46 @@ storage_compatibility_mode: NONE
         `-Dlogback.configurationFile=${path.join(paths.templates, 'cassandra', 'logback.xml')}`,
         '-Dcassandra-foreground=yes',
         '-Dcassandra.skip_wait_for_gossip_to_settle=0',
+        // The default role exists at once, so the first start can replace it without a 10 s wait.
+        ...(secure ? ['-Dcassandra.superuser_setup_delay_ms=0'] : []),
         '-cp', path.join(lib, '*'),
         'org.apache.cassandra.service.CassandraDaemon',
       ],
     };
   },
-  async probe(ports) {
-    const client = new cassandra.Client({
-      contactPoints: [`127.0.0.1:${ports.cassandra}`],
-      localDataCenter: 'datacenter1',
-      socketOptions: { connectTimeout: 2000, readTimeout: 5000 },
-    });
+  async probe({ ports, secure }) {
+    if (!secure) return (await cqlAnswers(ports, null, null)) === 'yes' ? 'ready' : 'down';
+    const admin = await cqlAnswers(ports, secure, secure.credentials.cassandra.admin);
+    if (admin === 'yes') return 'ready';
+    if (admin === 'refused' && (await cqlAnswers(ports, secure, DEFAULT_ROLE)) === 'yes') return 'uninitialized';
+    return 'down';
+  },
+  /** First start: our superuser in, the default cassandra/cassandra superuser out (no login, no superuser, a random password). */
+  async initialize({ ports, secure }) {
+    if (!secure) return;
+    const { admin } = secure.credentials.cassandra;
+    const connect = async (credentials: Credentials) => {
+      const c = new cassandra.Client({
+        contactPoints: [`127.0.0.1:${ports.cassandra}`],
+        localDataCenter: 'datacenter1',
+        credentials,
+        sslOptions: { ca: [readPem(secure.tls.ca)], cert: readPem(secure.tls.clientCert), key: readPem(secure.tls.clientKey), rejectUnauthorized: true },
+      });
+      await c.connect();
+      return c;
+    };
+    // Role statements take no bind markers; the password is base64url, so it needs no escaping.
+    const asDefault = await connect(DEFAULT_ROLE);
     try {
-      await client.connect();
-      const rs = await client.execute('SELECT release_version FROM system.local');
-      return typeof rs.first()?.get('release_version') === 'string';
-    } catch {
-      return false;
+      await asDefault.execute(`CREATE ROLE IF NOT EXISTS ${admin.username} WITH PASSWORD = '${admin.password}' AND SUPERUSER = true AND LOGIN = true`);
     } finally {
-      await client.shutdown().catch(() => {});
+      await asDefault.shutdown().catch(() => {});
+    }
+    const asAdmin = await connect(admin);
+    try {
+      await asAdmin.execute(`ALTER ROLE cassandra WITH PASSWORD = '${crypto.randomBytes(24).toString('base64url')}' AND SUPERUSER = false AND LOGIN = false`);
+    } finally {
+      await asAdmin.shutdown().catch(() => {});
     }
   },
 };
@@ -260,35 +479,67 @@ const JAVA17_MODULE_FLAGS = [
   ].flatMap((m) => ['--add-opens', `${m}=ALL-UNNAMED`]),
 ];
 
+/**
+ * The secure registry: HTTPS only (no plain port), and Apicurio's auth on with
+ * Quarkus OIDC verifying bearer tokens against our public key, offline (an
+ * empty auth-server-url means no OIDC server), pinned to our issuer and
+ * audience. The OIDC provider's debug log, which would print rejected
+ * tokens, is turned down.
+ */
+function secureRegistryArgs(ports: StackPorts, secure: SecureMaterial): { args: string[]; env: NodeJS.ProcessEnv } {
+  return {
+    args: [
+      `-Dquarkus.http.ssl-port=${ports.registry}`,
+      '-Dquarkus.http.insecure-requests=disabled',
+      `-Dquarkus.http.ssl.certificate.files=${secure.tls.serverCert}`,
+      `-Dquarkus.http.ssl.certificate.key-files=${secure.tls.serverKey}`,
+      '-Dquarkus.oidc.auth-server-url=',
+      `-Dquarkus.oidc.token.issuer=${REGISTRY_TOKEN_ISSUER}`,
+      `-Dquarkus.oidc.token.audience=${REGISTRY_TOKEN_AUDIENCE}`,
+      '-Dquarkus.log.category."io.quarkus.oidc.runtime.OidcProvider".level=INFO',
+    ],
+    env: { REGISTRY_AUTH_ENABLED: 'true', QUARKUS_OIDC_PUBLIC_KEY: fs.readFileSync(secure.tls.tokenPublicKey, 'utf8').trim() },
+  };
+}
+
+const registryUrl = ({ ports, secure }: Pick<ServiceContext, 'ports' | 'secure'>) => `${secure ? 'https' : 'http'}://127.0.0.1:${ports.registry}/apis/ccompat/v7`;
+
 const registry: ServiceDef = {
   name: 'schema-registry',
   startTimeoutMs: 90_000,
-  address: (p) => `http://127.0.0.1:${p.registry}/apis/ccompat/v7`,
-  prepare(paths, ports) {
+  address: registryUrl,
+  prepare({ paths, ports, secure }) {
     const run = paths.run('schema-registry');
     fs.mkdirSync(path.join(run, 'data'), { recursive: true });
     fs.mkdirSync(path.join(run, 'logs'), { recursive: true });
     const runner = fs.readdirSync(paths.registryDist).find((f) => f.endsWith('-runner.jar'));
     if (!runner) throw new Error(`no *-runner.jar in ${paths.registryDist}; run the stack's fetch step again`);
+    const tls = secure ? secureRegistryArgs(ports, secure) : { args: [`-Dquarkus.http.port=${ports.registry}`], env: {} };
     return {
       command: findJava([17, 21, 11]),
       args: [
         '-Xms128m', '-Xmx384m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1',
-        '-Dquarkus.http.host=127.0.0.1', `-Dquarkus.http.port=${ports.registry}`,
+        '-Dquarkus.http.host=127.0.0.1', ...tls.args,
         '-Dquarkus.log.console.format=%d{HH:mm:ss} %-5p [%c{2.}] %s%e%n',
         '-jar', path.join(paths.registryDist, runner),
       ],
       // Schemas persist in an H2 file database, so ids stay valid across restarts.
       // WRITE_DELAY=0: every commit reaches the file at once, so an acknowledged registration survives kill -9.
-      env: { REGISTRY_DATASOURCE_URL: `jdbc:h2:file:${path.join(run, 'data', 'registry')};WRITE_DELAY=0` },
+      env: { REGISTRY_DATASOURCE_URL: `jdbc:h2:file:${path.join(run, 'data', 'registry')};WRITE_DELAY=0`, ...tls.env },
     };
   },
-  async probe(ports) {
+  async probe(ctx) {
+    const { secure } = ctx;
     try {
-      const res = await fetch(`http://127.0.0.1:${ports.registry}/apis/ccompat/v7/subjects`, { signal: AbortSignal.timeout(3000) });
-      return res.ok;
+      const client = createRegistryClient({
+        url: registryUrl(ctx),
+        timeoutMs: 3000,
+        ...(secure ? { ca: secure.tls.ca, token: secure.credentials.registry.token } : {}),
+      });
+      await client.subjects();
+      return 'ready';
     } catch {
-      return false;
+      return 'down';
     }
   },
 };

@@ -139,7 +139,7 @@ function chunkDelta(before: Snapshot, after: Snapshot, wallSeconds: number): Rec
   return out;
 }
 
-export async function runLoopline(deps: LooplineDeps, opts: { batchMax: number; runs: RunPlan[]; pacedRate: (saturation: RunResult) => number }): Promise<LooplineResult> {
+export async function runLoopline(deps: LooplineDeps, opts: { batchMax: number; runs: RunPlan[]; pacedRate: (saturation: RunResult) => number; chain?: boolean }): Promise<LooplineResult> {
   const { kafka, admin, codec, names, cql, logger, spec, specDir, csv } = deps;
   const problems: string[] = [];
 
@@ -153,7 +153,9 @@ export async function runLoopline(deps: LooplineDeps, opts: { batchMax: number; 
     workers: ['feature-writer', 'preprocessor', 'scorer'],
     runtime: { batchMax: opts.batchMax },
     env: { ...process.env, LOOPLINE_SCORER_RELOAD_INTERVAL_MS: '60000' },
+    ...(opts.chain === undefined ? {} : { chainScoring: opts.chain }),
   });
+  const chained = pipeline.workers.some((w) => w.name === 'preprocessor-scorer');
 
   const unregisterPipeline = closeOnInterrupt(() => pipeline.stop());
 
@@ -214,9 +216,9 @@ export async function runLoopline(deps: LooplineDeps, opts: { batchMax: number; 
     // Every stage has committed all it was given, then a moment for a late duplicate to be read.
     await waitWithProgress({
       done: async () =>
-        (await groupCaughtUp(admin, groupOf('preprocessor'), names.physical('events.client'))) &&
+        (await groupCaughtUp(admin, groupOf(chained ? 'preprocessor-scorer' : 'preprocessor'), names.physical('events.client'))) &&
         (await groupCaughtUp(admin, groupOf('feature-writer'), names.physical('features.updates'))) &&
-        (await groupCaughtUp(admin, groupOf('scorer'), names.physical('features.vectors'), true)),
+        (chained || (await groupCaughtUp(admin, groupOf('scorer'), names.physical('features.vectors'), true))),
       progressOf: () => tracker.records,
       describe: () => 'settling: waiting for every worker group to commit to the end of its input',
       stallMs: 30_000,

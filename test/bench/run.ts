@@ -49,6 +49,7 @@ const { values: args } = (() => {
         'paced-events': { type: 'string' },
         'no-baseline': { type: 'boolean', default: false },
         'no-paced': { type: 'boolean', default: false },
+        chain: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
       allowPositionals: false,
@@ -67,6 +68,8 @@ const batchMax = positiveInt('batch-max', args['batch-max'], 500)!;
 const pacedEvents = positiveInt('paced-events', args['paced-events'], events)!;
 const withBaseline = !args['no-baseline'];
 const withPaced = !args['no-paced'];
+if (args.chain !== undefined && args.chain !== 'on' && args.chain !== 'off') usage(`--chain must be on or off (got "${args.chain}")`);
+const chain = args.chain === undefined ? undefined : args.chain === 'on';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { spec, dir: specDir } = loadSpec(path.join(root, 'pipelines', 'elec2.json'));
@@ -160,7 +163,7 @@ function report(baseline: BaselineResult | null, loopline: LooplineResult, probl
   out.push('');
 
   const chunks: string[][] = [['worker chunks', 'run', 'chunks', 'records/chunk', 'mean chunk ms', 'busy %', 'retries']];
-  const order = (w: string) => ['feature-writer', 'preprocessor', 'scorer'].indexOf(w);
+  const order = (w: string) => ['feature-writer', 'preprocessor', 'scorer', 'preprocessor-scorer'].indexOf(w);
   for (const r of loopline.runs) {
     for (const [w, s] of Object.entries(r.workers).sort(([a], [b]) => order(a) - order(b))) chunks.push([w, r.label, fmt(s.chunks), fmt(s.recordsPerChunk, 1), fmt(s.meanChunkMs, 1), fmt(s.busy * 100), Object.entries(s.retries).map(([c, n]) => `${n} ${KAFKA_CODES[c] ?? c}`).join(', ') || 'none']);
   }
@@ -203,7 +206,7 @@ async function main(): Promise<number> {
   if (withPaced) runs.push({ label: 'paced', offset: WARMUP_ROWS + events, events: pacedEvents, ...(rate !== undefined ? { rate } : {}) });
   const loopline = await runLoopline(
     { config: env.config, kafka, admin: env.admin, codec: env.codec, names: env.names, cql: env.cql, logger, spec, specDir, csv },
-    { batchMax, runs, pacedRate: (s) => Math.max(1, Math.round(s.eventsPerSecond / 2)) },
+    { batchMax, runs, pacedRate: (s) => Math.max(1, Math.round(s.eventsPerSecond / 2)), ...(chain === undefined ? {} : { chain }) },
   );
   problems.push(...loopline.problems);
 

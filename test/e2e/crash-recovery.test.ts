@@ -17,7 +17,7 @@ import { buildReplayPlan } from '../../producers/replay-plan.js';
 import { createReplayer } from '../../producers/replayer.js';
 import { createPredictionLog } from '../../store/prediction-log.js';
 import { createTestEnv, waitFor, type TestEnv } from '../support/fixtures.js';
-import { groupCaughtUp, readTopic } from '../support/read-topic.js';
+import { scoringGroup, groupCaughtUp, readToEnd } from '../support/read-topic.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const specFile = path.join(root, 'pipelines', 'elec2.json');
@@ -49,7 +49,8 @@ function startWorkers(): ChildProcess {
 }
 
 async function committedPredictions(): Promise<number> {
-  const offsets = await env.admin.fetchOffsets({ groupId: `${env.names.prefix}loopline-scorer`, topics: [env.names.physical('features.vectors')] });
+  const { groupId, topic } = scoringGroup(env.names.prefix); // the preprocessor and scorer chained: one event committed = one prediction committed
+  const offsets = await env.admin.fetchOffsets({ groupId, topics: [topic] });
   return (offsets[0]?.partitions ?? []).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
 }
 
@@ -72,10 +73,10 @@ describe('crash recovery', () => {
     const sent = await replay;
     await producer.disconnect();
     expect(kills).toBe(2);
-    await waitFor('preprocessor to consume every event', () => groupCaughtUp(env.admin, `${env.names.prefix}loopline-preprocessor`, env.names.physical('events.client')), 240_000, 500);
-    await waitFor('scorer to consume every vector', () => groupCaughtUp(env.admin, `${env.names.prefix}loopline-scorer`, env.names.physical('features.vectors'), true), 240_000, 500);
+    const scoring = scoringGroup(env.names.prefix);
+    await waitFor('the scoring group to consume every event', () => groupCaughtUp(env.admin, scoring.groupId, scoring.topic), 240_000, 500);
 
-    const messages = await readTopic(env.kafka, env.names.physical('predictions'), (m) => m.length >= sent.events, 60_000);
+    const messages = await readToEnd(env.kafka, env.admin, env.names.physical('predictions'));
     const ids: string[] = [];
     for (const m of messages) {
       const d = await env.codec.decode('Prediction', m.value);

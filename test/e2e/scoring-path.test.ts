@@ -2,6 +2,8 @@
 // Elec2 events replayed with streamed features, bad input mixed in, and a
 // model promotion half way. Every event ends in exactly one place: one
 // prediction on the topic and one row in the log, or the dead-letter topic.
+// The swap happens at a known point: once the first half is committed by
+// the scorer, so the first half is scored by v1 and the second by v2 exactly.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,7 +24,7 @@ import { frame } from '../../schemas/codec.js';
 import type { ClientEvent, FeatureUpdate, Prediction } from '../../schemas/types.js';
 import { createPredictionLog } from '../../store/prediction-log.js';
 import { createTestEnv, waitFor, type TestEnv } from '../support/fixtures.js';
-import { groupCaughtUp, header, readTopic } from '../support/read-topic.js';
+import { workersCaughtUp, groupCaughtUp, header, readToEnd } from '../support/read-topic.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { spec, dir } = loadSpec(path.join(root, 'pipelines', 'elec2.json'));
@@ -81,10 +83,25 @@ describe('scoring path', () => {
     await producer.sendRaw('events.client', raw);
     await producer.sendEvents([...invalid, ...unknownEntity]);
 
-    // Replay the first half, promote a new model, replay the rest.
+    const group = (w: string) => `${env.names.prefix}loopline-${w}`;
+    /** Until everything sent so far is scored and committed: every worker has consumed all its input. */
+    const scoredSoFar = async (what: string) => {
+      await waitFor(`${what}: every worker to consume all its input`, () => workersCaughtUp(env.kafka, env.admin, pipeline.workers, env.names.prefix), 120_000, 500);
+    };
+
+    // The store's starting state first (the plan's updates due at the first event's time), applied before any event: until
+    // the feature-writer has seen an entity, the preprocessor has no watermark to wait for and serves what is there.
     const replayer = createReplayer({ producer, logger: env.logger });
+    const first = plan.findIndex((a) => a.kind === 'event');
+    expect(first).toBeGreaterThan(0);
+    await replayer.run(plan.slice(0, first), { speed: 'max' });
+    await waitFor('the feature-writer to apply the starting state', () => groupCaughtUp(env.admin, group('feature-writer'), env.names.physical('features.updates')), 60_000, 200);
+
+    // Replay the first half and wait until the scorer has committed all of it; promote a new model, wait for the swap, replay the rest.
     const half = plan.findIndex((a) => a.kind === 'event' && a.record.event_id === events[ROWS / 2]!.event_id);
-    await replayer.run(plan.slice(0, half), { speed: 'max', eventsPerSecond: 1500 });
+    await replayer.run(plan.slice(first, half), { speed: 'max', eventsPerSecond: 1500 });
+    await scoredSoFar('first half');
+    expect(pipeline.impl<Scorer>('scorer')!.serving().champion).toBe(1);
     const registry = createModelRegistry(env.cql);
     const window = pointInTimeRows(spec, buildReplayPlan(spec, csv, { offset: 1000, limit: 4000 })).filter((r) => r.label !== null);
     const v2 = trainForPipeline(spec, window.map((r) => r.values), window.map((r) => r.label!));
@@ -99,21 +116,18 @@ describe('scoring path', () => {
     await waitFor('the scorer to swap to version 2', () => pipeline.impl<Scorer>('scorer')!.serving().champion === 2, 30_000);
     await replayer.run(plan.slice(half), { speed: 'max', eventsPerSecond: 1500 });
     await producer.disconnect();
-
-    const group = (w: string) => `${env.names.prefix}loopline-${w}`;
-    await waitFor('preprocessor to consume every event', () => groupCaughtUp(env.admin, group('preprocessor'), env.names.physical('events.client')), 120_000, 500);
-    await waitFor('scorer to consume every vector', () => groupCaughtUp(env.admin, group('scorer'), env.names.physical('features.vectors'), true), 120_000, 500);
+    await scoredSoFar('second half');
 
     // Counts: events in = predictions logged + dead letters.
     const scoredIds = [...events.map((e) => e.event_id), ...unknownEntity.map((e) => e.event_id)];
-    const topicPredictions = await readTopic(env.kafka, env.names.physical('predictions'), (m) => m.length >= scoredIds.length, 60_000);
+    const topicPredictions = await readToEnd(env.kafka, env.admin, env.names.physical('predictions'));
     const predictions: Prediction[] = [];
     for (const m of topicPredictions) {
       const d = await env.codec.decode('Prediction', m.value);
       expect(d.ok).toBe(true);
       if (d.ok) predictions.push(d.value);
     }
-    const dlq = await readTopic(env.kafka, env.names.physical('events.client.dlq'), (m) => m.length >= 6, 30_000);
+    const dlq = await readToEnd(env.kafka, env.admin, env.names.physical('events.client.dlq'));
     const eventsIn = ROWS + raw.length + invalid.length + unknownEntity.length;
     expect(predictions.length).toBe(scoredIds.length);
     expect(new Set(predictions.map((p) => p.event_id)).size).toBe(predictions.length); // zero duplicates on the topic
@@ -167,5 +181,11 @@ describe('scoring path', () => {
     for (const seq of byPartition.values()) expect([...seq].sort((a, b) => a - b)).toEqual(seq);
     expect(predictions.filter((p) => p.model_version === 1).length).toBeGreaterThan(0);
     expect(predictions.filter((p) => p.model_version === 2).length).toBeGreaterThan(0);
+    // At the known point: what was sent before the swap (the unknown entities and the first half) was scored by v1, the rest by v2.
+    const beforeSwap = new Set([...unknownEntity.map((e) => e.event_id), ...events.slice(0, ROWS / 2).map((e) => e.event_id)]);
+    const wrong = predictions.filter((p) => p.model_version !== (beforeSwap.has(p.event_id) ? 1 : 2)).map((p) => `${p.event_id}@${p.model_version}`);
+    expect(wrong).toEqual([]);
+    expect(predictions.filter((p) => p.model_version === 1)).toHaveLength(beforeSwap.size);
+    expect(predictions.filter((p) => p.model_version === 2)).toHaveLength(ROWS / 2);
   }, 600_000);
 });

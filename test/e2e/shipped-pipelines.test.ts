@@ -18,7 +18,7 @@ import { buildReplayPlan, pointInTimeRows } from '../../producers/replay-plan.js
 import { createReplayer } from '../../producers/replayer.js';
 import type { LabeledPrediction, Prediction, QualityReport } from '../../schemas/types.js';
 import { createTestEnv, waitFor, type TestEnv } from '../support/fixtures.js';
-import { groupCaughtUp, readTopic } from '../support/read-topic.js';
+import { groupCaughtUp, readToEnd, workersCaughtUp } from '../support/read-topic.js';
 
 const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'pipelines');
 const shipped = fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
@@ -59,8 +59,10 @@ describe.each(shipped)('shipped pipeline %s', (file) => {
       await producer.disconnect();
     }
 
+    // Everything read to its end once every worker has consumed all its input.
+    await waitFor('every worker to consume all its input', () => workersCaughtUp(env.kafka, env.admin, pipeline!.workers, env.names.prefix), 180_000, 500);
     const predictions: Prediction[] = [];
-    for (const m of await readTopic(env.kafka, env.names.physical('predictions'), (got) => got.length >= rows, 180_000)) {
+    for (const m of await readToEnd(env.kafka, env.admin, env.names.physical('predictions'))) {
       const d = await env.codec.decode('Prediction', m.value);
       if (d.ok) predictions.push(d.value);
     }
@@ -76,26 +78,22 @@ describe.each(shipped)('shipped pipeline %s', (file) => {
     }
 
     const labeled: LabeledPrediction[] = [];
-    for (const m of await readTopic(env.kafka, env.names.physical('predictions.labeled'), (got) => got.length >= rows, 180_000)) {
+    for (const m of await readToEnd(env.kafka, env.admin, env.names.physical('predictions.labeled'))) {
       const d = await env.codec.decode('LabeledPrediction', m.value);
       if (d.ok) labeled.push(d.value);
     }
     expect(labeled).toHaveLength(rows);
     for (const l of labeled) expect(l.label).toEqual(expected.get(l.prediction.event_id)!.label);
 
-    const champion = await waitFor(
-      'a full-window quality report of the champion',
-      async () => {
-        for (const m of await readTopic(env.kafka, env.names.physical('monitor.reports'), () => false, 5_000)) {
-          const d = await env.codec.decodeAny(['QualityReport', 'DriftReport'] as const, m.value);
-          const r = d.ok && d.record === 'QualityReport' ? (d.value as QualityReport) : null;
-          if (r && r.variant === 'champion' && r.alarm === null) return r;
-        }
-        return undefined;
-      },
-      120_000,
-      1_000,
-    );
+    const windows: QualityReport[] = [];
+    for (const m of await readToEnd(env.kafka, env.admin, env.names.physical('monitor.reports'))) {
+      const d = await env.codec.decodeAny(['QualityReport', 'DriftReport'] as const, m.value);
+      expect(d.ok).toBe(true);
+      const r = d.ok && d.record === 'QualityReport' ? (d.value as QualityReport) : null;
+      if (r && r.variant === 'champion' && r.alarm === null) windows.push(r);
+    }
+    expect(windows.map((w) => w.report_id)).toEqual([`${spec.name}/${spec.model.name}@1/champion/w0`]);
+    const champion = windows[0]!;
     expect(champion.count).toBe(rows);
     expect(Number.isFinite(champion.metrics[spec.promotion.metric])).toBe(true);
     console.log(`[shipped] ${spec.name}: ${rows} events, window ${spec.promotion.metric} ${champion.metrics[spec.promotion.metric]!.toFixed(4)}`);

@@ -37,7 +37,7 @@ import type { LabeledPrediction } from '../../schemas/types.js';
 import { createWorkerMetrics } from '../../streams/metrics.js';
 import { createWorker, type InputRecord, type WorkerHandler } from '../../streams/runtime.js';
 import { createTestEnv, waitFor, type TestEnv } from '../support/fixtures.js';
-import { groupCaughtUp, header, readTopic } from '../support/read-topic.js';
+import { groupCaughtUp, header, readToEnd } from '../support/read-topic.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const loaded = loadSpec(path.join(root, 'pipelines', 'elec2.json'));
@@ -104,9 +104,9 @@ async function produce(env: TestEnv, records: LabeledPrediction[]): Promise<void
   await producer.disconnect();
 }
 
-/** Every committed report on monitor.reports, decoded, in topic order (waits for `expected`, then a little longer for any extra). */
+/** Every committed report on monitor.reports, decoded, in topic order (read to the end offsets, so an extra report is seen too). */
 async function topicReports(env: TestEnv, expected: number): Promise<MonitorReport[]> {
-  const messages = await readTopic(env.kafka, env.names.physical('monitor.reports'), (m) => m.length > expected, 8_000);
+  const messages = await readToEnd(env.kafka, env.admin, env.names.physical('monitor.reports'));
   expect(messages.length).toBeGreaterThanOrEqual(expected);
   const out: MonitorReport[] = [];
   for (const m of messages) {
@@ -195,7 +195,7 @@ describe('drift monitor', () => {
     expect(table.size).toBe(expected.length);
     for (const r of expected) expect(table.get(`${r.record === 'QualityReport' ? 'quality' : 'drift'}:${r.value.report_id}`)).toEqual(r.value);
 
-    const dead = await readTopic(env.kafka, env.names.physical('predictions.labeled.dlq'), (m) => m.length >= 2, 30_000);
+    const dead = await readToEnd(env.kafka, env.admin, env.names.physical('predictions.labeled.dlq'));
     expect(dead.map((m) => header(m.headers, 'error.code')).sort()).toEqual(['NON_FINITE', 'NO_PREDICTED_LABEL']);
     expect(dead.every((m) => header(m.headers, '__connect.errors.stage') === 'VALIDATION')).toBe(true);
 
@@ -274,7 +274,7 @@ describe('drift monitor after a kill', () => {
     const table = await tableReports(env);
     expect(new Set(table.keys())).toEqual(new Set(expected.map((r) => `${r.record === 'QualityReport' ? 'quality' : 'drift'}:${r.value.report_id}`)));
     for (const r of expected) expect(table.get(`${r.record === 'QualityReport' ? 'quality' : 'drift'}:${r.value.report_id}`)).toEqual(r.value);
-    const dead = await readTopic(env.kafka, env.names.physical('predictions.labeled.dlq'), (m) => m.length > 2, 5_000);
+    const dead = await readToEnd(env.kafka, env.admin, env.names.physical('predictions.labeled.dlq'));
     expect(dead).toHaveLength(2);
   });
 });
@@ -319,7 +319,7 @@ const handler = {
     return result;
   },
 };
-const deps = { kafka: createKafka(config.kafka, logger, 'killed-drift-monitor'), codec: createCodec(createRegistryClient({ url: config.registry.url })), names: createTopicNames(config.kafka.topicPrefix), logger, metrics: createWorkerMetrics(new Registry()) };
+const deps = { kafka: createKafka(config.kafka, logger, 'killed-drift-monitor'), codec: createCodec(createRegistryClient(config.registry)), names: createTopicNames(config.kafka.topicPrefix), logger, metrics: createWorkerMetrics(new Registry()) };
 await createWorker(handler, deps, { batchMax: ${o.batchMax}, sessionTimeoutMs: 6000 }).start();
 `,
   );

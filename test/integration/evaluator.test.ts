@@ -25,7 +25,7 @@ import type { WorkerImpl } from '../../streams/definition.js';
 import { evaluator } from '../../consumers/evaluator/index.js';
 import { createTrainingSet } from '../../store/training-set.js';
 import { createTestEnv, waitFor, type TestEnv } from '../support/fixtures.js';
-import { groupCaughtUp, readTopic, type ReadMessage } from '../support/read-topic.js';
+import { groupCaughtUp, readToEnd, type ReadMessage } from '../support/read-topic.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { spec: elec2, dir } = loadSpec(path.join(root, 'pipelines', 'elec2.json'));
@@ -34,7 +34,7 @@ const HOLDOUT_ROWS = 1000;
 
 /** A pipeline of its own per test (registry, training rows, checkpoint scope), with the gate the tests assume spelled out. */
 function specNamed(name: string): PipelineSpec {
-  return { ...elec2, name, promotion: { ...elec2.promotion, metric: 'accuracy', minImprovement: 0, confidence: 0.9, holdoutRows: HOLDOUT_ROWS } };
+  return { ...elec2, name, promotion: { ...elec2.promotion, metric: 'accuracy', gate: 'better', minImprovement: 0, confidence: 0.9, holdoutRows: HOLDOUT_ROWS } };
 }
 
 let env: TestEnv;
@@ -94,7 +94,7 @@ async function writeHoldout(spec: PipelineSpec, modelVersion: number): Promise<v
 
 function candidateOf(m: ModelInfo): ModelCandidate {
   return {
-    pipeline: m.pipeline, model_name: m.modelName, model_version: m.version, request_id: null, trainer: m.trainer, training_rows: m.trainingRows,
+    pipeline: m.pipeline, model_name: m.modelName, model_version: m.version, validation_version: null, request_id: null, trainer: m.trainer, training_rows: m.trainingRows,
     window_start: m.trainingStart ?? 0, window_end: m.trainingEnd ?? 0, metrics: m.metrics, sha256: m.sha256, created_at: m.createdAt,
   };
 }
@@ -126,16 +126,9 @@ async function runToEnd(spec: PipelineSpec, groupId: string, evaluations: Evalua
   }
 }
 
-/**
- * Every committed record of a topic (read_committed): reads until the last
- * record before the final transaction marker, so a late duplicate is seen too.
- */
+/** Every committed record of a topic (read_committed), to its end offsets, so a late duplicate is seen too. */
 async function readAll(logical: string): Promise<ReadMessage[]> {
-  const topic = env.names.physical(logical);
-  const ends = await env.admin.fetchTopicOffsets(topic);
-  if (ends.every((e) => Number(e.high) === 0)) return [];
-  const done = (m: ReadMessage[]) => ends.every((e) => Number(e.high) === 0 || m.some((x) => x.partition === e.partition && Number(x.offset) >= Number(e.high) - 2));
-  return readTopic(env.kafka, topic, done, 15_000);
+  return readToEnd(env.kafka, env.admin, env.names.physical(logical));
 }
 
 async function modelEvents(pipeline: string): Promise<ModelEvent[]> {
@@ -205,7 +198,8 @@ describe('evaluator', () => {
     await first.start();
     await judgedP;
     const stopping = first.stop();
-    await new Promise((r) => setTimeout(r, 500));
+    // stop() stops the consumer's runner synchronously (the worker reports 'stopping' at once), so the failing chunk released next is given up, not retried.
+    await waitFor('the worker to begin stopping', () => first.health().state === 'stopping', 10_000, 10);
     release();
     await stopping;
 

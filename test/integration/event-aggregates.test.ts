@@ -13,7 +13,7 @@ import { buildReplayPlan } from '../../producers/replay-plan.js';
 import { createReplayer } from '../../producers/replayer.js';
 import type { ClientEvent, FeatureVector } from '../../schemas/types.js';
 import { createTestEnv, waitFor, type TestEnv } from '../support/fixtures.js';
-import { groupCaughtUp, readTopic } from '../support/read-topic.js';
+import { workersCaughtUp, readToEnd } from '../support/read-topic.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const loaded = loadSpec(path.join(root, 'pipelines', 'elec2.json'));
@@ -53,13 +53,15 @@ describe('event aggregates', () => {
     const events = plan.filter((a) => a.kind === 'event').map((a) => a.record as ClientEvent);
     await createReplayer({ producer, logger: env.logger }).run(plan, { speed: 'max', eventsPerSecond: 1000 });
     await producer.disconnect();
-    await waitFor('preprocessor to consume every event', () => groupCaughtUp(env.admin, `${env.names.prefix}loopline-preprocessor`, env.names.physical('events.client')), 120_000, 500);
+    await waitFor('every worker to consume all its input', () => workersCaughtUp(env.kafka, env.admin, pipeline!.workers, env.names.prefix), 120_000, 500);
 
     const vectors = new Map<string, FeatureVector>();
-    for (const m of await readTopic(env.kafka, env.names.physical('features.vectors'), (ms) => ms.length >= events.length, 60_000)) {
+    const messages = await readToEnd(env.kafka, env.admin, env.names.physical('features.vectors'));
+    for (const m of messages) {
       const d = await env.codec.decode('FeatureVector', m.value);
       if (d.ok) vectors.set(d.value.event_id, d.value);
     }
+    expect(messages).toHaveLength(events.length); // one vector per event, none twice
     expect(vectors.size).toBe(events.length);
     const demand = events.map((e) => e.fields.nswdemand as number);
     events.forEach((e, t) => {

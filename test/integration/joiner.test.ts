@@ -22,7 +22,7 @@ import { createWorkerMetrics } from '../../streams/metrics.js';
 import { createWorker, type Worker, type WorkerDeps, type WorkerHandler } from '../../streams/runtime.js';
 import type { WorkerImpl } from '../../streams/definition.js';
 import { createTestEnv, waitFor, type TestEnv } from '../support/fixtures.js';
-import { groupCaughtUp, header, readTopic } from '../support/read-topic.js';
+import { groupCaughtUp, header, readToEnd } from '../support/read-topic.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { spec } = loadSpec(path.join(root, 'pipelines', 'elec2.json'));
@@ -180,7 +180,7 @@ describe('joiner', () => {
       expected.set(served.prediction_id, served);
       if (shadow) expected.set(shadow.prediction_id, shadow);
     }
-    const messages = await readTopic(env.kafka, env.names.physical('predictions.labeled'), (m) => m.length > expected.size, 8000);
+    const messages = await readToEnd(env.kafka, env.admin, env.names.physical('predictions.labeled'));
     const labeled: LabeledPrediction[] = [];
     for (const m of messages) {
       const d = await env.codec.decode('LabeledPrediction', m.value);
@@ -202,11 +202,11 @@ describe('joiner', () => {
     }
 
     // Late labels: on labels.late and in late_labels, counted, never joined.
-    const late = await readTopic(env.kafka, env.names.physical('labels.late'), (m) => m.length > E.length, 5000);
+    const late = await readToEnd(env.kafka, env.admin, env.names.physical('labels.late'));
     expect(late.map((m) => m.key).sort()).toEqual(E.map(id));
     const lateRows = await Promise.all(E.map((i) => env.cql.execute('SELECT reason FROM late_labels WHERE pipeline = ? AND day = ? AND event_id = ?', [spec.name, dayOf(eventTime(i)), id(i)], { prepare: true })));
     expect(lateRows.map((r) => r.rows[0]?.get('reason'))).toEqual(E.map(() => 'past_horizon'));
-    const dlq = await readTopic(env.kafka, env.names.physical('labels.ground-truth.dlq'), (m) => m.length > I.length, 5000);
+    const dlq = await readToEnd(env.kafka, env.admin, env.names.physical('labels.ground-truth.dlq'));
     expect(dlq.map((m) => header(m.headers, 'error.code'))).toEqual(I.map(() => 'BAD_LABEL'));
 
     // Training rows: one per joined event, newest first, with the served features and the label.

@@ -24,7 +24,7 @@ import { TransientError } from '../../core/errors.js';
 import { createWorkerMetrics } from '../../streams/metrics.js';
 import { createWorker, type InputRecord, type Worker, type WorkerHandler } from '../../streams/runtime.js';
 import { createTestEnv, waitFor, type TestEnv } from '../support/fixtures.js';
-import { groupCaughtUp, readTopic, type ReadMessage } from '../support/read-topic.js';
+import { groupCaughtUp, readToEnd, type ReadMessage } from '../support/read-topic.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { spec: elec2, dir } = loadSpec(path.join(root, 'pipelines', 'elec2.json'));
@@ -34,7 +34,7 @@ function specNamed(name: string): PipelineSpec {
   return {
     ...elec2,
     name,
-    retrain: { onDetectorAlarm: true, onDrift: false, maxRelativeDrop: 0.08, cooldownLabels: 1000, minFreshLabels: 1000 },
+    retrain: { onDetectorAlarm: true, onDrift: false, maxRelativeDrop: 0.08, everyLabels: null, cooldownLabels: 1000, minFreshLabels: 1000 },
     promotion: { ...elec2.promotion, metric: 'accuracy', rollbackMargin: 0.02 },
   };
 }
@@ -115,13 +115,9 @@ async function runToEnd(e: TestEnv, handler: Handler, groupId: string, batchMax?
   }
 }
 
-/** Every committed record of a topic (read_committed), up to the last one before the final transaction marker. */
+/** Every committed record of a topic (read_committed), to its end offsets. */
 async function readAll(e: TestEnv, logical: string): Promise<ReadMessage[]> {
-  const topic = e.names.physical(logical);
-  const ends = await e.admin.fetchTopicOffsets(topic);
-  if (ends.every((x) => Number(x.high) === 0)) return [];
-  const done = (m: ReadMessage[]) => ends.every((x) => Number(x.high) === 0 || m.some((r) => r.partition === x.partition && Number(r.offset) >= Number(x.high) - 2));
-  return readTopic(e.kafka, topic, done, 15_000);
+  return readToEnd(e.kafka, e.admin, e.names.physical(logical));
 }
 
 async function requests(e: TestEnv, pipeline: string): Promise<RetrainRequest[]> {
@@ -183,7 +179,8 @@ function pausing(inner: Handler, offset: string, when: 'before' | 'after') {
   async function stopThere(worker: Worker): Promise<void> {
     await reachedP;
     const stopping = worker.stop();
-    await new Promise((r) => setTimeout(r, 500));
+    // stop() stops the consumer's runner synchronously (the worker reports 'stopping' at once), so the chunk released next is the last one.
+    await waitFor('the worker to begin stopping', () => worker.health().state === 'stopping', 10_000, 10);
     release();
     await stopping;
   }

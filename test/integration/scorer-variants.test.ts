@@ -21,7 +21,7 @@ import { createReplayer } from '../../producers/replayer.js';
 import type { Prediction } from '../../schemas/types.js';
 import { createPredictionLog } from '../../store/prediction-log.js';
 import { createTestEnv, waitFor, type TestEnv } from '../support/fixtures.js';
-import { groupCaughtUp, readTopic } from '../support/read-topic.js';
+import { workersCaughtUp, readToEnd } from '../support/read-topic.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { spec, dir } = loadSpec(path.join(root, 'pipelines', 'elec2.json'));
@@ -79,9 +79,9 @@ describe('scorer variants', () => {
     const plan = buildReplayPlan(spec, csv, { offset: 6000, limit: 600 }).filter((a) => a.kind !== 'label');
     const sent = await createReplayer({ producer, logger: env.logger }).run(plan, { speed: 'max', eventsPerSecond: 2000 });
     await producer.disconnect();
-    await waitFor('scorer to consume every vector', () => groupCaughtUp(env.admin, `${env.names.prefix}loopline-scorer`, env.names.physical('features.vectors'), true), 120_000, 500);
+    await waitFor('every worker to consume all its input', () => workersCaughtUp(env.kafka, env.admin, pipeline!.workers, env.names.prefix), 120_000, 500);
 
-    const messages = await readTopic(env.kafka, env.names.physical('predictions'), (m) => m.length >= sent.events, 60_000);
+    const messages = await readToEnd(env.kafka, env.admin, env.names.physical('predictions'));
     const served: Prediction[] = [];
     for (const m of messages) {
       const d = await env.codec.decode('Prediction', m.value);

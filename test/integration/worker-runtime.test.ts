@@ -9,7 +9,7 @@ import { PoisonRecordError, TransientError } from '../../core/errors.js';
 import { createWorkerMetrics } from '../../streams/metrics.js';
 import { createWorker, type InputRecord, type WorkerHandler } from '../../streams/runtime.js';
 import { createTestEnv, waitFor, type TestEnv } from '../support/fixtures.js';
-import { groupCaughtUp, header, readTopic } from '../support/read-topic.js';
+import { groupCaughtUp, header, readToEnd } from '../support/read-topic.js';
 
 let env: TestEnv;
 beforeAll(async () => {
@@ -93,7 +93,7 @@ describe('worker runtime', () => {
     await waitFor('all 605 inputs committed', () => groupCaughtUp(env.admin, group, input), 90_000, 500);
     await worker.stop();
 
-    const out = await readTopic(env.kafka, vectors, (m) => m.length >= 601);
+    const out = await readToEnd(env.kafka, env.admin, vectors);
     const ids = await Promise.all(out.map(async (m) => {
       const d = await env.codec.decode('FeatureVector', m.value);
       return d.ok ? d.value.event_id : 'undecodable';
@@ -102,7 +102,7 @@ describe('worker runtime', () => {
     expect(ids.length).toBe(expected.length); // no duplicates committed
     expect(new Set(ids)).toEqual(new Set(expected)); // none lost
 
-    const dead = await readTopic(env.kafka, dlq, (m) => m.length >= 4);
+    const dead = await readToEnd(env.kafka, env.admin, dlq);
     expect(dead).toHaveLength(4);
     const codes = dead.map((m) => header(m.headers, '__connect.errors.class.name')).sort();
     expect(codes).toEqual(['BAD_MAGIC', 'POISON', 'SCHEMA_NOT_ALLOWED', 'TOO_SHORT']); // id 2147483647 is not an id of the topic's subject

@@ -74,5 +74,9 @@ export function createFakeRegistry(): FakeRegistry {
       enter('other');
       return [...subjects.keys()];
     },
+    async deleteSubject(subject) {
+      enter('other');
+      return subjects.delete(subject);
+    },
   };
 }

@@ -1,6 +1,8 @@
 /**
  * Per-test-file isolation on shared real servers: a fresh topic prefix and a
- * fresh keyspace, bootstrapped like production, dropped afterwards.
+ * fresh keyspace, bootstrapped like production (on a secured cluster: with the
+ * workers' ACLs for that prefix), dropped afterwards. The test itself acts as
+ * whatever LOOPLINE_* says: on the secure stack, the admin principal.
  */
 import crypto from 'node:crypto';
 import type { Admin, Kafka } from 'kafkajs';
@@ -9,6 +11,7 @@ import { bootstrapInfra, type BootstrapResult } from '../../infra/bootstrap.js';
 import { createCodec, type Codec } from '../../schemas/codec.js';
 import { createRegistryClient, type RegistryClient } from '../../schemas/registry-client.js';
 import { createCassandraClient, type CassandraClient } from '../../store/cassandra.js';
+import { revokeWorkerAcls } from '../../infra/acls.js';
 import { createKafka } from '../../streams/kafka.js';
 import { createLogger, type Logger } from '../../streams/logger.js';
 import { createTopicNames, ensureTopics, TOPICS, type TopicName, type TopicNames } from '../../streams/topics.js';
@@ -67,12 +70,13 @@ export async function createTestEnv(label: string, options: TestEnvOptions = {})
   const bootstrap = await bootstrapWithRetry(config, logger);
   const cql = createCassandraClient(config.cassandra);
   await cql.connect();
-  const registry = createRegistryClient({ url: config.registry.url });
+  const registry = createRegistryClient(config.registry);
   return {
     id, config, logger, kafka, admin, cql, registry, codec: createCodec(registry), names, bootstrap,
     async cleanup() {
       const mine = (await admin.listTopics()).filter((t) => t.startsWith(config.kafka.topicPrefix));
       if (mine.length > 0) await admin.deleteTopics({ topics: mine }).catch(() => {});
+      if (config.kafka.sasl) await revokeWorkerAcls(admin, config.kafka.topicPrefix).catch(() => {});
       await admin.disconnect().catch(() => {});
       await cql.execute(`DROP KEYSPACE IF EXISTS ${config.cassandra.keyspace}`).catch(() => {});
       await cql.shutdown().catch(() => {});

@@ -5,6 +5,8 @@
  * 2. testcontainers, when a Docker engine answers (LOOPLINE_TEST_SERVICES=docker forces it);
  * 3. the embedded local stack (real JVM processes), started if not running.
  * LOOPLINE_TEST_SERVICES=existing|docker|local forces a choice.
+ * `npm run test:secure` (run-secure.ts) uses 1: it starts the secured local
+ * stack itself and passes its admin environment (TLS, SASL, tokens) down.
  */
 import fs from 'node:fs';
 import { createLocalStack, type StackAddresses } from '../../infra/local-stack/local-stack.js';

@@ -1,0 +1,40 @@
+// The off-thread trainer (models/training.ts) must not keep a process alive once its work is done:
+// a CLI run (the demo, `npm start`) ends when its last job ends.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const script = `
+import { loadSpec } from '${root}/pipelines/spec.ts';
+import { train } from '${root}/models/training.ts';
+const { spec } = loadSpec('${root}/pipelines/elec2.json');
+const rows = Array.from({ length: 200 }, (_, i) => ({
+  values: { day: String(1 + (i % 7)), period: (i % 48) / 48, nswdemand: (i % 10) / 10, vicprice: 0.003, vicdemand: 0.4, transfer: 0.4, nswprice_prev: (i % 13) / 13, nswprice_ma48: 0.05 },
+  label: i % 3 === 0 ? 'UP' : 'DOWN',
+}));
+const artifact = await train(spec, rows);
+console.log(JSON.stringify({ trainer: artifact.trainer, rows: artifact.trainingRows }));
+`;
+
+describe('off-thread training', () => {
+  it('lets the process exit on its own once the job is done (the idle thread holds no reference)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'loopline-training-'));
+    const file = path.join(dir, 'train-once.mts');
+    fs.writeFileSync(file, script);
+    const outcome = await new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((resolve) => {
+      // The kill is a fault guard, not a speed goal: a process kept alive by the thread never exits.
+      const child = execFile(process.execPath, ['--import', 'tsx', file], { cwd: root, timeout: 120_000, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+        resolve({ code: child.exitCode, signal: child.signalCode, stdout, stderr });
+      });
+    });
+    fs.rmSync(dir, { recursive: true, force: true });
+    expect(outcome.signal, outcome.stderr).toBeNull();
+    expect(outcome.code, outcome.stderr).toBe(0);
+    expect(JSON.parse(outcome.stdout.trim())).toEqual({ trainer: 'builtin-gbdt', rows: 200 });
+  }, 150_000);
+});
