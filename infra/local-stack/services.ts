@@ -99,6 +99,14 @@ export interface ServiceDef {
 const readPem = (file: string): Buffer => fs.readFileSync(file);
 
 /** Writes a file only its owner can read (configs holding passwords). */
+/** A KRaft cluster id (16 random bytes, base64url) that does not begin with '-', as Kafka's Uuid.randomUuid() makes them. */
+export function kafkaClusterId(random: () => Buffer = () => crypto.randomBytes(16)): string {
+  for (;;) {
+    const id = random().toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
+}
+
 function writePrivate(file: string, text: string): void {
   fs.writeFileSync(file, text, { mode: 0o600 });
   fs.chmodSync(file, 0o600);
@@ -207,7 +215,9 @@ const kafka: ServiceDef = {
     const classpath = path.join(paths.lib('kafka'), '*');
     if (!fs.existsSync(path.join(data, 'meta.properties'))) {
       const idFile = path.join(run, 'cluster-id');
-      if (!fs.existsSync(idFile)) fs.writeFileSync(idFile, crypto.randomBytes(16).toString('base64url'));
+      // A cluster id that begins with '-' is taken for an option by kafka-storage's argument parser
+      // (Kafka's own Uuid.randomUuid() never makes one): draw again, also over an old file's id.
+      if (!fs.existsSync(idFile) || fs.readFileSync(idFile, 'utf8').trim().startsWith('-')) fs.writeFileSync(idFile, kafkaClusterId());
       // Secure mode: SCRAM users go into the bootstrap metadata, so they exist before the first client connects.
       const users = secure ? scramUsers(secure) : [];
       execFileSync(
