@@ -14,6 +14,11 @@
 // - Invalid configuration next to secrets: the process exits with a config
 //   error and prints no secret.
 //
+// Under `npm run test:secure` the loop keeps the secured stack's real
+// credentials (a sentinel would be refused), and those real secrets — every
+// secret LOOPLINE_* value, and a line of each private key file — are searched
+// for as well.
+//
 // The same process shows where /metrics listens by default: on 127.0.0.1
 // only (read from the kernel's socket table, not from the log).
 import { spawn } from 'node:child_process';
@@ -27,6 +32,7 @@ import { readCsv } from '../../producers/csv.js';
 import { buildReplayPlan } from '../../producers/replay-plan.js';
 import { loadSpec } from '../../pipelines/spec.js';
 import { createModelRegistry } from '../../store/model-registry.js';
+import { isSecretVariable } from '../../streams/redact.js';
 import { readToEnd } from '../../streams/topic-reader.js';
 import { projectRoot } from '../../infra/local-stack/paths.js';
 import { createFeeder } from '../support/feeder.js';
@@ -37,6 +43,25 @@ const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 const specFile = path.join(root, 'pipelines', 'elec2.json');
 const { spec, dir } = loadSpec(specFile);
 const S = 'Pl4nted-s3ntinel'; // every planted secret contains it
+// On the secured stack (npm run test:secure) the servers check credentials, so the loop runs with the real ones.
+const secure = Boolean(process.env.LOOPLINE_TEST_SECURE_CREDENTIALS);
+
+/** The real secrets in this environment: secret LOOPLINE_* values, URL passwords, and a body line of each key file. */
+function realSecrets(): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith('LOOPLINE_') || !v) continue;
+    if (isSecretVariable(k)) {
+      if (fs.existsSync(v) && fs.statSync(v).isFile()) {
+        const body = fs.readFileSync(v, 'utf8').split('\n').find((l) => l.length >= 40 && !l.startsWith('-----'));
+        if (body) out.push(body);
+      } else if (v.length >= 6) out.push(v);
+    }
+    const m = /^[a-z][a-z0-9+.-]*:\/\/[^/@\s]*:([^/@\s]+)@/i.exec(v);
+    if (m && m[1]!.length >= 6) out.push(decodeURIComponent(m[1]!));
+  }
+  return out;
+}
 const EVENTS = 300;
 const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'loopline-planted-secrets-'));
 
@@ -68,9 +93,11 @@ function base(): NodeJS.ProcessEnv {
   };
 }
 
-/** Lines of a log file that carry any sentinel, shortened for the failure message. */
+/** Lines of a log file that carry a sentinel or a real secret, shortened for the failure message (the secret itself cut out). */
 function leaks(file: string): string[] {
-  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.includes(S)).map((l) => l.slice(0, 400));
+  const secrets = [S, ...realSecrets()];
+  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => secrets.some((x) => l.includes(x)))
+    .map((l) => secrets.reduce((t, x) => t.split(x).join('<LEAKED>'), l).slice(0, 400));
 }
 
 /** Addresses (hex, as in /proc/net/tcp{,6}) that sockets in LISTEN state on `port` are bound to. */
@@ -90,10 +117,12 @@ function listenAddresses(port: number): string[] {
 }
 
 describe('planted secrets', () => {
-  it.each([
-    ['basic auth in the URL and in LOOPLINE_SCHEMA_REGISTRY_AUTH', (url: string) => ({ LOOPLINE_SCHEMA_REGISTRY_URL: withUserinfo(url, `svc:${S}-url`), LOOPLINE_SCHEMA_REGISTRY_AUTH: `svc:${S}-auth` })],
+  type RegistrySettings = (url: string) => NodeJS.ProcessEnv;
+  const registrySettings: Array<[string, RegistrySettings]> = secure ? [['the secured stack\'s own credentials', () => ({})]] : [
+    ['basic auth in the URL and in LOOPLINE_SCHEMA_REGISTRY_AUTH', (url) => ({ LOOPLINE_SCHEMA_REGISTRY_URL: withUserinfo(url, `svc:${S}-url`), LOOPLINE_SCHEMA_REGISTRY_AUTH: `svc:${S}-auth` })],
     ['an opaque bearer token', () => ({ LOOPLINE_SCHEMA_REGISTRY_TOKEN: `${S}-token` })],
-  ] as const)('the whole loop at debug level, with sentinels in the Cassandra credentials and the registry\'s (%s), logs none of them; /metrics listens on 127.0.0.1 only', async (label, registry) => {
+  ];
+  it.each(registrySettings)('the whole loop at debug level, with sentinels in the Cassandra credentials and the registry\'s (%s), logs none of them; /metrics listens on 127.0.0.1 only', async (label, registry) => {
     const metricsPort = await freePort();
     const logFile = path.join(logDir, `loop-${label.split(' ')[0]}.log`);
     const loop = createWorkerProcess({
@@ -101,8 +130,7 @@ describe('planted secrets', () => {
       spec: specFile, metricsPort, supervise: false, logFile,
       env: {
         ...base(),
-        LOOPLINE_CASSANDRA_USERNAME: 'loopline_app',
-        LOOPLINE_CASSANDRA_PASSWORD: `${S}-cassandra`,
+        ...(secure ? {} : { LOOPLINE_CASSANDRA_USERNAME: 'loopline_app', LOOPLINE_CASSANDRA_PASSWORD: `${S}-cassandra` }),
         ...registry(env.config.registry.url),
       },
     });
