@@ -44,7 +44,12 @@ beforeAll(async () => {
   for (const name of ['m1', 'm2', 'm3']) {
     members.push(createWorkerProcess({
       name, workers: WORKERS, spec: specFile, metricsPort: await freePort(), sessionTimeoutMs: 6000, supervise: false,
-      env: { LOOPLINE_TOPIC_PREFIX: env.config.kafka.topicPrefix, LOOPLINE_CASSANDRA_KEYSPACE: env.config.cassandra.keyspace, LOOPLINE_LOG_LEVEL: 'warn' },
+      env: {
+        LOOPLINE_TOPIC_PREFIX: env.config.kafka.topicPrefix, LOOPLINE_CASSANDRA_KEYSPACE: env.config.cassandra.keyspace, LOOPLINE_LOG_LEVEL: 'warn',
+        // The scorer as its own group on features.vectors, whose members this test watches: with the
+        // preprocessor in the same process it would otherwise run chained (preprocessor-scorer on events.client).
+        LOOPLINE_CHAIN_SCORING: 'false',
+      },
       logFile: path.join(logDir, `${name}.log`),
     }));
   }
