@@ -23,7 +23,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { createLocalStack, type StackAddresses } from '../../infra/local-stack/local-stack.js';
+import { createLocalStack, heldPorts, type StackAddresses } from '../../infra/local-stack/local-stack.js';
 import { stackPaths } from '../../infra/local-stack/paths.js';
 import { stackPorts, type ServiceName, type StackPorts } from '../../infra/local-stack/services.js';
 
@@ -36,6 +36,11 @@ export function faultStackPorts(env: NodeJS.ProcessEnv = process.env): StackPort
     LOOPLINE_STACK_CASSANDRA_STORAGE_PORT: pick('CASSANDRA_STORAGE_PORT', 37000),
     LOOPLINE_STACK_REGISTRY_PORT: pick('REGISTRY_PORT', 38081),
   });
+}
+
+/** The ports a server of the stack listens on. */
+function servicePortsOf(s: ServiceName, p: StackPorts): number[] {
+  return s === 'kafka' ? [p.kafka, p.kafkaController] : s === 'cassandra' ? [p.cassandra, p.cassandraStorage] : [p.registry];
 }
 
 export type FaultStack = ReturnType<typeof createFaultStack>;
@@ -73,13 +78,50 @@ export function createFaultStack(progress: (m: string) => void = () => {}) {
     return pid;
   }
 
+  /**
+   * Gone: no /proc entry, or a zombie that holds nothing any more. A SIGKILLed JVM's leader shows
+   * state Z while its other threads are still being torn down with its sockets open (seen: the
+   * restart then found the controller port still listening); only once the last thread is gone are
+   * its files, sockets included, released.
+   */
+  function gone(pid: number): boolean {
+    try {
+      const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+      if (!/State:\s+Z/.test(status)) return false;
+      if (Number(/Threads:\s+(\d+)/.exec(status)?.[1] ?? '1') > 1) return false;
+      try {
+        return fs.readdirSync(`/proc/${pid}/fd`).length === 0;
+      } catch {
+        return true; // a zombie's fd table is gone
+      }
+    } catch {
+      return true; // no /proc entry
+    }
+  }
+
   async function waitGone(pid: number, timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (!fs.existsSync(`/proc/${pid}`) || /State:\s+Z/.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))) return true;
+      if (gone(pid)) return true;
       await new Promise((r) => setTimeout(r, 100));
     }
     return false;
+  }
+
+  /** Waits (up to `timeoutMs`) until the ports of every server of ours that is not running are free to bind. */
+  async function waitPortsFree(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const began = Date.now();
+    for (;;) {
+      const down = (['kafka', 'cassandra', 'schema-registry'] as const).filter((s) => pidOf(s) === null);
+      const held = await heldPorts(down.flatMap((s) => servicePortsOf(s, ports)));
+      if (held.length === 0) {
+        if (Date.now() - began > 500) progress(`ports free again after ${Date.now() - began} ms`);
+        return;
+      }
+      if (Date.now() > deadline) return; // let the stack report what holds them
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 
   return {
@@ -116,6 +158,7 @@ export function createFaultStack(progress: (m: string) => void = () => {}) {
     },
     /** Starts whatever of the stack is not running, on its existing data; resolves when every server answers. */
     async start(): Promise<void> {
+      await waitPortsFree(60_000);
       await stack.up();
     },
     /** Stop (SIGTERM: a clean shutdown; SIGKILL: a crash) then start again on the same data. */
