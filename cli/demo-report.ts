@@ -64,6 +64,8 @@ export interface DemoReport {
   pipeline: string;
   /** live: the replay runs at its rate; backtest: event time paced by the loop's progress. */
   pacing: 'live' | 'backtest';
+  /** Events per backtest step (the loop settles between steps); null when live. */
+  backtestStep: number | null;
   eventsPerSecondTarget: number;
   events: number;
   predictionsLogged: number;
@@ -86,6 +88,12 @@ export interface DemoReport {
   wallSeconds: number;
   timeline: Array<{ fromEvent: number; closedLoop: number; staticBaseline: number; periodicBaseline: number | null; version: number }>;
   promotionsAt: Array<{ event: number; version: number }>;
+  /**
+   * The drift monitor's accuracy estimated before labels (monitoring.estimate) against the realised
+   * accuracy of the same windows, over the served windows compared (`…/e<i>/realised` reports):
+   * mean |estimated − realised|, mean of estimated − realised, and the share inside the band. Null without estimates.
+   */
+  estimate: { meanAbsError: number; bias: number; coverage: number | null; windows: number } | null;
 }
 
 /** Every committed record of the topics, each read to the end offsets it had when the read began. */
@@ -117,6 +125,7 @@ export interface ReportInput {
   labelsSent: number;
   bootstrap: BootstrapResult;
   pacing: 'live' | 'backtest';
+  backtestStep?: number | null;
   eventsPerSecondTarget: number;
   wallSeconds: number;
   progress: (m: string) => void;
@@ -269,9 +278,28 @@ export async function buildReport(r: ReportInput): Promise<DemoReport> {
   }
   // An event can be lost only if it was not dead-lettered: the replayed ids are all valid, so none should be.
   const serving = await registry.serving(spec.name, spec.model.name);
+  progress('reading the quality estimates');
+  const compared: QualityReport[] = [];
+  for (const m of await readTopics(kafka, names.physical('monitor.reports'))) {
+    const d = await codec.decodeAny(['QualityReport', 'DriftReport'] as const, m.value);
+    if (d.ok && d.record === 'QualityReport') {
+      const q = d.value as QualityReport;
+      if (q.variant !== 'shadow' && /\/e\d+\/realised$/.test(q.report_id) && Number.isFinite(q.metrics.estimate_error)) compared.push(q);
+    }
+  }
+  const banded = compared.filter((q) => q.metrics.estimate_within_band !== undefined);
+  const estimate = compared.length
+    ? {
+        meanAbsError: compared.reduce((a, q) => a + Math.abs(q.metrics.estimate_error!), 0) / compared.length,
+        bias: compared.reduce((a, q) => a + q.metrics.estimate_error!, 0) / compared.length,
+        coverage: banded.length ? banded.filter((q) => q.metrics.estimate_within_band === 1).length / banded.length : null,
+        windows: compared.length,
+      }
+    : null;
   return {
     pipeline: spec.name,
     pacing: r.pacing,
+    backtestStep: r.pacing === 'backtest' ? (r.backtestStep ?? null) : null,
     eventsPerSecondTarget: r.eventsPerSecondTarget,
     events: replayed.size,
     predictionsLogged: logged,
@@ -302,6 +330,7 @@ export async function buildReport(r: ReportInput): Promise<DemoReport> {
     wallSeconds: r.wallSeconds,
     timeline,
     promotionsAt,
+    estimate,
   };
 }
 
@@ -327,7 +356,7 @@ async function cycleStages(
   const reports = new Map<number, number>();
   for (const m of await readTopics(kafka, names.physical('monitor.reports'))) {
     const d = await codec.decodeAny(['QualityReport', 'DriftReport'] as const, m.value);
-    if (d.ok && d.record === 'QualityReport' && (d.value as QualityReport).variant === 'champion') {
+    if (d.ok && d.record === 'QualityReport' && (d.value as QualityReport).variant === 'champion' && !/\/e\d+(\/realised)?$/.test((d.value as QualityReport).report_id)) {
       const r = d.value as QualityReport;
       if (!reports.has(r.created_at)) reports.set(r.created_at, m.timestamp);
     }

@@ -18,6 +18,7 @@ import { createLocalStack } from '../infra/local-stack/local-stack.js';
 import { projectRoot } from '../infra/local-stack/paths.js';
 import { trainBootstrap } from '../producers/bootstrap.js';
 import { createModelRegistry } from '../store/model-registry.js';
+import { createTrainingSet } from '../store/training-set.js';
 import { loadSpec } from '../pipelines/spec.js';
 import { createLooplineProducer, type LooplineProducer } from '../producers/client.js';
 import { readCsv } from '../producers/csv.js';
@@ -47,8 +48,10 @@ export interface DemoOptions {
   metricsPort: number;
   /** Share of labels delivered past the spec's join horizon, to show late labels are counted, not joined. Default 0.01. */
   lateShare?: number;
-  /** Pace event time by the loop's progress (each event waits until the loop has processed everything before it). */
+  /** Pace event time by the loop's progress (producers/replayer.ts): the loop settles every `backtestStep` events. */
   backtest?: boolean;
+  /** Events per backtest step (1 = settle before every event). Default 100. */
+  backtestStep?: number;
   /** Serve the live dashboard (dashboard/server.ts) on this port during the run (0 = any free port). */
   dashboardPort?: number;
   /** false: remove the run's topics, subjects and keyspace at the end (the CLI without --keep). Default: keep. */
@@ -125,7 +128,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   await cql.connect();
   const registry = createModelRegistry(cql);
   progress(`training the bootstrap model on the first ${spec.trainer.bootstrapRows} rows`);
-  const boot = await trainBootstrap(spec, dir, registry);
+  const boot = await trainBootstrap(spec, dir, registry, 'bootstrap', createTrainingSet(cql));
   progress(`bootstrap model ${spec.model.name}@${boot.model.version}: training accuracy ${boot.model.metrics.accuracy?.toFixed(3)}`);
 
   progress(`starting the workers: ${WORKER_NAMES.join(', ')}`);
@@ -149,8 +152,9 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   const labelsSent = plan.filter((a) => a.kind === 'label').length;
   const eventsTotal = plan.filter((a) => a.kind === 'event').length;
   const pacing = opts.backtest ? 'backtest' : 'live';
+  const backtestStep = opts.backtestStep ?? 100;
   progress(
-    `replaying ${eventsTotal} events at ${opts.eventsPerSecond}/s${opts.backtest ? ' at most, each sent only once the loop has processed everything before it (backtest)' : ''}, labels ${spec.label.delayMs / 3_600_000} h of event time later (${late} of them past the ${spec.label.horizonMs / 86_400_000}-day horizon)`,
+    `replaying ${eventsTotal} events at ${opts.eventsPerSecond}/s${opts.backtest ? ` at most, in steps of ${backtestStep}: each step's labels joined and their decisions served before the next step (backtest)` : ''}, labels ${spec.label.delayMs / 3_600_000} h of event time later (${late} of them past the ${spec.label.horizonMs / 86_400_000}-day horizon)`,
   );
 
   const loop = createQuiescence(pipeline, spec, () => sent);
@@ -170,7 +174,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   const replay = await createReplayer({ producer, logger }).run(plan, {
     speed: 'max',
     eventsPerSecond: opts.eventsPerSecond,
-    ...(opts.backtest ? { gate: () => loop.wait(10 * 60_000) } : {}),
+    ...(opts.backtest ? { backtest: { step: backtestStep, scored: () => loop.scored(10 * 60_000), settled: () => loop.wait(10 * 60_000) } } : {}),
   });
   await producer.disconnect();
   progress(`replay sent ${replay.events} events, ${replay.features} feature updates, ${replay.labels} labels; waiting for the loop to finish`);
@@ -178,7 +182,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   stopTicker = true;
   await ticker;
   const wallSeconds = (Date.now() - started) / 1000;
-  const report = await buildReport({ spec, kafka, codec, names, cql, registry, replayedIds: replay.eventIds, labelsSent, bootstrap: boot, pacing, eventsPerSecondTarget: opts.eventsPerSecond, wallSeconds, progress });
+  const report = await buildReport({ spec, kafka, codec, names, cql, registry, replayedIds: replay.eventIds, labelsSent, bootstrap: boot, pacing, backtestStep, eventsPerSecondTarget: opts.eventsPerSecond, wallSeconds, progress });
   if (dashboard) {
     const times = plan.filter((a) => a.kind === 'event').map((a) => a.record.event_time);
     const at = (t: DemoReport['timeline'][number]) => times[t.fromEvent];
@@ -207,17 +211,19 @@ export function registerDemoCommand(program: Command): void {
     .option('--spec <file>', 'pipeline spec', DEFAULT_SPEC)
     .option('--rows <n>', 'replay only this many events after the bootstrap rows (default: all)', intOption('--rows', 1))
     .option('--events-per-second <n>', 'replay pace (with --backtest: the most it may reach)', intOption('--events-per-second', 1, 1_000_000), 300)
-    .option('--backtest', 'pace event time by the loop\'s progress: each event waits until every label before it is joined and every decision they caused is served, so quality does not depend on the speed')
+    .option('--backtest', 'pace event time by the loop\'s progress: every --backtest-step events the labels due are joined and every decision they caused is served before more events go out, so quality does not depend on the speed')
+    .option('--backtest-step <n>', 'events per backtest step (1 = the strict protocol, a full round of the loop per event)', intOption('--backtest-step', 1, 1_000_000), 100)
     .option('--report <format>', 'text or json (json prints one object on stdout)', choiceOption('--report', ['text', 'json'] as const), 'text')
     .option('--metrics-port <port>', 'port of /metrics during the run (another free port if taken)', intOption('--metrics-port', 0, 65535), 9464)
     .option('--dashboard-port <port>', 'serve the live dashboard on this port during the run (0 = any free port)', intOption('--dashboard-port', 0, 65535))
     .option('--keep', "keep the run's topics, schema subjects and keyspace (removed at the end otherwise; `loopline clean --demo-runs` removes kept ones)")
-    .action(async (o: { spec: string; rows?: number; eventsPerSecond: number; backtest?: boolean; report: 'text' | 'json'; metricsPort: number; dashboardPort?: number; keep?: boolean }) => {
+    .action(async (o: { spec: string; rows?: number; eventsPerSecond: number; backtest?: boolean; backtestStep: number; report: 'text' | 'json'; metricsPort: number; dashboardPort?: number; keep?: boolean }) => {
       const { report } = await runDemo({
         spec: o.spec,
         ...(o.rows === undefined ? {} : { rows: o.rows }),
         eventsPerSecond: o.eventsPerSecond,
         backtest: o.backtest === true,
+        backtestStep: o.backtestStep,
         report: o.report,
         metricsPort: o.metricsPort,
         ...(o.dashboardPort === undefined ? {} : { dashboardPort: o.dashboardPort }),
@@ -229,7 +235,7 @@ export function registerDemoCommand(program: Command): void {
       } else {
         const m = report.metric;
         const f = (x: number | null) => (x === null ? '—' : x.toFixed(4));
-        console.log(`\nLoopline demo — ${report.pipeline} (${report.pacing}, ${report.eventsPerSecondTarget} events/s${report.pacing === 'backtest' ? ' at most' : ''})`);
+        console.log(`\nLoopline demo — ${report.pipeline} (${report.pacing}${report.backtestStep ? ` in steps of ${report.backtestStep} events` : ''}, ${report.eventsPerSecondTarget} events/s${report.pacing === 'backtest' ? ' at most' : ''})`);
         console.log(`  events replayed        ${report.events}`);
         console.log(`  predictions logged     ${report.predictionsLogged}   lost ${report.lost}   duplicates ${report.duplicates}`);
         console.log(`  dead-lettered          ${report.deadLettered}`);
@@ -243,6 +249,7 @@ export function registerDemoCommand(program: Command): void {
         if (c.total.p50 !== null) {
           console.log(`  retrain cycle, ms      p50 (max): label→joined ${c.join.p50} (${c.join.max})  →report ${c.monitor.p50} (${c.monitor.max})  →request ${c.trigger.p50} (${c.trigger.max})  →candidate ${c.build.p50} (${c.build.max})  →promoted ${c.evaluate.p50} (${c.evaluate.max})  →serving ${c.serve.p50} (${c.serve.max});  total ${c.total.p50} (${c.total.max})`);
         }
+        if (report.estimate) console.log(`  accuracy estimated     before labels: mean |estimated − realised| ${report.estimate.meanAbsError.toFixed(4)}, bias ${report.estimate.bias >= 0 ? '+' : ''}${report.estimate.bias.toFixed(4)}, band coverage ${report.estimate.coverage === null ? '—' : report.estimate.coverage.toFixed(2)} over ${report.estimate.windows} windows`);
         console.log(`  latency event→logged   p50 ${report.latencyMs.p50} ms   p99 ${report.latencyMs.p99} ms`);
         console.log(`  throughput             ${report.eventsPerSecond?.toFixed(0)} events/s   (wall ${report.wallSeconds.toFixed(0)} s)\n`);
         console.log(textChart(report));

@@ -15,6 +15,7 @@ import { trainBootstrap } from '../producers/bootstrap.js';
 import { createCodec } from '../schemas/codec.js';
 import { registryClientOf } from '../ops/clients.js';
 import { createCassandraClient } from '../store/cassandra.js';
+import { createTrainingSet, type TrainingSet } from '../store/training-set.js';
 import { createModelRegistry } from '../store/model-registry.js';
 import { createKafka } from '../streams/kafka.js';
 import { createLogger } from '../streams/logger.js';
@@ -24,7 +25,7 @@ import { createProgress } from './progress.js';
 import { DEFAULT_SPEC } from './workers.js';
 import { intOption } from './options.js';
 
-async function withRegistry<T>(specFile: string, fn: (ctx: { registry: ModelRegistry; spec: LoadedSpec; announce: ModelAnnouncer }) => Promise<T>): Promise<T> {
+async function withRegistry<T>(specFile: string, fn: (ctx: { registry: ModelRegistry; training: TrainingSet; spec: LoadedSpec; announce: ModelAnnouncer }) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const spec = loadSpec(specFile);
   const cql = createCassandraClient(config.cassandra);
@@ -32,7 +33,7 @@ async function withRegistry<T>(specFile: string, fn: (ctx: { registry: ModelRegi
   const announce = createModelAnnouncer(createKafka(config.kafka, logger, 'cli'), createCodec(registryClientOf(config)), createTopicNames(config.kafka.topicPrefix));
   try {
     await cql.connect();
-    return await fn({ registry: createModelRegistry(cql), spec, announce });
+    return await fn({ registry: createModelRegistry(cql), training: createTrainingSet(cql), spec, announce });
   } finally {
     await announce.close();
     await cql.shutdown();
@@ -63,9 +64,9 @@ export function registerModelCommands(program: Command): void {
     .option('--spec <file>', 'pipeline spec', DEFAULT_SPEC)
     .action(async (opts: { spec: string }) => {
       const progress = createProgress();
-      await withRegistry(opts.spec, async ({ registry, spec, announce }) => {
+      await withRegistry(opts.spec, async ({ registry, training, spec, announce }) => {
         progress(`training ${spec.spec.model.name} on the first ${spec.spec.trainer.bootstrapRows} rows`);
-        const r = await trainBootstrap(spec.spec, spec.dir, registry, actor());
+        const r = await trainBootstrap(spec.spec, spec.dir, registry, actor(), training);
         if (r.promoted) await announce.announce(lifecycle.modelEvent({ ...manual(spec, 'bootstrap model'), cause: 'bootstrap' }, 'PROMOTE', r.model.version, null));
         console.log(`registered ${r.model.modelName}@${r.model.version} (${r.rows} rows, ${r.seconds.toFixed(1)} s, training ${fmtMetrics(r.model.metrics)})${r.promoted ? ', now champion' : ''}`);
       });

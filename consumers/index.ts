@@ -4,6 +4,7 @@
  * (`npm run gen:docs`), the Kubernetes manifests and the flow tests all read
  * this list.
  */
+import { ConfigError } from '../core/errors.js';
 import type { AnyWorkerDefinition } from '../streams/definition.js';
 import { driftMonitor } from './drift-monitor/index.js';
 import { evaluator } from './evaluator/index.js';
@@ -27,6 +28,6 @@ export const SCORING_WORKERS: readonly WorkerName[] = ['feature-writer', 'featur
 
 export function workerDefinition(name: string): AnyWorkerDefinition {
   const d = WORKERS.find((w) => w.name === name);
-  if (!d) throw new Error(`unknown worker ${name}; the workers are ${WORKER_NAMES.join(', ')}`);
+  if (!d) throw new ConfigError(`unknown worker ${name}; the workers are ${WORKER_NAMES.join(', ')}`);
   return d;
 }

@@ -115,7 +115,7 @@ export async function startPipeline(config: LooplineConfig, spec: PipelineSpec, 
       // The ACLs grant what the definition declares: a broadcast it does not declare would be refused on a secured cluster.
       const followed: readonly Broadcast[] = impl.broadcasts ?? [];
       const undeclared = followed.map((b) => b.topic).filter((t) => !(d.broadcasts ?? []).includes(t));
-      if (undeclared.length > 0) throw new Error(`${d.name} follows ${undeclared.join(', ')} without declaring it in its definition's broadcasts`);
+      if (undeclared.length > 0) throw new ConfigError(`${d.name} follows ${undeclared.join(', ')} without declaring it in its definition's broadcasts`);
       workers.push(createWorker({ name: d.name, input: d.input, ...impl }, { ...deps, kafka: kafkaOf(d.name) }, c.runtime));
     }
     await Promise.all(workers.map((w) => w.start()));

@@ -45,7 +45,7 @@ describe('worker ACLs', () => {
     }
   });
 
-  it('grant the scorer its input, its two outputs, its dead letters, its tasks and its control.models broadcast, under the topic prefix', () => {
+  it('grant the scorer its input, its three outputs, its dead letters, its tasks and its control.models broadcast, under the topic prefix', () => {
     const p = 'staging.';
     expect(summary(p, 'scorer')).toEqual([
       [Res.TOPIC, 'staging.features.vectors', Pattern.LITERAL, Op.READ],
@@ -53,6 +53,7 @@ describe('worker ACLs', () => {
       [Res.GROUP, 'staging.loopline-scorer', Pattern.LITERAL, Op.DESCRIBE],
       [Res.TOPIC, 'staging.predictions', Pattern.LITERAL, Op.WRITE],
       [Res.TOPIC, 'staging.predictions.by-event', Pattern.LITERAL, Op.WRITE],
+      [Res.TOPIC, 'staging.predictions.by-model', Pattern.LITERAL, Op.WRITE],
       [Res.TOPIC, 'staging.features.vectors.dlq', Pattern.LITERAL, Op.WRITE],
       [Res.TRANSACTIONAL_ID, 'staging.loopline-scorer-', Pattern.PREFIXED, Op.WRITE],
       [Res.TRANSACTIONAL_ID, 'staging.loopline-scorer-', Pattern.PREFIXED, Op.DESCRIBE],
@@ -64,8 +65,8 @@ describe('worker ACLs', () => {
     expect(new Set(acls.map((a) => a.principal))).toEqual(new Set([`User:${workerPrincipal('scorer')}`]));
     expect(acls.every((a) => a.permissionType === Perm.ALLOW && a.host === '*')).toBe(true);
     // The runtime's ids fall under the prefixed bindings: `<group>-<topic>-<partition>` and `<group>-broadcast-<uuid>`.
-    expect('staging.loopline-scorer-staging.features.vectors-2'.startsWith(acls[6]!.resourceName)).toBe(true);
-    expect(`staging.loopline-scorer-broadcast-${crypto.randomUUID()}`.startsWith(acls[10]!.resourceName)).toBe(true);
+    expect('staging.loopline-scorer-staging.features.vectors-2'.startsWith(acls[7]!.resourceName)).toBe(true);
+    expect(`staging.loopline-scorer-broadcast-${crypto.randomUUID()}`.startsWith(acls[11]!.resourceName)).toBe(true);
   });
 
   it('grant the joiner both co-partitioned inputs, both dead-letter topics and its task ids', () => {

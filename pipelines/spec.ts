@@ -221,6 +221,12 @@ export const PipelineSpecSchema = z
         psiThreshold: z.number().positive().default(0.2),
         /** A feature whose KS or chi-square p-value is below this has drifted. */
         pValueThreshold: z.number().positive().max(1).default(0.01),
+        /**
+         * Estimate each window's accuracy (and AUC) from the predicted probabilities before its labels
+         * arrive (streaming CBPE, consumers/drift-monitor/estimate-core.ts), reported beside the realised
+         * accuracy once they are joined. Classification with declared classes only.
+         */
+        estimate: z.boolean().default(true),
       })
       .default({}),
     retrain: z
@@ -233,6 +239,12 @@ export const PipelineSpecSchema = z
         onDetectorAlarm: z.boolean().default(true),
         /** Retrain when a drift report says drifted. */
         onDrift: z.boolean().default(false),
+        /**
+         * Also apply `minMetric` and `maxRelativeDrop` to the champion's estimated metric per window
+         * (monitoring.estimate), before its labels arrive: fires when the estimate band's upper edge is
+         * below the target, never on a calibration its check flagged. Off by default: an estimate is a forecast.
+         */
+        onEstimate: z.boolean().default(false),
         /**
          * Retrain every this many labeled predictions of the champion (counted from the monitor's full
          * windows, so a multiple of monitoring.windowSize is exact). The default cadence: a model refitted

@@ -14,6 +14,7 @@ import { artifactOf, type ModelInfo, type ModelRegistry } from '../models/regist
 import type { TrainedModel } from '../models/trained-model.js';
 import { train, type Artifact } from '../models/training.js';
 import type { PipelineSpec } from '../pipelines/spec.js';
+import type { TrainingSet } from '../store/training-set.js';
 import { readCsv } from './csv.js';
 import { buildReplayPlan, pointInTimeRows } from './replay-plan.js';
 
@@ -28,7 +29,12 @@ export interface BootstrapResult {
   history: PeriodicRow[];
 }
 
-export async function trainBootstrap(spec: PipelineSpec, specDir: string, registry: ModelRegistry, actor = 'bootstrap'): Promise<BootstrapResult> {
+/**
+ * With `training`, the bootstrap's rows are also written to the training set
+ * (labelled as known at event time + label.delayMs), so the first retrains
+ * learn from a full window instead of the few labels joined so far.
+ */
+export async function trainBootstrap(spec: PipelineSpec, specDir: string, registry: ModelRegistry, actor = 'bootstrap', training?: TrainingSet): Promise<BootstrapResult> {
   if (!spec.replay) throw new ConfigError(`pipeline ${spec.name} has no replay section: the bootstrap trains on its replay dataset`);
   const started = Date.now();
   const csv = readCsv(path.resolve(specDir, spec.replay.csv));
@@ -57,5 +63,6 @@ export async function trainBootstrap(spec: PipelineSpec, specDir: string, regist
     serving.champion === null &&
     (await promote(registry, { pipeline: spec.name, modelName: spec.model.name, version: model.version, expected: null, actor, reason: 'bootstrap model', cause: 'bootstrap' })) !== null;
   const history = rows.map((r) => ({ eventTime: r.event.event_time, values: r.values, label: r.label!, labelTime: r.event.event_time + spec.label.delayMs }));
+  if (training) await training.seed(spec.name, rows.map((r, i) => ({ eventId: r.event.event_id, ...history[i]!, label: r.label!, modelVersion: model.version })));
   return { model, promoted, rows: rows.length, seconds: (Date.now() - started) / 1000, trained, history };
 }

@@ -14,7 +14,7 @@ import type { Kafka, Message } from 'kafkajs';
 import type { RecordName } from '../schemas/catalogue.js';
 import type { Codec, RecordTypes } from '../schemas/codec.js';
 import type { ClientEvent, FeatureUpdate, GroundTruth } from '../schemas/types.js';
-import { LooplineError, wrapError } from '../streams/errors.js';
+import { LooplineError, wrapError } from '../core/errors.js';
 import type { Logger } from '../streams/logger.js';
 import { topicSpec, type TopicNames } from '../streams/topics.js';
 

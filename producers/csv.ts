@@ -12,6 +12,7 @@
  *
  * Whole-file, not streaming: replay files are a few megabytes.
  */
+import { ConfigError } from '../core/errors.js';
 import fs from 'node:fs';
 
 /** Parses CSV text into one object per record, keyed by header name; every value is the raw string. */
@@ -22,13 +23,13 @@ export function parseCsv(text: string, source = 'CSV'): Array<Record<string, str
   const header = first.fields;
   const seen = new Set<string>();
   for (const name of header) {
-    if (name === '') throw new Error(`${source} line ${first.line}: the header has an empty column name`);
-    if (seen.has(name)) throw new Error(`${source} line ${first.line}: the header repeats column "${name}"`);
+    if (name === '') throw new ConfigError(`${source} line ${first.line}: the header has an empty column name`);
+    if (seen.has(name)) throw new ConfigError(`${source} line ${first.line}: the header repeats column "${name}"`);
     seen.add(name);
   }
   return records.slice(1).map(({ fields, line }) => {
     if (fields.length !== header.length) {
-      throw new Error(`${source} line ${line}: ${fields.length} fields, but the header has ${header.length}`);
+      throw new ConfigError(`${source} line ${line}: ${fields.length} fields, but the header has ${header.length}`);
     }
     return Object.fromEntries(header.map((name, i) => [name, fields[i] as string]));
   });
@@ -40,7 +41,7 @@ export function readCsv(file: string): Array<Record<string, string>> {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Error(`cannot read CSV ${file}: ${(err as Error).message}`);
+    throw new ConfigError(`cannot read CSV ${file}: ${(err as Error).message}`);
   }
   return parseCsv(text, file);
 }
@@ -94,7 +95,7 @@ function splitRecords(text: string, source: string): RawRecord[] {
       i++;
       for (;;) {
         const close = text.indexOf('"', i);
-        if (close === -1) throw new Error(`${source} line ${start}: unterminated quoted field`);
+        if (close === -1) throw new ConfigError(`${source} line ${start}: unterminated quoted field`);
         const part = text.slice(i, close);
         for (let k = part.indexOf('\n'); k !== -1; k = part.indexOf('\n', k + 1)) line++;
         field += part;
@@ -103,12 +104,12 @@ function splitRecords(text: string, source: string): RawRecord[] {
         field += '"';
         i++;
       }
-      if (i < text.length && text.charCodeAt(i) !== COMMA && !lineBreakAt(i)) throw new Error(`${source} line ${line}: text after a closing quote`);
+      if (i < text.length && text.charCodeAt(i) !== COMMA && !lineBreakAt(i)) throw new ConfigError(`${source} line ${line}: text after a closing quote`);
     } else {
       empty = false;
       let j = i;
       while (j < text.length && text.charCodeAt(j) !== COMMA && !lineBreakAt(j)) {
-        if (text.charCodeAt(j) === QUOTE) throw new Error(`${source} line ${line}: a quote inside an unquoted field`);
+        if (text.charCodeAt(j) === QUOTE) throw new ConfigError(`${source} line ${line}: a quote inside an unquoted field`);
         j++;
       }
       field = text.slice(i, j);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadSpec, parseSpec } from '../pipelines/spec.js';
-import { ConfigError } from '../streams/errors.js';
+import { ConfigError } from '../core/errors.js';
 import { parseCsv, readCsv } from './csv.js';
 import { buildReplayPlan, pointInTimeRows, type ReplayPlan } from './replay-plan.js';
 

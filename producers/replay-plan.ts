@@ -38,7 +38,7 @@ import { featureKeyOf, renderKey } from '../pipelines/feature-keys.js';
 import { compileEventTime, eventTimeColumns } from '../pipelines/replay-time.js';
 import type { FeatureSetSpec, PipelineSpec } from '../pipelines/spec.js';
 import type { ClientEvent, FeatureUpdate, GroundTruth } from '../schemas/types.js';
-import { ConfigError } from '../streams/errors.js';
+import { ConfigError } from '../core/errors.js';
 
 /** One record to send, due at `at` in event time (ms). */
 export type ReplayAction =
@@ -148,7 +148,7 @@ export function buildReplayPlan(spec: PipelineSpec, rows: Array<Record<string, s
     if (time === undefined) {
       const row = rows[t] as Record<string, string>;
       const parsed = readTime(row, t);
-      if (!parsed.ok) throw new Error(`replay row ${t} (${row[replay.eventId]}): ${parsed.message}`);
+      if (!parsed.ok) throw new ConfigError(`replay row ${t} (${row[replay.eventId]}): ${parsed.message}`);
       times[t] = time = parsed.ms;
     }
     return time;
@@ -175,8 +175,8 @@ export function buildReplayPlan(spec: PipelineSpec, rows: Array<Record<string, s
   for (let t = offset; t < end; t++) {
     const row = rows[t] as Record<string, string>;
     const eventId = row[replay.eventId] as string;
-    if (eventId === '') throw new Error(`replay row ${t}: empty ${replay.eventId}`);
-    if (seen.has(eventId)) throw new Error(`replay row ${t}: ${replay.eventId} "${eventId}" repeats an earlier row's`);
+    if (eventId === '') throw new ConfigError(`replay row ${t}: empty ${replay.eventId}`);
+    if (seen.has(eventId)) throw new ConfigError(`replay row ${t}: ${replay.eventId} "${eventId}" repeats an earlier row's`);
     seen.add(eventId);
     const eventTime = timeOf(t);
     windowStart = Math.min(windowStart, eventTime);

@@ -87,6 +87,34 @@ describe('replayer', () => {
     expect(r.eventIds).toHaveLength(r.events);
   });
 
+  it('backtest: per step, the updates and events in plan order, then (once scored) the step\'s labels, then the wait for the loop to settle', async () => {
+    const log: string[] = [];
+    const { producer, sends } = fakeProducer();
+    const p = plan(5);
+    const r = await createReplayer({ producer, logger }).run(p, {
+      speed: 'max',
+      backtest: {
+        step: 2,
+        scored: async () => void log.push(`scored after ${sends.at(-1)!.ids.join(',')}`),
+        settled: async () => void log.push(`settled after ${sends.filter((s) => s.kind === 'label').flatMap((s) => s.ids).join(',') || 'no label'}`),
+      },
+    });
+    expect(r).toMatchObject({ events: 5, features: 5, labels: 5, aborted: false });
+    expect(r.eventIds).toEqual(['e0', 'e1', 'e2', 'e3', 'e4']);
+    // Step 1: the updates up to e2's (f1 is as of e2's time: the store serves it to no earlier event), e0 and e1; e0's label, due at e2's time, goes with step 2.
+    expect(sends.slice(0, 3).map((s) => [s.kind, s.ids])).toEqual([['feature', ['f0', 'f1']], ['event', ['e0', 'e1']], ['feature', ['f2', 'f3']]]);
+    expect(log).toEqual(['scored after e0,e1', 'settled after no label', 'scored after e2,e3', 'settled after e0!,e1!', 'scored after e4', 'settled after e0!,e1!,e2!,e3!,e4!']);
+  });
+
+  it('backtest: a step of 1 settles the loop before every event', async () => {
+    let settled = 0;
+    const { producer, sends } = fakeProducer();
+    await createReplayer({ producer, logger }).run(plan(3), { speed: 'max', backtest: { step: 1, scored: async () => {}, settled: async () => void settled++ } });
+    expect(settled).toBe(3);
+    expect(sends.filter((s) => s.kind === 'event').map((s) => s.ids)).toEqual([['e0'], ['e1'], ['e2']]);
+    await expect(createReplayer({ producer, logger }).run(plan(1), { speed: 'max', backtest: { step: 0, scored: async () => {}, settled: async () => {} } })).rejects.toThrow(/step must be a positive integer/);
+  });
+
   it('rejects bad pacing', async () => {
     const { producer } = fakeProducer();
     const replayer = createReplayer({ producer, logger });

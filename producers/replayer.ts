@@ -15,12 +15,18 @@
  * see it. At 'max' speed nothing is paced and the workers may serve values
  * newer than an event (use pointInTimeRows for exact training rows).
  *
- * With a `gate` (a backtest), event time is paced by the loop's progress:
- * before each event the replayer sends the feature updates and labels due
- * before it, then waits for the gate (the demo's: every worker has processed
- * everything sent so far, and the scorers serve the current champion), then
- * sends the event on its own. The loop then reacts at the same events
- * whatever the replay speed, as it would at real time.
+ * With `backtest`, event time is paced by the loop's progress, in steps of
+ * `step` events: the step's feature updates and events go out in plan order
+ * (the feature store serves values point in time, so an update sent before
+ * an event it postdates is not seen by it); the replayer waits until those
+ * events are scored (`scored`), then sends the labels due up to the step's
+ * last event and waits until the loop has settled (`settled`: every worker
+ * caught up, the scorers serving the champion). A decision caused by the
+ * labels of one step thus serves from the next step on, whatever the replay
+ * speed, as it would at real time with a cycle of at most `step` events.
+ * Step 1 is the strict protocol (an event is sent only once every label due
+ * before it is joined and every decision it caused is served or rejected),
+ * costing a full round of the loop per event.
  *
  * An abort stops between batches: the run resolves with what was sent and
  * `aborted: true`. A send error rejects the run.
@@ -52,8 +58,17 @@ export interface ReplayRunOptions {
   onProgress?: (p: ReplayProgress) => void;
   /** Most records per topic in one send. Default 200. */
   batchMax?: number;
-  /** Awaited before each event is sent (after the updates and labels due before it): pacing by the loop's progress. */
-  gate?: () => Promise<void>;
+  /** Pacing by the loop's progress instead of the clock (a backtest); `eventsPerSecond` still caps the rate. */
+  backtest?: BacktestPacing;
+}
+
+export interface BacktestPacing {
+  /** Events per step (>= 1). */
+  step: number;
+  /** Resolves once every event sent so far is scored. */
+  scored: () => Promise<void>;
+  /** Resolves once the loop has processed everything sent so far and serves the champion. */
+  settled: () => Promise<void>;
 }
 
 export interface ReplayResult {
@@ -84,6 +99,8 @@ export function createReplayer(deps: { producer: LooplineProducer; logger: Logge
       if (eventsPerSecond !== undefined && !(Number.isFinite(eventsPerSecond) && eventsPerSecond > 0)) throw new RangeError(`eventsPerSecond must be a positive number (got ${eventsPerSecond})`);
       if (!Number.isInteger(batchMax) || batchMax < 1) throw new RangeError(`batchMax must be a positive integer (got ${batchMax})`);
 
+      if (opts.backtest && !(Number.isInteger(opts.backtest.step) && opts.backtest.step >= 1)) throw new RangeError(`backtest step must be a positive integer (got ${opts.backtest.step})`);
+
       const startedAt = Date.now();
       const paced = speed !== 'max' || eventsPerSecond !== undefined;
       const t0 = plan[0]?.at ?? 0;
@@ -105,7 +122,50 @@ export function createReplayer(deps: { producer: LooplineProducer; logger: Logge
       const report = () => onProgress?.({ sent: i, total: plan.length, events: result.events, features: result.features, labels: result.labels, lagMs });
       logger.info({ actions: plan.length, events: eventsBefore, speed, eventsPerSecond }, 'replay starting');
 
-      while (i < plan.length) {
+      const send = async (features: FeatureUpdate[], events: ClientEvent[], labels: GroundTruth[]) => {
+        for (let k = 0; k < features.length; k += batchMax) await producer.sendFeatureUpdates(features.slice(k, k + batchMax));
+        result.features += features.length;
+        for (let k = 0; k < events.length; k += batchMax) await producer.sendEvents(events.slice(k, k + batchMax));
+        result.events += events.length;
+        for (const e of events) result.eventIds.push(e.event_id);
+        for (let k = 0; k < labels.length; k += batchMax) await producer.sendGroundTruth(labels.slice(k, k + batchMax));
+        result.labels += labels.length;
+      };
+
+      while (opts.backtest && i < plan.length) {
+        if (signal?.aborted) break;
+        const { step, scored, settled } = opts.backtest;
+        const features: FeatureUpdate[] = [];
+        const events: ClientEvent[] = [];
+        const labels: GroundTruth[] = [];
+        const start = i;
+        let last = i;
+        for (; i < plan.length; i++) {
+          const a = plan[i]!;
+          if (a.kind === 'event' && events.length === step) break;
+          if (a.kind === 'feature') features.push(a.record);
+          else if (a.kind === 'event') {
+            events.push(a.record);
+            last = i;
+          } else labels.push(a.record);
+        }
+        const wait = (due[last] as number) - Date.now();
+        if (wait > 0) await delay(wait, undefined, { signal }).catch(() => undefined);
+        if (signal?.aborted) {
+          i = start;
+          break;
+        }
+        await send(features, events, []);
+        if (events.length > 0) await scored();
+        await send([], [], labels);
+        await settled();
+        if (Date.now() - reportedAt >= PROGRESS_EVERY_MS) {
+          reportedAt = Date.now();
+          report();
+        }
+      }
+
+      while (!opts.backtest && i < plan.length) {
         if (signal?.aborted) break;
         const now = Date.now();
         const next = due[i] as number;
@@ -120,17 +180,10 @@ export function createReplayer(deps: { producer: LooplineProducer; logger: Logge
         for (; i < plan.length && (due[i] as number) <= now; i++) {
           const a = plan[i]!;
           if ((a.kind === 'feature' ? features : a.kind === 'event' ? events : labels).length === batchMax) break;
-          // Gated: an event goes out alone, after what is due before it has been sent and processed.
-          if (opts.gate && a.kind === 'event' && (events.length > 0 || features.length > 0 || labels.length > 0)) break;
           if (a.kind === 'feature') features.push(a.record);
           else if (a.kind === 'event') events.push(a.record);
           else labels.push(a.record);
-          if (opts.gate && a.kind === 'event') {
-            i++;
-            break;
-          }
         }
-        if (opts.gate && events.length > 0) await opts.gate();
         await producer.sendFeatureUpdates(features);
         result.features += features.length;
         await producer.sendEvents(events);

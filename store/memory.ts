@@ -210,6 +210,9 @@ export function createMemoryTrainingSet(): TrainingSet & { rows: Map<string, Tra
     async write(p, label, labelTime) {
       rows.set(p.event_id, { pipeline: p.pipeline, eventId: p.event_id, eventTime: p.event_time, values: { ...p.features }, label, labelTime, modelVersion: p.model_version });
     },
+    async seed(pipeline, seeded) {
+      for (const r of seeded) rows.set(r.eventId, { ...r, values: { ...r.values }, pipeline });
+    },
     async newest(pipeline, { limit, before }) {
       return [...rows.values()]
         .filter((r) => r.pipeline === pipeline && (before === undefined || r.eventTime < before))

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type cassandra from 'cassandra-driver';
 import type { CassandraConfig } from '../config/config.js';
-import { LooplineError } from '../streams/errors.js';
+import { LooplineError } from '../core/errors.js';
 
 export const migrationsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'infra', 'cql');
 

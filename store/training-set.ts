@@ -6,7 +6,7 @@
  * joiner, read by the model builder, the evaluator and the demo report, so
  * training sets are point-in-time correct by construction.
  */
-import type cassandra from 'cassandra-driver';
+import cassandra from 'cassandra-driver';
 import type { Prediction } from '../schemas/types.js';
 import { IDEMPOTENT, storeCall } from './errors.js';
 import { labelColumns } from './labels.js';
@@ -30,6 +30,12 @@ export function monthOf(ms: number): string {
 export interface TrainingSet {
   /** One row per event: the served prediction's features with the ground truth. */
   write(p: Prediction, label: string | number, labelTime: number): Promise<void>;
+  /**
+   * Rows known before the loop started (the bootstrap model's training rows,
+   * with the values an up-to-date store would have served): retrains and the
+   * evaluator see them as they see joined rows. Idempotent (same key, same row).
+   */
+  seed(pipeline: string, rows: readonly TrainingRow[]): Promise<void>;
   /** The newest `limit` rows of a pipeline (event time < `before` when given), newest first. */
   newest(pipeline: string, options: { limit: number; before?: number }): Promise<TrainingRow[]>;
 }
@@ -51,6 +57,24 @@ export function createTrainingSet(cql: cassandra.Client): TrainingSet {
             ? null
             : cql.execute('INSERT INTO training_months (pipeline, month) VALUES (?, ?)', [p.pipeline, month], IDEMPOTENT).then(() => monthsWritten.add(`${p.pipeline}/${month}`)),
         ]);
+      });
+    },
+
+    seed(pipeline, rows) {
+      if (rows.length === 0) return Promise.resolve();
+      const months = [...new Set(rows.map((r) => monthOf(r.eventTime)))];
+      return storeCall(`seeding ${rows.length} training rows of ${pipeline}`, async () => {
+        await cassandra.concurrent.executeConcurrent(
+          cql,
+          'INSERT INTO training_rows (pipeline, month, event_time, event_id, model_version, features_num, features_str, missing, label_str, label_num, label_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+          rows.map((r) => {
+            const { num, str } = splitValues(r.values);
+            const missing = Object.keys(r.values).filter((k) => r.values[k] === null);
+            return [pipeline, monthOf(r.eventTime), new Date(r.eventTime), r.eventId, r.modelVersion, num, str, missing, ...labelColumns(r.label), new Date(r.labelTime)];
+          }),
+          { concurrencyLevel: 64, raiseOnFirstError: true, executionProfile: undefined },
+        );
+        await Promise.all(months.map((m) => cql.execute('INSERT INTO training_months (pipeline, month) VALUES (?, ?)', [pipeline, m], IDEMPOTENT).then(() => monthsWritten.add(`${pipeline}/${m}`))));
       });
     },
 

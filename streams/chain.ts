@@ -13,14 +13,14 @@
  * worker's reason).
  */
 import type { RecordName } from '../schemas/catalogue.js';
-import { LooplineError } from '../core/errors.js';
+import { ConfigError, LooplineError } from '../core/errors.js';
 import type { AnyWorkerDefinition, WorkerImpl } from './definition.js';
 import type { Broadcast, InputRecord, OutputRecord, ProcessContext, ProcessResult, RecordFailure } from './runtime.js';
 
 export function chainWorkers(first: AnyWorkerDefinition, second: AnyWorkerDefinition): AnyWorkerDefinition {
   const link = second.input.topics[0]!.topic;
-  if (second.input.topics.length !== 1 || !first.outputs.includes(link)) throw new Error(`cannot chain ${first.name} into ${second.name}: ${second.name} must read one topic that ${first.name} writes`);
-  if (first.state !== 'none' && !first.state.startsWith('none')) throw new Error(`cannot chain ${first.name}: only stateless workers chain`);
+  if (second.input.topics.length !== 1 || !first.outputs.includes(link)) throw new ConfigError(`cannot chain ${first.name} into ${second.name}: ${second.name} must read one topic that ${first.name} writes`);
+  if (first.state !== 'none' && !first.state.startsWith('none')) throw new ConfigError(`cannot chain ${first.name}: only stateless workers chain`);
   return {
     name: `${first.name}-${second.name}`,
     doc: `${first.name} and ${second.name} chained in one consumer and one transaction (${link} is still written)`,

@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { logLevel } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../config/config.js';
-import { TransientError, wrapError } from './errors.js';
+import { TransientError, wrapError } from '../core/errors.js';
 import { createLogger, kafkaLogCreator } from './logger.js';
 import { isSecretKey, redactDeep, redactText, redactUrl, REDACTED } from './redact.js';
 
@@ -113,6 +113,19 @@ describe('logger: no secret in any log line', () => {
     log({ namespace: 'Runner', level: logLevel.ERROR, label: 'ERROR', log: { message: 'Error when calling eachBatch', timestamp: 'x', logger: 'kafkajs', error: new Error(`registry at http://u:${S}@h unreachable`) } });
     expect(text()).not.toContain(S);
     expect(text()).toContain('"err":{"type":"Error","message":"registry at http://[Redacted]@h unreachable"');
+  });
+
+  it('broker errors kafkajs retries by itself are logged at debug, others at error', () => {
+    const { logger, lines } = capture();
+    const log = kafkaLogCreator(logger)(logLevel.DEBUG);
+    const concurrent = 'The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing';
+    log({ namespace: 'Connection', level: logLevel.ERROR, label: 'ERROR', log: { message: 'Response AddPartitionsToTxn(key: 24, version: 1)', timestamp: 'x', logger: 'kafkajs', error: concurrent, correlationId: 1, size: 67 } });
+    log({ namespace: 'Connection', level: logLevel.ERROR, label: 'ERROR', log: { message: 'Response InitProducerId(key: 22, version: 1)', timestamp: 'x', logger: 'kafkajs', error: 'Not authorized to access topics: [Topic authorization failed]', correlationId: 2, size: 10 } });
+    const levels = lines.map((l) => JSON.parse(l) as { level: number; msg: string }).map((l) => [l.msg, l.level]);
+    expect(levels).toEqual([
+      ['Response AddPartitionsToTxn(key: 24, version: 1)', 20],
+      ['Response InitProducerId(key: 22, version: 1)', 50],
+    ]);
   });
 
   it('survives cycles and very deep objects without leaking', () => {

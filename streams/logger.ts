@@ -11,6 +11,7 @@
  * strings, bare JWTs included. Logging a whole LooplineConfig is therefore safe.
  */
 import { logLevel as KafkaLogLevel, type logCreator } from 'kafkajs';
+import { createRequire } from 'node:module';
 import pino from 'pino';
 import { redactDeep, REDACTED } from './redact.js';
 
@@ -51,6 +52,16 @@ export function createLogger(options: { level?: string; name?: string; destinati
 }
 
 /** kafkajs → pino, at kafkajs's level mapped to pino's. */
+/**
+ * The messages of broker error codes kafkajs retries by itself (CONCURRENT_TRANSACTIONS,
+ * NOT_COORDINATOR, ...): it logs every such response at error level before retrying, which
+ * would cry wolf on a healthy loop. They are logged at debug; a retry that gives up still
+ * surfaces as the caller's error.
+ */
+const RETRIED_BY_CLIENT: ReadonlySet<string> = new Set(
+  (createRequire(import.meta.url)('kafkajs/src/protocol/error.js') as { errorCodes: Array<{ message: string; retriable: boolean }> }).errorCodes.filter((e) => e.retriable).map((e) => e.message),
+);
+
 export function kafkaLogCreator(logger: Logger): logCreator {
   return () => ({ level, log }) => {
     const { message, ...extra } = log;
@@ -62,7 +73,9 @@ export function kafkaLogCreator(logger: Logger): logCreator {
       child.err = child.error;
       delete child.error;
     }
-    if (level === KafkaLogLevel.ERROR) logger.error(child, message);
+    const retried = typeof log.error === 'string' && message.startsWith('Response ') && RETRIED_BY_CLIENT.has(log.error);
+    if (retried) logger.debug(child, message);
+    else if (level === KafkaLogLevel.ERROR) logger.error(child, message);
     else if (level === KafkaLogLevel.WARN) logger.warn(child, message);
     else if (level === KafkaLogLevel.INFO) logger.info(child, message);
     else logger.debug(child, message);

@@ -7,7 +7,7 @@
  */
 import type { Admin } from 'kafkajs';
 import { recordSchema, type RecordName } from '../schemas/catalogue.js';
-import { FatalError } from '../core/errors.js';
+import { FatalError, TransientError } from '../core/errors.js';
 import type { DecodeLimits, DecodeOptions } from '../schemas/codec.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -58,7 +58,8 @@ export const TOPICS = [
   { name: 'labels.ground-truth', partitions: 3, key: 'event_id', retentionMs: 14 * DAY_MS, cleanupPolicy: 'delete', values: ['GroundTruth'], deadLetter: 'labels.ground-truth.dlq', compatibility: 'FULL_TRANSITIVE', copartition: 'join', doc: 'Ground truth as it becomes known.' },
   { name: 'predictions.by-event', partitions: 3, key: 'event_id', retentionMs: 14 * DAY_MS, cleanupPolicy: 'delete', values: ['Prediction'], deadLetter: 'predictions.by-event.dlq', compatibility: 'BACKWARD', copartition: 'join', internal: true, doc: 'Every prediction (champion, A/B and shadow) keyed by event id: the joiner\'s repartition of `predictions`, co-partitioned with the labels.' },
   { name: 'labels.late', partitions: 1, key: 'event_id', retentionMs: 30 * DAY_MS, cleanupPolicy: 'delete', values: ['GroundTruth'], deadLetter: null, compatibility: 'FULL_TRANSITIVE', doc: 'Labels past the join horizon: counted, kept, not joined.' },
-  { name: 'predictions.labeled', partitions: 3, key: 'model', retentionMs: 14 * DAY_MS, cleanupPolicy: 'delete', values: ['LabeledPrediction'], deadLetter: 'predictions.labeled.dlq', compatibility: 'FULL_TRANSITIVE', doc: 'Predictions joined with ground truth.' },
+  { name: 'predictions.by-model', partitions: 3, key: 'model', retentionMs: 3 * DAY_MS, cleanupPolicy: 'delete', values: ['Prediction'], deadLetter: 'predictions.by-model.dlq', compatibility: 'BACKWARD', copartition: 'monitor', internal: true, doc: 'Every prediction (champion, A/B and shadow) keyed by model: the drift monitor\'s repartition of `predictions`, co-partitioned with `predictions.labeled`, for the quality estimate before labels (monitoring.estimate).' },
+  { name: 'predictions.labeled', partitions: 3, key: 'model', retentionMs: 14 * DAY_MS, cleanupPolicy: 'delete', values: ['LabeledPrediction'], deadLetter: 'predictions.labeled.dlq', compatibility: 'FULL_TRANSITIVE', copartition: 'monitor', doc: 'Predictions joined with ground truth.' },
   { name: 'monitor.reports', partitions: 1, key: 'model', retentionMs: 90 * DAY_MS, cleanupPolicy: 'delete', values: ['QualityReport', 'DriftReport'], deadLetter: 'monitor.reports.dlq', compatibility: 'BACKWARD', doc: 'Quality and drift reports per window.' },
   { name: 'control.retrain', partitions: 1, key: 'pipeline', retentionMs: 90 * DAY_MS, cleanupPolicy: 'delete', values: ['RetrainRequest'], deadLetter: 'control.retrain.dlq', compatibility: 'BACKWARD', doc: 'Retrain decisions.' },
   { name: 'control.candidates', partitions: 1, key: 'pipeline', retentionMs: 90 * DAY_MS, cleanupPolicy: 'delete', values: ['ModelCandidate'], deadLetter: 'control.candidates.dlq', compatibility: 'BACKWARD', doc: 'Trained candidates awaiting evaluation.' },
@@ -69,6 +70,7 @@ export const TOPICS = [
   dlq('predictions.dlq'),
   dlq('predictions.by-event.dlq'),
   dlq('labels.ground-truth.dlq'),
+  dlq('predictions.by-model.dlq'),
   dlq('predictions.labeled.dlq'),
   dlq('control.retrain.dlq'),
   dlq('control.candidates.dlq'),
@@ -123,6 +125,23 @@ export interface EnsureTopicsResult {
   mismatched: Array<{ topic: string; partitions: number; expected: number }>;
 }
 
+const UNSETTLED = new Set(['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE']);
+
+/** Waits until every partition of `topics` has a leader; a topic the broker does not know yet counts as not ready. */
+export async function waitForTopicLeaders(admin: Admin, topics: string[], timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const meta = await admin.fetchTopicMetadata({ topics });
+      if (meta.topics.length === topics.length && meta.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
+    } catch (err) {
+      if (!UNSETTLED.has((err as { type?: string }).type ?? '')) throw err;
+    }
+    if (Date.now() > deadline) throw new TransientError(`topics ${topics.join(', ')} have no leader after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 /** Creates missing topics; never alters existing ones (a partition change reshuffles keys, an operator's call). */
 export async function ensureTopics(admin: Admin, names: TopicNames, specs: readonly TopicSpec[] = TOPICS, replicationFactor = 1): Promise<EnsureTopicsResult> {
   for (const group of new Set(specs.map((s) => s.copartition).filter(Boolean))) {
@@ -132,8 +151,10 @@ export async function ensureTopics(admin: Admin, names: TopicNames, specs: reado
   const existing = new Set(await admin.listTopics());
   const missing = specs.filter((s) => !existing.has(names.physical(s.name)));
   if (missing.length > 0) {
+    // Not kafkajs's waitForLeaders: it retries only LEADER_NOT_AVAILABLE, and a loaded broker can answer the
+    // first metadata request after CreateTopics with UNKNOWN_TOPIC_OR_PARTITION, which failed the bootstrap.
     await admin.createTopics({
-      waitForLeaders: true,
+      waitForLeaders: false,
       topics: missing.map((s) => ({
         topic: names.physical(s.name),
         numPartitions: s.partitions,
@@ -144,6 +165,7 @@ export async function ensureTopics(admin: Admin, names: TopicNames, specs: reado
         ],
       })),
     });
+    await waitForTopicLeaders(admin, missing.map((s) => names.physical(s.name)));
   }
   const present = specs.filter((s) => existing.has(names.physical(s.name)));
   const mismatched: EnsureTopicsResult['mismatched'] = [];

@@ -1,5 +1,9 @@
 /**
- * drift-monitor: labeled predictions in, quality and drift reports out. For
+ * drift-monitor: labeled predictions in, quality and drift reports out; and,
+ * with monitoring.estimate, scored predictions in (`predictions.by-model`,
+ * co-partitioned with `predictions.labeled`: one member owns a model's
+ * state), estimates of each window's quality out before its labels arrive
+ * (estimate-core.ts). For
  * each model version and variant it keeps tumbling windows, a sequential
  * detector on the error stream and feature/prediction drift against the
  * version's training baseline (monitor-core.ts, pure); every report goes to
@@ -17,13 +21,13 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { ModelIntegrityError, ModelNotFoundError } from '../../models/registry.js';
-import type { LabeledPrediction } from '../../schemas/types.js';
+import type { LabeledPrediction, Prediction } from '../../schemas/types.js';
 import type { Stores } from '../../store/stores.js';
 import type { StoredReport } from '../../store/monitor-reports.js';
 import { defineWorker, type WorkerContext } from '../../streams/definition.js';
 import type { OutputRecord } from '../../streams/runtime.js';
 import { createStatefulProcess, type StatefulLogic } from '../../streams/state.js';
-import { applyRecord, checkRecord, MonitorState, monitorConfig, type MonitorConfig, type MonitorReport, type MonitorStateJSON, type VersionBaseline } from './monitor-core.js';
+import { applyPrediction, applyRecord, checkPrediction, checkRecord, MonitorState, monitorConfig, type MonitorConfig, type MonitorReport, type MonitorStateJSON, type VersionBaseline } from './monitor-core.js';
 
 export const DRIFT_MONITOR = 'drift-monitor';
 
@@ -38,11 +42,14 @@ export function monitorMetrics(registry: Registry) {
 export type MonitorMetrics = ReturnType<typeof monitorMetrics>;
 
 /** The monitor as stateful logic: one state per pipeline model; effects = reports to store. */
-export function monitorLogic(config: MonitorConfig, baselineOf: (version: number) => Promise<VersionBaseline | null>, onIgnored?: (lp: LabeledPrediction) => void): StatefulLogic<'LabeledPrediction', MonitorState, Map<number, VersionBaseline | null>, StoredReport> {
+export function monitorLogic(config: MonitorConfig, baselineOf: (version: number) => Promise<VersionBaseline | null>, onIgnored?: (lp: LabeledPrediction) => void): StatefulLogic<'LabeledPrediction' | 'Prediction', MonitorState, Map<number, VersionBaseline | null>, StoredReport> {
   const scope = `${config.pipeline}/${config.modelName}`;
+  const isScored = (v: LabeledPrediction | Prediction): v is Prediction => !('prediction' in v);
   const ours = (lp: LabeledPrediction) => lp.prediction.pipeline === config.pipeline && lp.prediction.model_name === config.modelName;
   return {
     keyOf(r) {
+      // A scored prediction (predictions.by-model) feeds the estimate only: the monitor's without one skips it.
+      if (isScored(r.value)) return config.estimate && r.value.pipeline === config.pipeline && r.value.model_name === config.modelName ? scope : null;
       if (ours(r.value)) return scope;
       onIgnored?.(r.value);
       return null;
@@ -50,6 +57,11 @@ export function monitorLogic(config: MonitorConfig, baselineOf: (version: number
     initial: () => MonitorState.create(config),
     revive: (stored) => MonitorState.fromJSON(stored as MonitorStateJSON, config),
     validate(r) {
+      if (isScored(r.value)) {
+        if (!config.estimate || r.value.pipeline !== config.pipeline || r.value.model_name !== config.modelName) return null;
+        const problem = checkPrediction(config, r.value);
+        return problem ? { stage: 'VALIDATION', code: problem.code, message: problem.message } : null;
+      }
       if (!ours(r.value)) return null;
       const problem = checkRecord(config, r.value);
       return problem ? { stage: 'VALIDATION', code: problem.code, message: problem.message } : null;
@@ -58,11 +70,12 @@ export function monitorLogic(config: MonitorConfig, baselineOf: (version: number
       // Baselines of slots this chunk may open, fetched before the synchronous core runs.
       const known = new Set(states.get(scope)?.slotKeys ?? []);
       const versions = new Set<number>();
-      for (const r of records) if (ours(r.value) && !known.has(`${r.value.prediction.model_version}/${r.value.prediction.variant}`)) versions.add(r.value.prediction.model_version);
+      for (const r of records) if (!isScored(r.value) && ours(r.value) && !known.has(`${r.value.prediction.model_version}/${r.value.prediction.variant}`)) versions.add(r.value.prediction.model_version);
       return new Map(await Promise.all([...versions].map(async (v) => [v, await baselineOf(v)] as const)));
     },
     apply(state, r, baselines) {
-      const { reports } = applyRecord(state, r.value, (v) => baselines.get(v) ?? null);
+      const v = r.value;
+      const { reports } = isScored(v) ? applyPrediction(state, v) : applyRecord(state, v, (x) => baselines.get(x) ?? null);
       return {
         state,
         outputs: reports.map((x): OutputRecord => ({ topic: 'monitor.reports', record: x.record, key: scope, value: x.value })),
@@ -78,8 +91,14 @@ function toStored(r: MonitorReport): StoredReport {
 
 export const driftMonitor = defineWorker({
   name: DRIFT_MONITOR,
-  doc: 'tumbling windows per model version and variant: accuracy, AUC, log loss, calibration (or MAE, RMSE); PSI, Kolmogorov-Smirnov and chi-square of the served features against the training baseline, prediction PSI; ADWIN or Page-Hinkley on the error stream for fast alarms',
-  input: { topics: [{ topic: 'predictions.labeled', record: 'LabeledPrediction' }] },
+  doc: 'tumbling windows per model version and variant: accuracy, AUC, log loss, calibration (or MAE, RMSE); the accuracy and AUC estimated from the scored predictions before labels (CBPE), beside the realised accuracy once joined, with a calibration check; PSI, Kolmogorov-Smirnov and chi-square of the served features against the training baseline, prediction PSI; ADWIN or Page-Hinkley on the error stream for fast alarms',
+  input: {
+    topics: [
+      { topic: 'predictions.labeled', record: 'LabeledPrediction' },
+      { topic: 'predictions.by-model', record: 'Prediction' },
+    ],
+    copartitioned: true,
+  },
   outputs: ['monitor.reports'],
   tables: { reads: ['models', 'worker_state'], writes: ['monitor_reports', 'worker_state'] },
   state: 'per pipeline model: the windows, detectors and drift accumulators of every version and variant (worker_state)',

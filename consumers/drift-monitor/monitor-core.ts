@@ -35,7 +35,9 @@
 import { binIndex as baselineBinIndex, scoreBin, SCORE_BINS, type BaselineStats, type PredictionBaseline } from '../../models/baseline.js';
 import { MISSING_CATEGORY, OTHER_CATEGORY } from '../../models/feature-spec.js';
 import type { PipelineSpec } from '../../pipelines/spec.js';
-import type { DriftReport, FeatureDrift, LabeledPrediction, QualityReport } from '../../schemas/types.js';
+import type { DriftReport, FeatureDrift, LabeledPrediction, Prediction, QualityReport } from '../../schemas/types.js';
+import type { CbpeConfig } from '../../stats/cbpe.js';
+import { EstimateState, estimateSetting, type EstimateStateJSON } from './estimate-core.js';
 import {
   Adwin,
   FeatureDriftAccumulator,
@@ -85,6 +87,8 @@ export interface MonitorConfig {
    * it continues the numbering). Keeps the checkpoint to the versions that serve. Default 4 × windowSize.
    */
   retireAfterRecords: number;
+  /** The quality estimate before labels (estimate-core.ts); null or absent: none. */
+  estimate?: { config: CbpeConfig; horizonMs: number } | null;
 }
 
 /** The monitor settings of a pipeline spec, with optional overrides. */
@@ -104,6 +108,10 @@ export function monitorConfig(spec: PipelineSpec, overrides: Partial<MonitorConf
     pageHinkley: {},
     driftMinSamples: Math.min(100, m.windowSize),
     retireAfterRecords: 4 * m.windowSize,
+    estimate: (() => {
+      const e = estimateSetting(spec);
+      return e.config ? e : null;
+    })(),
     ...overrides,
   };
   if (!Number.isInteger(config.windowSize) || config.windowSize < 1) throw new RangeError(`monitor: windowSize must be a positive integer, got ${config.windowSize}`);
@@ -185,6 +193,8 @@ export interface MonitorStateJSON {
   seen?: number;
   /** Retired slots: the window index a later record of them continues from. */
   retired?: Record<string, number>;
+  /** The quality estimate's state (with MonitorConfig.estimate). */
+  estimate?: EstimateStateJSON;
 }
 
 /** Alarm messages quote the error over this many latest predictions. */
@@ -259,9 +269,13 @@ export class MonitorState {
   readonly #slots = new Map<string, Slot>();
   #seen = 0;
   readonly #retired = new Map<string, number>();
+  /** The quality estimate (null without MonitorConfig.estimate). */
+  readonly estimate: EstimateState | null;
 
-  private constructor(config: MonitorConfig) {
+  private constructor(config: MonitorConfig, estimate?: EstimateStateJSON) {
     this.config = config;
+    const e = config.estimate ?? null;
+    this.estimate = e ? (estimate ? EstimateState.fromJSON(estimate, e.config, e.horizonMs) : EstimateState.create(e.config, e.horizonMs)) : null;
   }
 
   static create(config: MonitorConfig): MonitorState {
@@ -274,7 +288,7 @@ export class MonitorState {
     if (json.pipeline !== config.pipeline || json.modelName !== config.modelName) {
       throw new RangeError(`MonitorState.fromJSON: state of ${json.pipeline}/${json.modelName} given to a monitor of ${config.pipeline}/${config.modelName}`);
     }
-    const state = new MonitorState(config);
+    const state = new MonitorState(config, json.estimate);
     state.#seen = json.seen ?? 0;
     for (const [key, s] of Object.entries(json.slots)) state.#slots.set(key, new Slot(s, state.#seen));
     for (const [key, index] of Object.entries(json.retired ?? {})) state.#retired.set(key, index);
@@ -284,7 +298,7 @@ export class MonitorState {
   toJSON(): MonitorStateJSON {
     const slots: Record<string, SlotState> = {};
     for (const [key, slot] of this.#slots) slots[key] = slot.toJSON();
-    return { kind: 'drift-monitor', version: 1, pipeline: this.config.pipeline, modelName: this.config.modelName, slots, seen: this.#seen, retired: Object.fromEntries(this.#retired) };
+    return { kind: 'drift-monitor', version: 1, pipeline: this.config.pipeline, modelName: this.config.modelName, slots, seen: this.#seen, retired: Object.fromEntries(this.#retired), ...(this.estimate ? { estimate: this.estimate.toJSON() } : {}) };
   }
 
   /** Slot keys retired so far (see MonitorConfig.retireAfterRecords). */
@@ -390,8 +404,38 @@ export function applyRecord(state: MonitorState, lp: LabeledPrediction, baseline
     slot.windowStart = null;
     slot.windowEnd = null;
   }
+  if (state.estimate && config.task !== 'regression') {
+    for (const value of state.estimate.addLabeled(config.pipeline, config.modelName, lp, error === 0, base)) reports.push({ record: 'QualityReport', value, variant: p.variant });
+  }
   state.retireIdle();
   return { state, reports };
+}
+
+/** Why the estimator cannot use a scored prediction, or null (another pipeline's or model's is skipped, not invalid). */
+export function checkPrediction(config: MonitorConfig, p: Prediction): { code: string; message: string } | null {
+  if (!Number.isFinite(p.event_time)) return { code: 'NON_FINITE', message: `prediction ${p.prediction_id}: event_time is not finite` };
+  if (p.label === null) return { code: 'NO_PREDICTED_LABEL', message: `prediction ${p.prediction_id}: classification prediction without a label` };
+  if (!Number.isInteger(p.model_version)) return { code: 'BAD_VERSION', message: `prediction ${p.prediction_id}: model_version is not an integer` };
+  for (const [c, v] of Object.entries(p.probabilities)) {
+    if (!Number.isFinite(v) || v < 0) return { code: 'NON_FINITE', message: `prediction ${p.prediction_id}: probability of ${c} is not a finite non-negative number` };
+  }
+  return null;
+}
+
+/**
+ * Applies one scored prediction (`predictions.by-model`) to the quality
+ * estimate: returns the estimate report of the window it closes, if any.
+ * No-op without MonitorConfig.estimate. Throws
+ * `InvalidLabeledPredictionError` (state untouched) as `checkPrediction` says.
+ */
+export function applyPrediction(state: MonitorState, p: Prediction): { state: MonitorState; reports: MonitorReport[] } {
+  const config = state.config;
+  if (!state.estimate || p.pipeline !== config.pipeline || p.model_name !== config.modelName) return { state, reports: [] };
+  const problem = checkPrediction(config, p);
+  if (problem) throw new InvalidLabeledPredictionError(problem.code, problem.message);
+  const base = reportBase(config.pipeline, config.modelName, p.model_version, p.variant);
+  const value = state.estimate.addPrediction(config.pipeline, config.modelName, p, base);
+  return { state, reports: value ? [{ record: 'QualityReport', value, variant: p.variant }] : [] };
 }
 
 /**

@@ -155,6 +155,15 @@ describe('evaluator (in-memory harness)', () => {
     expect(await info(s, 2)).toMatchObject({ status: 'rejected', verdict: 'rejected: the held-out window has 19 rows, too few to judge' });
   });
 
+  it('judges only on rows the champion did not learn from either: a champion trained into the window is not scored on its own training rows', async () => {
+    const s = createMemoryStores();
+    await registerChampion(s.registry, bad, { spec, rows: [...train, ...holdout.slice(0, 300)] });
+    for (const r of holdout) await s.training.write(predictionOf(r, 1, spec), r.label!, r.event.event_time + spec.label.delayMs);
+    const cand = await registerModel(s.registry, good, { spec, rows: train, parentVersion: 1 });
+    const run = await runFlow(evaluator, [C(candidateOf(cand))], { spec, stores: s });
+    expect(events(run.outputs).map((e) => e.reason)).toEqual([expect.stringMatching(/^promoted: accuracy on 100 held-out rows: /)]);
+  });
+
   describe('a refitted candidate (validate, then refit): its validation model is judged on the held-out rows', () => {
     /** A validation model trained on `train` and the refit registered after it, its window covering the held-out rows. */
     async function refitted(s: MemoryStores, validationModel: TrainedModel, refitModel: TrainedModel): Promise<ModelCandidate> {

@@ -2,8 +2,9 @@
  * evaluator's core: contender against champion, then promote or reject.
  *
  * Both models score the same held-out window: the newest labeled rows after
- * the candidate's training window (a time-based split; the builder never
- * trains on them), with the feature values that were served live. Per row
+ * the candidate's training window and the champion's (a time-based split; the
+ * builder never trains on them, and a champion is never judged on rows it
+ * learned from), with the feature values that were served live. Per row
  * the promotion metric gives a score (accuracy: 1 if correct; log loss: minus
  * the row's log loss; MAE/RMSE: minus the absolute error); a paired bootstrap
  * interval of the mean difference (candidate − champion) at the spec's
@@ -130,8 +131,12 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerImpl<'ModelCandidate
         }
         // The judged model: the validation model (trained without the held-out rows) when the candidate was refitted on them.
         const judged = c.validation_version ?? c.model_version;
-        const judgedInfo = c.validation_version === null ? info : (await registry.list(spec.name, spec.model.name)).find((m) => m.version === judged);
-        const trainedUntil = judgedInfo?.trainingEnd ?? c.window_end;
+        const versions = await registry.list(spec.name, spec.model.name);
+        const judgedInfo = c.validation_version === null ? info : versions.find((m) => m.version === judged);
+        // Rows either model learned from are not held out: a champion refitted recently has seen the
+        // older part of the window, and would be judged on its own training rows.
+        const championInfo = serving.champion === null ? undefined : versions.find((m) => m.version === serving.champion);
+        const trainedUntil = Math.max(judgedInfo?.trainingEnd ?? c.window_end, championInfo?.trainingEnd ?? -Infinity);
         const holdout = (await deps.training.newest(spec.name, { limit: p.holdoutRows })).filter((r) => r.eventTime > trainedUntil);
         if (serving.champion !== null && holdout.length < 30) {
           const verdict = `rejected: the held-out window has ${holdout.length} rows, too few to judge`;

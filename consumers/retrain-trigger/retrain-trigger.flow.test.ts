@@ -23,7 +23,7 @@ const SCOPE = `${P}/${M}`;
 const spec: PipelineSpec = {
   ...elec2,
   monitoring: { ...elec2.monitoring, windowSize: 500 },
-  retrain: { onDetectorAlarm: true, onDrift: true, maxRelativeDrop: 0.08, everyLabels: 2000, cooldownLabels: 1000, minFreshLabels: 1000 },
+  retrain: { onDetectorAlarm: true, onEstimate: false, onDrift: true, maxRelativeDrop: 0.08, everyLabels: 2000, cooldownLabels: 1000, minFreshLabels: 1000 },
   promotion: { ...elec2.promotion, metric: 'accuracy', rollbackMargin: 0.02 },
 };
 let model: TrainedModel;

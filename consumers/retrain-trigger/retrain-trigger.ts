@@ -28,6 +28,7 @@ import type { ServingState } from '../../models/registry.js';
 import type { PipelineSpec } from '../../pipelines/spec.js';
 import type { DriftReport, QualityReport, RetrainRequest } from '../../schemas/types.js';
 import type { OutputRecord } from '../../streams/runtime.js';
+import { estimateReportKind } from '../drift-monitor/estimate-core.js';
 import type { StatefulLogic } from '../../streams/state.js';
 
 export type Report = QualityReport | DriftReport;
@@ -85,7 +86,13 @@ export function decide(spec: PipelineSpec, s0: TriggerState, report: Report, ser
   const r = spec.retrain;
   const metricName = spec.promotion.metric;
 
-  if (isQuality(report)) {
+  const estimate = isQuality(report) ? estimateReportKind(report.report_id) : null;
+  if (estimate !== null) {
+    // An estimate before labels (drift monitor, monitoring.estimate): never a realised window; with
+    // retrain.onEstimate, the champion's estimate band is held to minMetric / maxRelativeDrop.
+    const q = report as QualityReport;
+    if (estimate === 'estimate' && r.onEstimate && q.variant === 'champion' && q.model_version === serving.champion) trigger = estimateTrigger(spec, s, q);
+  } else if (isQuality(report)) {
     const m = metricOf(spec, report);
     const full = report.alarm === null;
     const key = `${report.model_version}/${report.variant}/${windowIndex(report.report_id)}`;
@@ -147,6 +154,28 @@ export function decide(spec: PipelineSpec, s0: TriggerState, report: Report, ser
   return { state: s, request, rollback };
 }
 
+/**
+ * retrain.onEstimate: whether an estimate report of the champion calls for a
+ * retrain. Conservative, as stats/cbpe.ts `estimateBelowTarget`: fires only
+ * when the band's upper edge (`estimated_<metric>_upper`) is below the target,
+ * and never without a calibration check or on one that was flagged.
+ * Accuracy and AUC only (the metrics CBPE estimates).
+ */
+export function estimateTrigger(spec: PipelineSpec, s: TriggerState, report: QualityReport): { reason: string; detail: string } | null {
+  const metric = spec.promotion.metric;
+  const name = metric === 'accuracy' ? 'estimated_accuracy' : metric === 'auc' ? 'estimated_auc' : null;
+  if (name === null) return null;
+  const value = report.metrics[name];
+  const upper = report.metrics[`${name}_upper`];
+  if (value === undefined || upper === undefined || report.metrics.calibration_flagged !== 0) return null;
+  const r = spec.retrain;
+  if (r.minMetric !== undefined && upper < r.minMetric) return { reason: 'estimated_quality_below_threshold', detail: `${name} ${value.toFixed(4)} (upper ${upper.toFixed(4)}) vs threshold ${r.minMetric}` };
+  const ref = s.reference[String(report.model_version)];
+  if (ref !== undefined && r.maxRelativeDrop !== undefined && upper < ref - Math.abs(ref) * r.maxRelativeDrop) {
+    return { reason: 'estimated_quality_drop', detail: `${name} ${value.toFixed(4)} (upper ${upper.toFixed(4)}) vs ${ref.toFixed(4)} in the champion's first window` };
+  }
+  return null;
+}
 
 /** A rollback decided by the guard, carried out after the state is saved. */
 export interface RollbackEffect {

@@ -3,7 +3,9 @@
  * with the champion, an optional A/B arm (stable hash of the event id) and an
  * optional shadow; writes every prediction to the prediction log, the served
  * ones to `predictions` (keyed by entity, for services) and all of them to
- * `predictions.by-event` (keyed by event, for the joiner). Hot-swaps between
+ * `predictions.by-event` (keyed by event, for the joiner) and, with
+ * monitoring.estimate, to `predictions.by-model` (keyed by model, for the
+ * drift monitor's estimate before labels). Hot-swaps between
  * chunks when control.models announces a change (a broadcast: every scorer
  * instance sees every announcement) or its registry poll sees one.
  *
@@ -27,7 +29,7 @@ export const scorer = defineWorker({
   name: 'scorer',
   doc: 'scores a chunk in one onnxruntime call with the champion, an optional A/B arm (stable hash of the event id) and shadow; hot-swaps on control.models or a registry poll',
   input: { topics: [{ topic: 'features.vectors', record: 'FeatureVector' }] },
-  outputs: ['predictions', 'predictions.by-event'],
+  outputs: ['predictions', 'predictions.by-event', 'predictions.by-model'],
   broadcasts: ['control.models'],
   tables: { reads: ['models', 'model_serving'], writes: ['prediction_log', 'predictions_by_time'] },
   state: 'none (the serving models, reloaded from the registry)',

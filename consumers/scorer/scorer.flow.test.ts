@@ -92,7 +92,9 @@ describe('scorer (in-memory harness)', () => {
     expect(served).toHaveLength(100);
     expect(byEvent).toEqual(expect.arrayContaining(served));
     expect(byEvent).toHaveLength(100);
-    for (const o of run.outputs) expect(o.key).toBe(o.topic === 'predictions' ? (o.value as Prediction).entity_id : (o.value as Prediction).event_id);
+    // monitoring.estimate (default on): every prediction also on predictions.by-model, keyed by model.
+    expect(on(run.outputs, 'predictions.by-model')).toEqual(byEvent);
+    for (const o of run.outputs) expect(o.key).toBe(o.topic === 'predictions' ? (o.value as Prediction).entity_id : o.topic === 'predictions.by-model' ? `${P}/${M}` : (o.value as Prediction).event_id);
     const expected = await scoresOf(v1Model, scoreRows.slice(0, 100));
     const byId = new Map(scoreRows.map((r) => [r.event.event_id, r]));
     for (const p of served) {
@@ -177,7 +179,7 @@ describe('scorer (in-memory harness)', () => {
     expect(s.scorer().serving().champion).toBe(1);
     const still = await s.run(inputs(10, 20));
     expect(new Set(on(still.outputs, 'predictions').map((p) => p.model_version))).toEqual(new Set([1]));
-    expect(still.outputs).toHaveLength(20);
+    expect(still.outputs).toHaveLength(30); // predictions, by-event, by-model
 
     const fewer = trainModel({
       spec: { task: 'binary', features: [{ name: 'period', kind: 'numeric' }, { name: 'nswdemand', kind: 'numeric' }, { name: 'day', kind: 'categorical', categories: spec.model.categories.day! }], classes: ['DOWN', 'UP'] },

@@ -18,6 +18,7 @@
 import crypto from 'node:crypto';
 import { LooplineError, TransientError } from '../../core/errors.js';
 import { pipelineFitProblem } from '../../models/feature-spec.js';
+import { estimateSetting } from '../drift-monitor/estimate-core.js';
 import { loadOnnxModel, type OnnxModel } from '../../models/onnx-model.js';
 import type { ModelOutput } from '../../models/model-output.js';
 import type { ModelRegistry, ServingState } from '../../models/registry.js';
@@ -117,6 +118,7 @@ export function createScorer(deps: ScorerDeps): Scorer {
   const now = deps.now ?? Date.now;
   const modelName = spec.model.name;
   const expected = modelFeatureDefs(spec);
+  const byModel = estimateSetting(spec).config !== null;
   const served = [...inputKinds(spec)].map(([name, kind]) => ({ name, kind }));
   const cache = new Map<number, Promise<Loaded>>();
   const refusedVersions = new Set<number>();
@@ -228,6 +230,8 @@ export function createScorer(deps: ScorerDeps): Scorer {
       const outputs: OutputRecord[] = [
         ...servedPredictions.map((p): OutputRecord => ({ topic: 'predictions', record: 'Prediction', key: p.entity_id, value: p })),
         ...all.map((p): OutputRecord => ({ topic: 'predictions.by-event', record: 'Prediction', key: p.event_id, value: p })),
+        // The drift monitor's estimate before labels: keyed by model, as predictions.labeled (same partition).
+        ...(byModel ? all.map((p): OutputRecord => ({ topic: 'predictions.by-model', record: 'Prediction', key: `${p.pipeline}/${p.model_name}`, value: p })) : []),
       ];
       return { outputs, deadLetters };
     },

@@ -1,15 +1,18 @@
 /**
- * Loopline's scoring path under load: the bootstrap model trained and
- * promoted, the feature-writer, preprocessor and scorer running in this
- * process, Elec2 replayed into events.client / features.updates, and a
- * read_committed consumer on `predictions` observing every prediction.
+ * Loopline's scoring path under load: the bootstrap model of the workload's
+ * pipeline trained and promoted, the feature-writer, preprocessor and scorer
+ * (chained or not) running in this process, the pipeline's CSV replayed into
+ * events.client / features.updates, and a read_committed consumer on
+ * `predictions` observing every prediction.
  *
  * Runs, each on its own rows of the dataset (so ids and side effects never
  * overlap): a warm-up (schemas, prepared statements, ONNX session, group
- * joins), a saturation run (speed 'max') and a paced run (a fixed events/s).
+ * joins), then the runs the caller asks for: saturation (speed 'max') and
+ * paced (a fixed events/s).
  */
 import type { Admin, Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
+import path from 'node:path';
 import type { LooplineConfig } from '../../config/config.js';
 import { startPipeline, type RunningPipeline } from '../../consumers/pipeline.js';
 import { trainBootstrap, type BootstrapResult } from '../../producers/bootstrap.js';
@@ -26,6 +29,8 @@ import type { Logger } from '../../streams/logger.js';
 import type { TopicNames } from '../../streams/topics.js';
 import { groupCaughtUp } from '../support/read-topic.js';
 import { startReader } from './reader.js';
+import type { CpuMeter, CpuSample } from './cpu.js';
+import { startProfile, type ProfileSummary } from './profile.js';
 import { closeOnInterrupt, DeliveryTracker, fmt, logCounts, progress, sleep, summarize, waitWithProgress, type LatencySummary } from './stats.js';
 
 export interface LooplineDeps {
@@ -39,6 +44,7 @@ export interface LooplineDeps {
   spec: PipelineSpec;
   specDir: string;
   csv: Array<Record<string, string>>;
+  cpu: CpuMeter;
 }
 
 export interface RunPlan {
@@ -84,15 +90,31 @@ export interface RunResult {
   deadLetters: Record<string, string>;
   logSample: { checked: number; found: number; mismatched: number };
   workers: Record<string, WorkerChunkStats>;
-  /** Transaction-coordinator CONCURRENT_TRANSACTIONS answers during the run (each costs a retry backoff of ~200 ms or more). */
+  /** Transaction-coordinator CONCURRENT_TRANSACTIONS answers during the run. */
   concurrentTransactions: number;
+  /** CPU seconds by process from the first send to the last prediction read (node = this process: workers, replayer and observer). */
+  cpuSeconds: CpuSample;
+  /** CPU ms per event by process. */
+  cpuMsPerEvent: CpuSample;
+  /** With --cpu-profile: where this process spent its CPU during the run. */
+  profile?: ProfileSummary & { file: string };
 }
 
 export interface LooplineResult {
+  /** Workload and variant, e.g. `many/chained`. */
+  label: string;
+  chained: boolean;
   bootstrap: { version: number; rows: number; seconds: number; promoted: boolean };
   warmup: { events: number; seconds: number };
   runs: RunResult[];
   problems: string[];
+}
+
+export interface LooplineBench {
+  /** Replays one run's rows and measures it. */
+  run(plan: RunPlan): Promise<RunResult>;
+  result(): LooplineResult;
+  stop(): Promise<void>;
 }
 
 const WARMUP_EVENTS = 300;
@@ -139,24 +161,28 @@ function chunkDelta(before: Snapshot, after: Snapshot, wallSeconds: number): Rec
   return out;
 }
 
-export async function runLoopline(deps: LooplineDeps, opts: { batchMax: number; runs: RunPlan[]; pacedRate: (saturation: RunResult) => number; chain?: boolean }): Promise<LooplineResult> {
-  const { kafka, admin, codec, names, cql, logger, spec, specDir, csv } = deps;
+export async function startLoopline(
+  deps: LooplineDeps,
+  opts: { label: string; batchMax: number; chain?: boolean; profileDir?: string },
+): Promise<LooplineBench> {
+  const { kafka, admin, codec, names, cql, logger, spec, specDir, csv, cpu } = deps;
   const problems: string[] = [];
+  const { label } = opts;
 
-  progress('loopline: training the bootstrap model');
+  progress(`${label}: training the bootstrap model of ${spec.name}`);
   const boot: BootstrapResult = await trainBootstrap(spec, specDir, createModelRegistry(cql), 'bench');
-  progress(`loopline: bootstrap model v${boot.model.version} trained on ${fmt(boot.rows)} rows in ${boot.seconds.toFixed(1)} s (promoted: ${boot.promoted})`);
+  progress(`${label}: bootstrap model v${boot.model.version} trained on ${fmt(boot.rows)} rows in ${boot.seconds.toFixed(1)} s (promoted: ${boot.promoted})`);
   if (!boot.promoted) throw new Error('the bootstrap model was not promoted: the keyspace already had a champion');
 
-  progress(`loopline: starting feature-writer, preprocessor, scorer (batchMax ${opts.batchMax})`);
+  const workers = ['feature-writer', 'preprocessor', 'scorer'];
   const pipeline: RunningPipeline = await startPipeline(deps.config, spec, logger, {
-    workers: ['feature-writer', 'preprocessor', 'scorer'],
+    workers,
     runtime: { batchMax: opts.batchMax },
     env: { ...process.env, LOOPLINE_SCORER_RELOAD_INTERVAL_MS: '60000' },
     ...(opts.chain === undefined ? {} : { chainScoring: opts.chain }),
   });
   const chained = pipeline.workers.some((w) => w.name === 'preprocessor-scorer');
-
+  progress(`${label}: started ${pipeline.workers.map((w) => w.name).join(', ')} (batchMax ${opts.batchMax})`);
   const unregisterPipeline = closeOnInterrupt(() => pipeline.stop());
 
   // Every prediction read, by event id; the latency split needs scored_at too.
@@ -177,12 +203,14 @@ export async function runLoopline(deps: LooplineDeps, opts: { batchMax: number; 
   const replayer = createReplayer({ producer, logger });
   const groupOf = (w: string) => `${names.prefix}loopline-${w}`;
   const allIds = new Set<string>();
+  const runs: RunResult[] = [];
 
-  /** Replays `events` rows from `offset`; waits for their predictions; settles; accounts. */
-  async function replay(label: string, offset: number, events: number, rate: number | undefined) {
+  /** Replays `events` rows from `offset`; waits for their predictions. */
+  async function replay(what: string, offset: number, events: number, rate: number | undefined) {
     const plan = buildReplayPlan(spec, csv, { offset, limit: events }).filter((a) => a.kind !== 'label');
     const ids = plan.filter((a) => a.kind === 'event').map((a) => (a.record as ClientEvent).event_id);
     for (const id of ids) allIds.add(id);
+    const watched = tracker.watch(ids);
     let maxLag = 0;
     let last: ReplayProgress | null = null;
     const sent = replayer.run(plan, {
@@ -196,19 +224,17 @@ export async function runLoopline(deps: LooplineDeps, opts: { batchMax: number; 
     let sendDone = false;
     void sent.then(() => (sendDone = true), () => (sendDone = true));
     const complete = await waitWithProgress({
-      done: () => sendDone && tracker.countOf(ids) === ids.length,
+      done: () => sendDone && watched.count === ids.length,
       progressOf: () => tracker.records + ((last as ReplayProgress | null)?.sent ?? 0),
       describe: () => {
         const p = last as ReplayProgress | null;
-        const lag = Object.entries(Object.fromEntries(pipeline.workers.map((w) => [w.name, Object.values(w.health().lag).reduce((s, v) => s + v, 0)])))
-          .map(([w, l]) => `${w} ${fmt(l)}`)
-          .join(', ');
-        return `${label}: sent ${fmt(p?.events ?? 0)}/${fmt(ids.length)} events, ${fmt(tracker.countOf(ids))} predictions read; worker lag: ${lag}`;
+        const lag = pipeline.workers.map((w) => `${w.name} ${fmt(Object.values(w.health().lag).reduce((s, v) => s + v, 0))}`).join(', ');
+        return `${label} ${what}: sent ${fmt(p?.events ?? 0)}/${fmt(ids.length)} events, ${fmt(watched.count)} predictions read; worker lag: ${lag}`;
       },
       stallMs: 60_000,
     });
     const result = await sent; // rejects on a send error
-    if (!complete) problems.push(`${label}: stalled for 60 s with ${ids.length - tracker.countOf(ids)} of ${ids.length} predictions missing`);
+    if (!complete) problems.push(`${label} ${what}: stalled for 60 s with ${ids.length - watched.count} of ${ids.length} predictions missing`);
     return { ids, result, maxLag };
   }
 
@@ -220,7 +246,7 @@ export async function runLoopline(deps: LooplineDeps, opts: { batchMax: number; 
         (await groupCaughtUp(admin, groupOf('feature-writer'), names.physical('features.updates'))) &&
         (chained || (await groupCaughtUp(admin, groupOf('scorer'), names.physical('features.vectors'), true))),
       progressOf: () => tracker.records,
-      describe: () => 'settling: waiting for every worker group to commit to the end of its input',
+      describe: () => `${label} settling: waiting for every worker group to commit to the end of its input`,
       stallMs: 30_000,
       pollMs: 250,
     }).catch(() => false);
@@ -251,23 +277,39 @@ export async function runLoopline(deps: LooplineDeps, opts: { batchMax: number; 
     return { checked: sample.length, found, mismatched };
   }
 
+  const stop = async () => {
+    await producer.disconnect().catch(() => {});
+    await reader.stop();
+    await pipeline.stop();
+    unregisterReader();
+    unregisterPipeline();
+  };
+
+  let warmup: LooplineResult['warmup'];
   try {
     const warmStart = Date.now();
-    progress(`loopline: warm-up with ${WARMUP_EVENTS} events (group joins, schemas, prepared statements, ONNX session)`);
+    progress(`${label}: warm-up with ${WARMUP_EVENTS} events (group joins, schemas, prepared statements, ONNX session)`);
     await replay('warm-up', 0, WARMUP_EVENTS, undefined);
     await settle();
-    const warmup = { events: WARMUP_EVENTS, seconds: (Date.now() - warmStart) / 1000 };
-    progress(`loopline: warm-up done in ${warmup.seconds.toFixed(1)} s`);
+    warmup = { events: WARMUP_EVENTS, seconds: (Date.now() - warmStart) / 1000 };
+    progress(`${label}: warm-up done in ${warmup.seconds.toFixed(1)} s`);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 
-    const runs: RunResult[] = [];
-    for (const planned of opts.runs) {
-      const saturation = runs.find((r) => r.label === 'saturation');
-      const rate = planned.label === 'paced' ? planned.rate ?? (saturation ? opts.pacedRate(saturation) : undefined) : undefined;
-      if (planned.label === 'paced' && rate === undefined) throw new Error('a paced run needs --rate or a saturation run before it');
-      progress(`loopline ${planned.label}: replaying ${fmt(planned.events)} Elec2 events (rows ${fmt(planned.offset)}..${fmt(planned.offset + planned.events - 1)}) ${rate ? `at ${fmt(rate)} events/s` : "at speed 'max'"}`);
+  return {
+    async run(planned) {
+      const rate = planned.rate;
+      progress(`${label} ${planned.label}: replaying ${fmt(planned.events)} ${spec.name} events (rows ${fmt(planned.offset)}..${fmt(planned.offset + planned.events - 1)}) ${rate ? `at ${fmt(rate)} events/s` : "at speed 'max'"}`);
       const before = await chunkSnapshot(pipeline.metrics);
       const concurrentBefore = logCounts.concurrentTransactions;
+      const profiling = opts.profileDir ? await startProfile() : null;
+      const cpuBefore = cpu.sample();
       const { ids, result, maxLag } = await replay(planned.label, planned.offset, planned.events, rate);
+      const cpuSeconds = cpu.since(cpuBefore);
+      const profileFile = opts.profileDir ? path.join(opts.profileDir, `${label.replace(/\//g, '-')}-${planned.label}.cpuprofile`) : '';
+      const profile = profiling ? { ...(await profiling.stop(profileFile)), file: profileFile } : undefined;
       const acc0 = tracker.account(ids);
       const seconds = (acc0.lastReadAt - result.startedAt) / 1000;
       const after = await chunkSnapshot(pipeline.metrics);
@@ -305,23 +347,22 @@ export async function runLoopline(deps: LooplineDeps, opts: { batchMax: number; 
         logSample,
         workers: chunkDelta(before, after, seconds),
         concurrentTransactions,
+        cpuSeconds,
+        cpuMsPerEvent: Object.fromEntries(Object.entries(cpuSeconds).map(([k, v]) => [k, Math.round((v * 1e6) / ids.length) / 1000])),
+        ...(profile ? { profile } : {}),
       };
       runs.push(run);
-      if (acc.lost) problems.push(`${planned.label}: ${acc.lost} events without a prediction (e.g. ${acc.lostExamples.join(', ')})`);
-      if (acc.duplicated) problems.push(`${planned.label}: ${acc.duplicated} events with more than one prediction (e.g. ${acc.duplicatedExamples.join(', ')})`);
-      if (acc.unexpected) problems.push(`${planned.label}: ${acc.unexpected} predictions for events this benchmark never sent`);
-      if (logSample.found !== logSample.checked || logSample.mismatched) problems.push(`${planned.label}: prediction log sample: ${logSample.found}/${logSample.checked} rows found, ${logSample.mismatched} not matching`);
-      for (const [t, n] of Object.entries(deadLetters)) if (n !== '0') problems.push(`${planned.label}: ${t} holds records (high watermark ${n})`);
+      if (acc.lost) problems.push(`${label} ${planned.label}: ${acc.lost} events without a prediction (e.g. ${acc.lostExamples.join(', ')})`);
+      if (acc.duplicated) problems.push(`${label} ${planned.label}: ${acc.duplicated} events with more than one prediction (e.g. ${acc.duplicatedExamples.join(', ')})`);
+      if (acc.unexpected) problems.push(`${label} ${planned.label}: ${acc.unexpected} predictions for events this benchmark never sent`);
+      if (logSample.found !== logSample.checked || logSample.mismatched) problems.push(`${label} ${planned.label}: prediction log sample: ${logSample.found}/${logSample.checked} rows found, ${logSample.mismatched} not matching`);
+      for (const [t, n] of Object.entries(deadLetters)) if (n !== '0') problems.push(`${label} ${planned.label}: ${t} holds records (high watermark ${n})`);
       progress(
-        `loopline ${planned.label}: ${fmt(run.eventsPerSecond)} events/s, latency p50 ${fmt(run.latencyMs.p50)} ms p99 ${fmt(run.latencyMs.p99)} ms max ${fmt(run.latencyMs.max)} ms; lost ${acc.lost}, duplicated ${acc.duplicated}`,
+        `${label} ${planned.label}: ${fmt(run.eventsPerSecond)} events/s, latency p50 ${fmt(run.latencyMs.p50)} ms p99 ${fmt(run.latencyMs.p99)} ms max ${fmt(run.latencyMs.max)} ms; lost ${acc.lost}, duplicated ${acc.duplicated}`,
       );
-    }
-    return { bootstrap: { version: boot.model.version, rows: boot.rows, seconds: boot.seconds, promoted: boot.promoted }, warmup, runs, problems };
-  } finally {
-    await producer.disconnect().catch(() => {});
-    await reader.stop();
-    await pipeline.stop();
-    unregisterReader();
-    unregisterPipeline();
-  }
+      return run;
+    },
+    result: () => ({ label, chained, bootstrap: { version: boot.model.version, rows: boot.rows, seconds: boot.seconds, promoted: boot.promoted }, warmup, runs: [...runs], problems: [...problems] }),
+    stop,
+  };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DeliveryTracker, percentile, summarize, table } from './stats.js';
+import { countKafkaLog, countLogLine, DeliveryTracker, logCounts, percentile, summarize, table } from './stats.js';
 
 describe('bench stats', () => {
   it('takes nearest-rank percentiles', () => {
@@ -23,10 +23,26 @@ describe('bench stats', () => {
     expect(r).toMatchObject({ expected: 3, delivered: 2, lost: 1, duplicated: 1, unexpected: 1, lostExamples: ['c'], duplicatedExamples: ['b x2'], lastReadAt: 130 });
     expect(r.latencies.sort()).toEqual([10, 30]);
     expect(t.countOf(['a', 'b', 'c'])).toBe(2);
-    expect(t.records).toBe(5);
+    const w = t.watch(['a', 'c', 'd']);
+    expect(w.count).toBe(1);
+    t.record('c', { readAt: 200, sentAt: 100 });
+    t.record('c', { readAt: 201, sentAt: 100 });
+    expect(w.count).toBe(2);
+    expect(t.records).toBe(7);
   });
 
   it('aligns a table, numbers to the right', () => {
     expect(table([['run', 'n'], ['x', '1,000'], ['longer', '5']]).split('\n')).toEqual(['run     n', '------  -----', 'x       1,000', 'longer      5']);
   });
+
+  it('counts CONCURRENT_TRANSACTIONS answers from log lines and from debug calls', () => {
+    const before = logCounts.concurrentTransactions;
+    const error = 'The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing';
+    countLogLine(JSON.stringify({ level: 50, error, msg: 'Response AddPartitionsToTxn(key: 24, version: 1)' }));
+    countKafkaLog({ component: 'kafkajs', error }, 'Response EndTxn(key: 26, version: 0)');
+    countKafkaLog({ component: 'kafkajs', error: 'The coordinator is loading' }, 'Response EndTxn(key: 26, version: 0)');
+    countKafkaLog({ error }, 'worker retrying');
+    expect(logCounts.concurrentTransactions - before).toBe(2);
+  });
 });
+

@@ -59,13 +59,25 @@ export interface DeliveryReport {
 /** Tracks deliveries by id; `account(expected)` tells which expected ids arrived zero or several times. */
 export class DeliveryTracker {
   private readonly seen = new Map<string, { count: number; first: Delivery }>();
+  private readonly watches: Array<{ ids: ReadonlySet<string>; count: number }> = [];
   private total = 0;
 
   record(id: string, d: Delivery): void {
     this.total++;
     const s = this.seen.get(id);
     if (s) s.count++;
-    else this.seen.set(id, { count: 1, first: d });
+    else {
+      this.seen.set(id, { count: 1, first: d });
+      for (const w of this.watches) if (w.ids.has(id)) w.count++;
+    }
+  }
+
+  /** A live count of how many of `ids` have arrived at least once (kept up by `record`, so polling it costs nothing). */
+  watch(ids: readonly string[]): { readonly count: number } {
+    const w = { ids: new Set(ids), count: 0 };
+    for (const id of w.ids) if (this.seen.has(id)) w.count++;
+    this.watches.push(w);
+    return w;
   }
 
   has(id: string): boolean {
@@ -126,8 +138,21 @@ const started = Date.now();
  */
 export const logCounts = { concurrentTransactions: 0 };
 
+const CONCURRENT = 'another concurrent operation on the same transaction';
+
 export function countLogLine(line: string): void {
-  if (line.includes('"msg":"Response ') && line.includes('another concurrent operation on the same transaction')) logCounts.concurrentTransactions++;
+  if (line.includes('"msg":"Response ') && line.includes(CONCURRENT)) logCounts.concurrentTransactions++;
+}
+
+/**
+ * The same count from a log call before pino filters it by level: kafkajs's
+ * error responses that it retries itself (CONCURRENT_TRANSACTIONS among them)
+ * are logged at debug (streams/logger.ts), below the bench's level, so the
+ * bench counts them from its logger's `debug` calls.
+ */
+export function countKafkaLog(fields: unknown, message: unknown): void {
+  const error = (fields as { error?: unknown } | null)?.error;
+  if (typeof message === 'string' && message.startsWith('Response ') && typeof error === 'string' && error.includes(CONCURRENT)) logCounts.concurrentTransactions++;
 }
 
 /** A progress line on stderr, stamped with the seconds since the benchmark started. */

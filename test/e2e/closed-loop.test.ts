@@ -1,12 +1,18 @@
-// The closed loop end to end on the real stack, exactly as `npm start` runs
-// it: Elec2 replayed with labels a day of event time late (1% of them past the
-// join horizon), the monitor's reports driving retrains, the evaluator's gate
-// deciding promotions, and the loop's prequential accuracy compared with the
-// bootstrap model scoring the same served features on its own.
+// The closed loop end to end on the real stack, as `npm start` runs it but
+// paced as a backtest: the whole of Elec2 replayed with labels a day of event
+// time late (1% of them past the join horizon), the monitor's reports and the
+// label count driving retrains, the evaluator's gate deciding promotions, and
+// the loop's prequential accuracy compared with the bootstrap model scoring
+// the same served features on its own and with the "refit every N labels"
+// yardstick replayed over them. The backtest lets the loop settle every 100
+// events, so its quality does not depend on how fast this machine is
+// (measured: closed loop 0.873, periodic 0.876, bootstrap alone 0.752).
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runDemo, type DemoRun } from '../../cli/demo.js';
+import { gatePasses } from '../../consumers/evaluator/evaluator.js';
+import { loadSpec } from '../../pipelines/spec.js';
 import { createModelRegistry } from '../../store/model-registry.js';
 import { createCassandraClient } from '../../store/cassandra.js';
 import { createKafka } from '../../streams/kafka.js';
@@ -29,12 +35,12 @@ afterAll(async () => {
 });
 
 describe('closed loop', () => {
-  it('joins every label, retrains on the monitor’s word, promotes only through the gate, and beats the bootstrap model alone', async () => {
-    run = await runDemo({ spec: path.join(root, 'pipelines', 'elec2.json'), rows: 12_000, eventsPerSecond: 150, report: 'json', metricsPort: 0, lateShare: 0.01 });
+  it('joins every label, retrains, promotes only through the gate, beats the bootstrap model alone and keeps up with refitting on a schedule', async () => {
+    run = await runDemo({ spec: path.join(root, 'pipelines', 'elec2.json'), eventsPerSecond: 600, backtest: true, backtestStep: 100, report: 'json', metricsPort: 0, lateShare: 0.01 });
     const r = run.report;
     console.log(`[closed-loop] ${JSON.stringify({ ...r, timeline: undefined, promotionsAt: undefined })}`);
 
-    expect(r.events).toBe(12_000);
+    expect(r.events).toBe(40_312);
     expect(r.lost).toBe(0);
     expect(r.duplicates).toBe(0);
     expect(r.predictionsLogged).toBe(r.events);
@@ -42,7 +48,7 @@ describe('closed loop', () => {
     expect(r.labelsJoined + r.labelsLate).toBe(r.labelsSent);
     expect(r.retrains).toBeGreaterThanOrEqual(1);
 
-    // Every promotion the evaluator made passed its gate: the interval's lower bound above the minimum improvement.
+    // Every promotion the evaluator made passed the spec's gate on the interval it logged.
     const cql = createCassandraClient(run.config.cassandra);
     const history = await createModelRegistry(cql).history('elec2', 'elec2-updown', 1000);
     await cql.shutdown();
@@ -51,10 +57,11 @@ describe('closed loop', () => {
     for (const p of promotions) {
       const m = /difference (-?[\d.]+) \[(-?[\d.]+), (-?[\d.]+)\]/.exec(p.reason);
       expect(m, p.reason).not.toBeNull();
-      expect(Number(m![2])).toBeGreaterThan(0);
+      expect(gatePasses(loadSpec(path.join(root, 'pipelines', 'elec2.json')).spec.promotion, { lower: Number(m![2]), upper: Number(m![3]) }), p.reason).toBe(true);
     }
 
     expect(r.metric.closedLoop).not.toBeNull();
-    expect(r.metric.closedLoop!).toBeGreaterThan(r.metric.staticBaseline!);
+    expect(r.metric.closedLoop!).toBeGreaterThan(r.metric.staticBaseline! + 0.05);
+    expect(r.metric.closedLoop!).toBeGreaterThanOrEqual(r.metric.periodicBaseline! - 0.02);
   }, 1_500_000);
 });

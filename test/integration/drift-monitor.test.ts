@@ -146,10 +146,10 @@ async function checkpointRow(env: TestEnv): Promise<{ offsets: Map<number, bigin
 }
 
 /** The drift monitor from its definition, on this test's servers. */
-function monitorImpl(env: TestEnv, metrics = new Registry()): WorkerImpl<'LabeledPrediction'> {
+function monitorImpl(env: TestEnv, metrics = new Registry()): WorkerImpl<'LabeledPrediction' | 'Prediction'> {
   return driftMonitor.create({}, { spec, logger: env.logger, stores: createStores(env.cql), now: Date.now }, driftMonitor.createMetrics(metrics));
 }
-const handlerOf = (impl: WorkerImpl<'LabeledPrediction'>): WorkerHandler<'LabeledPrediction'> => ({ name: driftMonitor.name, input: driftMonitor.input, ...impl });
+const handlerOf = (impl: WorkerImpl<'LabeledPrediction' | 'Prediction'>): WorkerHandler<'LabeledPrediction' | 'Prediction'> => ({ name: driftMonitor.name, input: driftMonitor.input, ...impl });
 
 const group = (env: TestEnv) => `${env.names.prefix}loopline-${DRIFT_MONITOR}`;
 const caughtUp = (env: TestEnv) => groupCaughtUp(env.admin, group(env), env.names.physical('predictions.labeled'));
@@ -242,7 +242,7 @@ describe('drift monitor after a kill', () => {
 
     // Run 2, in this process, another chunk size so chunk boundaries differ; stopped mid-stream (each call slowed a little).
     const deps = { kafka: env.kafka, codec: env.codec, names: env.names, logger: env.logger, metrics: createWorkerMetrics(new Registry()) };
-    const slow = (h: WorkerHandler<'LabeledPrediction'>): WorkerHandler<'LabeledPrediction'> => ({
+    const slow = (h: WorkerHandler<'LabeledPrediction' | 'Prediction'>): WorkerHandler<'LabeledPrediction' | 'Prediction'> => ({
       ...h,
       async process(records: Array<InputRecord<LabeledPrediction>>, ctx) {
         await new Promise((r) => setTimeout(r, 150));

@@ -17,11 +17,11 @@ afterAll(async () => env?.cleanup());
 
 describe('schema registry', () => {
   it('registers every topic subject with its compatibility level', async () => {
-    const subjects = new Set(await env.registry.subjects());
     const expected = TOPICS.flatMap((t) => t.values.map((v) => ({ subject: env.names.subject(t.name, v), level: t.compatibility })));
     expect(expected.length).toBeGreaterThan(10);
     for (const { subject, level } of expected) {
-      expect(subjects.has(subject), subject).toBe(true);
+      // Asked per subject: a registry shared with many runs lists its subjects a page at a time.
+      expect((await env.registry.subjectVersions(subject)).length, subject).toBeGreaterThan(0);
       expect(await env.registry.getCompatibility(subject), subject).toBe(level);
     }
     // Registering again is idempotent: same id.

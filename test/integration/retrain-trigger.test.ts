@@ -34,7 +34,7 @@ function specNamed(name: string): PipelineSpec {
   return {
     ...elec2,
     name,
-    retrain: { onDetectorAlarm: true, onDrift: false, maxRelativeDrop: 0.08, everyLabels: null, cooldownLabels: 1000, minFreshLabels: 1000 },
+    retrain: { onDetectorAlarm: true, onEstimate: false, onDrift: false, maxRelativeDrop: 0.08, everyLabels: null, cooldownLabels: 1000, minFreshLabels: 1000 },
     promotion: { ...elec2.promotion, metric: 'accuracy', rollbackMargin: 0.02 },
   };
 }
@@ -231,8 +231,10 @@ describe('retrain-trigger', () => {
       const w1 = triggerWorker(fresh, a.handler, groupId, 1);
       await w1.start();
       await a.stopThere(w1);
+      // Drained, the chunk in hand commits (offset 3); a rebalance that lands during the pause (a loaded broker
+      // rejoining the fresh group) revokes it instead, uncommitted (offset 2). Either way worker 2 starts before the decision.
       const afterFirst = await fresh.admin.fetchOffsets({ groupId, topics: [fresh.names.physical('monitor.reports')] });
-      expect(afterFirst[0]!.partitions[0]!.offset).toBe('3');
+      expect(['2', '3']).toContain(afterFirst[0]!.partitions[0]!.offset);
       expect(await requests(fresh, spec.name)).toEqual([]);
 
       // Worker 2 decides on the request (checkpointed with its output), then "crashes" before the Kafka commit.

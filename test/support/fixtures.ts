@@ -14,7 +14,7 @@ import { createCassandraClient, type CassandraClient } from '../../store/cassand
 import { revokeWorkerAcls } from '../../infra/acls.js';
 import { createKafka } from '../../streams/kafka.js';
 import { createLogger, type Logger } from '../../streams/logger.js';
-import { createTopicNames, ensureTopics, TOPICS, type TopicName, type TopicNames } from '../../streams/topics.js';
+import { createTopicNames, ensureTopics, TOPICS, type TopicName, type TopicNames, type TopicSpec } from '../../streams/topics.js';
 
 export interface TestEnv {
   id: string;
@@ -33,10 +33,13 @@ export interface TestEnv {
 export interface TestEnvOptions {
   /**
    * Partition counts that differ from the catalogue's, for tests whose members need more
-   * partitions to share (e.g. `{ 'events.client': 6 }`): these topics are created first,
-   * and bootstrapping leaves existing topics as they are.
+   * partitions to share: per topic (e.g. `{ 'events.client': 6 }`), or one count for every
+   * catalogue topic that has more than one and is not co-partitioned (events.client,
+   * features.updates, features.vectors, predictions, predictions.labeled; the join's
+   * co-partitioned topics keep the catalogue's count, the bootstrap refuses any other).
+   * These topics are created first, and bootstrapping leaves existing topics as they are.
    */
-  partitions?: Partial<Record<TopicName, number>>;
+  partitions?: number | Partial<Record<TopicName, number>>;
   /** Environment to read the servers' addresses from. Default process.env. */
   env?: NodeJS.ProcessEnv;
 }
@@ -54,9 +57,12 @@ export async function createTestEnv(label: string, options: TestEnvOptions = {})
   const admin = kafka.admin();
   await admin.connect();
   const names = createTopicNames(config.kafka.topicPrefix);
-  const wider = Object.entries(options.partitions ?? {});
+  const counts: Partial<Record<TopicName, number>> = typeof options.partitions === 'number'
+    ? Object.fromEntries((TOPICS as readonly TopicSpec[]).filter((t) => t.partitions > 1 && !t.copartition).map((t) => [t.name, options.partitions]))
+    : options.partitions ?? {};
+  const wider = Object.entries(counts);
   if (wider.length > 0) {
-    const specs = TOPICS.filter((t) => options.partitions?.[t.name] !== undefined).map((t) => ({ ...t, partitions: options.partitions![t.name]! }));
+    const specs = TOPICS.filter((t) => counts[t.name] !== undefined).map((t) => ({ ...t, partitions: counts[t.name]! }));
     if (specs.length !== wider.length) throw new Error(`createTestEnv: unknown topic in partitions ${JSON.stringify(options.partitions)}`);
     // Right after CreateTopics a KRaft broker may still answer UNKNOWN_TOPIC_OR_PARTITION for a
     // while (to the leader wait or to bootstrap's metadata read): wait until the metadata is there.
