@@ -129,8 +129,9 @@ export class FencedError extends LooplineError {
 /**
  * Classifies an error thrown by kafkajs: fenced producers, authorisation and
  * authentication failures are their own kinds; an error kafkajs marks
- * retriable (or one of its connection, timeout and exhausted-retry errors) is
- * transient; anything else is not retried.
+ * retriable (or one of its connection, timeout and exhausted-retry errors, or
+ * KafkaJSGroupCoordinatorNotFound, which kafkajs marks non-retriable but
+ * throws while a broker restarts) is transient; anything else is not retried.
  */
 export function classifyKafkaError(err: unknown, doing = 'talking to Kafka'): LooplineError {
   if (err instanceof LooplineError) return err;
@@ -140,7 +141,7 @@ export function classifyKafkaError(err: unknown, doing = 'talking to Kafka'): Lo
   const types = chain.map((e) => e.type).filter((t): t is string => typeof t === 'string');
   if (types.some((t) => FENCED.has(t))) return new FencedError(message, err);
   if (types.some((t) => KAFKA_FATAL.has(t)) || chain.some((e) => e.name === 'KafkaJSSASLAuthenticationError')) return new FatalError(message, types[0] ?? 'KAFKA_AUTH', err);
-  const transientNames = ['KafkaJSConnectionError', 'KafkaJSRequestTimeoutError', 'KafkaJSNumberOfRetriesExceeded', 'KafkaJSBrokerNotFound', 'KafkaJSLockTimeout', 'KafkaJSConnectionClosedError', 'KafkaJSNoBrokerAvailableError', 'KafkaJSStaleTopicMetadataAssignment', 'KafkaJSMetadataNotLoaded', 'KafkaJSTopicMetadataNotLoaded'];
+  const transientNames = ['KafkaJSConnectionError', 'KafkaJSRequestTimeoutError', 'KafkaJSNumberOfRetriesExceeded', 'KafkaJSBrokerNotFound', 'KafkaJSLockTimeout', 'KafkaJSConnectionClosedError', 'KafkaJSNoBrokerAvailableError', 'KafkaJSStaleTopicMetadataAssignment', 'KafkaJSMetadataNotLoaded', 'KafkaJSTopicMetadataNotLoaded', 'KafkaJSGroupCoordinatorNotFound'];
   if (chain.some((e) => e.retriable === true || (e.name !== undefined && transientNames.includes(e.name)))) return new TransientError(message, err, types[0] ?? 'KAFKA_UNAVAILABLE');
   if (types.includes('CONCURRENT_TRANSACTIONS') || types.includes('REBALANCE_IN_PROGRESS')) return new TransientError(message, err, types[0]!);
   return new LooplineError(message, { code: types[0] ?? errorCode(err), retriable: false, cause: err });

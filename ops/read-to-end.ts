@@ -6,6 +6,7 @@
  */
 import crypto from 'node:crypto';
 import type { Admin, IHeaders, Kafka } from 'kafkajs';
+import { patchKafkajs } from '../streams/kafkajs-patch.js';
 
 export interface TopicMessage {
   /** Physical topic. */
@@ -45,6 +46,7 @@ export async function readToEnd(kafka: Kafka, admin: Admin, topics: readonly str
   const messages: TopicMessage[] = [];
   if (remaining.size === 0) return { messages, complete: true };
   const perTopic = new Map<string, number>();
+  patchKafkajs(); // read_committed as the Java consumer filters it (streams/kafkajs-patch.ts, 3)
   const consumer = kafka.consumer({ groupId: `loopline-reader-${crypto.randomUUID()}`, readUncommitted: false, allowAutoTopicCreation: false });
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));

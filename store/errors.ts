@@ -22,6 +22,10 @@ export function classifyCassandraError(err: unknown, doing: string): LooplineErr
     return new TransientError(message, err, 'STORE_UNAVAILABLE');
   }
   if (e?.name === 'OperationTimedOutError' || e?.name === 'BusyConnectionError' || e?.name === 'DriverInternalError') return new TransientError(message, err, 'STORE_UNAVAILABLE');
+  // A connection that closed under a request ('Socket was closed'): the driver retries it on another host
+  // only when the request is idempotent, and surfaces it as it is for the rest, e.g. a lease's LWT (seen in
+  // the fault suite's cassandra-kill-restart: a model-builder's lease renewal was dead-lettered).
+  if ((err as { isSocketError?: unknown })?.isSocketError === true) return new TransientError(message, err, 'STORE_UNAVAILABLE');
   if (e?.name === 'AuthenticationError' || (typeof e?.code === 'number' && FATAL_CODES.has(e.code))) return new FatalError(message, 'CASSANDRA_AUTH', err);
   if (typeof e?.code === 'number' && TRANSIENT_CODES.has(e.code)) return new TransientError(message, err, 'STORE_UNAVAILABLE');
   if (e?.name === 'ResponseError') return new LooplineError(message, { code: 'CASSANDRA_REQUEST', retriable: false, cause: err });

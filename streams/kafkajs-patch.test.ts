@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { cachingFindCoordinator, coordinatorAwareRequest, coordinatorCacheSize, forgetCoordinators, PATCHED_BROKER_METHODS, patchKafkajs, patchStats } from './kafkajs-patch.js';
+import { cachingFindCoordinator, coordinatorAwareRequest, coordinatorCacheSize, forgetCoordinators, normalizeAbortedTransactions, PATCHED_BROKER_METHODS, PATCHED_FETCH_VERSIONS, patchKafkajs, patchStats } from './kafkajs-patch.js';
 
 const require = createRequire(import.meta.url);
 
@@ -57,5 +57,50 @@ describe('kafkajs patch', () => {
       throw Object.assign(new Error('concurrent'), { type: 'CONCURRENT_TRANSACTIONS' });
     });
     await expect(endTxn.call({}, { transactionalId: 't' })).rejects.toThrow('concurrent'); // EndTxn is not retried here
+  });
+
+  describe('read_committed filtering of aborted records', () => {
+    const filter = require('kafkajs/src/consumer/filterAbortedMessages.js') as (a: { messages: unknown[]; abortedTransactions: unknown[] }) => Array<{ offset: string }>;
+    const rec = (offset: number, producerId: string) => ({ offset: String(offset), key: Buffer.from('k'), isControlRecord: false, batchContext: { producerId, inTransaction: true } });
+    const marker = (offset: number, producerId: string, type: 0 | 1) => ({ offset: String(offset), key: Buffer.from([0, 0, 0, type]), isControlRecord: true, batchContext: { producerId, inTransaction: true } });
+    const kept = (messages: unknown[], aborted: unknown[]) => filter({ messages, abortedTransactions: aborted }).filter((m) => !(m as unknown as { isControlRecord: boolean }).isControlRecord).map((m) => Number(m.offset));
+
+    // The log of predictions.by-event partition 0 in the fault suite's kafka-sigterm-restart case (offsets 332-339):
+    // producers 371 and 368 both aborted when the broker restarted, then wrote their retries and committed.
+    const log = [rec(332, '371'), rec(333, '368'), marker(334, '368', 0), marker(335, '371', 0), rec(336, '368'), rec(337, '371'), marker(338, '368', 1), marker(339, '371', 1)];
+    // The broker lists aborted transactions in the order of their ABORT markers, not of their first offsets.
+    const brokerList = [{ producerId: '368', firstOffset: '333' }, { producerId: '371', firstOffset: '332' }];
+
+    it('shows the kafkajs bug: with the broker\'s order, an aborted record is delivered', () => {
+      expect(kept(log, brokerList)).toEqual([332, 336, 337]);
+    });
+
+    it('drops exactly the aborted records once the list is normalized', () => {
+      expect(normalizeAbortedTransactions(log, brokerList)).toEqual([{ producerId: '371', firstOffset: '332' }, { producerId: '368', firstOffset: '333' }]);
+      expect(kept(log, normalizeAbortedTransactions(log, brokerList))).toEqual([336, 337]);
+    });
+
+    it('activates every transaction that began before the fetch, not one per record', () => {
+      // The fetch starts at 20; both transactions began earlier (10 and 12); 20 and 21 belong to them.
+      const fetched = [rec(20, 'b'), rec(21, 'a'), marker(22, 'a', 0), marker(23, 'b', 0), rec(24, 'a')];
+      const aborted = [{ producerId: 'a', firstOffset: '10' }, { producerId: 'b', firstOffset: '12' }];
+      expect(kept(fetched, aborted)).toEqual([20, 24]); // kafkajs as shipped: 20 leaks
+      expect(kept(fetched, normalizeAbortedTransactions(fetched, aborted))).toEqual([24]);
+    });
+
+    it('keeps committed and non-transactional records, and a producer\'s later transactions', () => {
+      const fetched = [rec(1, 'a'), marker(2, 'a', 0), rec(3, 'a'), marker(4, 'a', 1), { ...rec(5, 'x'), batchContext: { producerId: 'x', inTransaction: false } }, rec(6, 'a'), marker(7, 'a', 0)];
+      const aborted = [{ producerId: 'a', firstOffset: '6' }, { producerId: 'a', firstOffset: '1' }];
+      expect(kept(fetched, normalizeAbortedTransactions(fetched, aborted))).toEqual([3, 5]);
+      expect(normalizeAbortedTransactions(fetched, [])).toEqual([]);
+    });
+
+    it('is wired into every fetch response version that carries aborted transactions', async () => {
+      patchKafkajs();
+      for (const v of PATCHED_FETCH_VERSIONS) {
+        const mod = require(`kafkajs/src/protocol/requests/fetch/v${v}/response.js`) as { decode: { normalizesAbortedTransactions?: boolean } };
+        expect(mod.decode.normalizesAbortedTransactions).toBe(true);
+      }
+    });
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Two small, tested changes to kafkajs 2.2.4's transaction path, applied
+ * Three small, tested changes to kafkajs 2.2.4's transaction path, applied
  * once per process by `patchKafkajs()` (idempotent). Why:
  *
  * 1. **Coordinator lookups are cached.** kafkajs's eosManager asks
@@ -21,6 +21,22 @@
  *    transactions paid a full runtime backoff. Here both requests retry it with
  *    a short doubling backoff (2 ms, then 4, 8, … up to 30 tries, about 1 s in
  *    all) before giving up with the original error.
+ *
+ * 3. **read_committed drops every aborted record.** kafkajs's
+ *    filterAbortedMessages walks a fetched partition assuming the broker's
+ *    aborted-transaction list is sorted by first offset, and activates at most
+ *    one entry per record. The broker lists them in the order their ABORT
+ *    markers were written, so when two producers' aborted transactions
+ *    interleave in one partition (a scorer's per-task producers all write
+ *    predictions.by-event; a broker restart aborts several at once), a record
+ *    of the later-listed one is handed to the consumer as if committed. Seen
+ *    in the fault suite (kafka-sigterm-restart): a prediction whose
+ *    transaction was aborted read back beside its committed retry. Kafka's own
+ *    consumer keeps the list in a priority queue by first offset and activates
+ *    every entry at or below the batch (Fetcher / CompletedFetch). Here each
+ *    fetch response's list is rewritten, with those semantics, into one entry
+ *    per aborted run at the offset of its first fetched record, in offset
+ *    order — a list kafkajs's one-per-record walk applies exactly.
  *
  * kafkajs is unmaintained upstream (tulios/kafkajs#1603), so these live here;
  * `kafkajs-patch.test.ts` pins the internals they rely on.
@@ -116,9 +132,76 @@ export function coordinatorAwareRequest(method: string, send: AnyFn): AnyFn {
   };
 }
 
+interface FetchedRecord {
+  offset: string;
+  key?: Buffer | null;
+  isControlRecord?: boolean;
+  batchContext?: { producerId?: string; inTransaction?: boolean };
+}
+interface AbortedTransaction {
+  producerId: string;
+  firstOffset: string;
+}
+
+/** An ABORT control record's key: version 0, type 0 (COMMIT is type 1). */
+const isAbortMarker = (r: FetchedRecord): boolean => r.isControlRecord === true && !!r.key && Buffer.from(r.key).equals(Buffer.from([0, 0, 0, 0]));
+
+/**
+ * The aborted transactions of one fetched partition as kafkajs's filter can apply them: walking
+ * the records with the Java consumer's rules (entries by first offset; every entry at or below a
+ * record is active; a producer's ABORT marker ends its run), one entry per run of aborted records
+ * actually in the fetch, at the offset of the run's first record, in offset order.
+ */
+export function normalizeAbortedTransactions(records: readonly FetchedRecord[], aborted: readonly AbortedTransaction[] | undefined): AbortedTransaction[] {
+  if (!aborted || aborted.length === 0) return [];
+  const pending = [...aborted].sort((a, b) => (BigInt(a.firstOffset) < BigInt(b.firstOffset) ? -1 : BigInt(a.firstOffset) > BigInt(b.firstOffset) ? 1 : 0));
+  const active = new Set<string>();
+  const inRun = new Set<string>();
+  const out: AbortedTransaction[] = [];
+  for (const r of records) {
+    const offset = BigInt(r.offset);
+    while (pending.length > 0 && BigInt(pending[0]!.firstOffset) <= offset) active.add(pending.shift()!.producerId);
+    const pid = r.batchContext?.producerId;
+    if (pid === undefined) continue;
+    if (r.isControlRecord) {
+      if (isAbortMarker(r)) {
+        active.delete(pid);
+        inRun.delete(pid);
+      }
+      continue;
+    }
+    if (active.has(pid) && r.batchContext?.inTransaction && !inRun.has(pid)) {
+      inRun.add(pid);
+      out.push({ producerId: pid, firstOffset: r.offset });
+    }
+  }
+  return out;
+}
+
+/** Fetch response versions whose partitions carry aborted transactions (v4 on). */
+export const PATCHED_FETCH_VERSIONS = [4, 5, 6, 7, 8, 9, 10, 11];
+
+function patchFetchResponses(): void {
+  for (const v of PATCHED_FETCH_VERSIONS) {
+    const mod = require(`kafkajs/src/protocol/requests/fetch/v${v}/response.js`) as { decode: (raw: Buffer) => Promise<{ responses: Array<{ partitions: Array<{ messages: FetchedRecord[]; abortedTransactions?: AbortedTransaction[] }> }> }> };
+    if (typeof mod.decode !== 'function') throw new Error(`kafkajs fetch v${v} response has no decode: the patch does not fit this kafkajs version`);
+    const decode = mod.decode;
+    mod.decode = Object.assign(async (raw: Buffer) => {
+      const decoded = await decode(raw);
+      for (const topic of decoded.responses ?? []) {
+        for (const p of topic.partitions ?? []) {
+          if (p.abortedTransactions && p.abortedTransactions.length > 0) p.abortedTransactions = normalizeAbortedTransactions(p.messages ?? [], p.abortedTransactions);
+        }
+      }
+      return decoded;
+    }, { normalizesAbortedTransactions: true });
+  }
+}
+
 export function patchKafkajs(): void {
   if (patched) return;
   patched = true;
+  patchFetchResponses();
   const Cluster = require('kafkajs/src/cluster/index.js') as { prototype: ClusterProto };
   const Broker = require('kafkajs/src/broker/index.js') as { prototype: Record<string, AnyFn> };
   if (typeof Cluster.prototype.findGroupCoordinator !== 'function') throw new Error('kafkajs Cluster has no findGroupCoordinator: the patch does not fit this kafkajs version');

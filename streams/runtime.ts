@@ -296,8 +296,15 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
       await producer.disconnect().catch(() => {});
       throw classifyKafkaError(err, `initialising the transactional producer of ${t.id}`);
     }
+    // The task gets its producer only with fresh committed offsets: a task whose offsets could not be
+    // read must open again (fence, read), not process from offsets a previous owner has moved past.
+    try {
+      await readCommitted(t, topics);
+    } catch (err) {
+      await producer.disconnect().catch(() => {});
+      throw err;
+    }
     t.producer = producer;
-    await readCommitted(t, topics);
     t.epoch = ++epochs;
     t.confirmedAt = Date.now();
     metrics.fencings.inc({ worker: handler.name });
@@ -578,11 +585,13 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
           fail(e, `processing ${input.topic}/${batch.partition}`);
           return;
         }
-        // Ambiguous or transient: re-fence and re-read what committed, then go on from there.
-        if (!(await backOff(t, e, 'processing a chunk', payload))) return;
+        // Ambiguous or transient: re-fence and re-read what committed, then go on from there. The
+        // producer is dropped first: after a failed commit kafkajs leaves it in COMMITTING for good,
+        // and the task's next batch (if the back-off ends this one) must not begin a transaction on it.
         t.producer?.disconnect().catch(() => {});
         t.producer = null;
         t.ready = Promise.resolve();
+        if (!(await backOff(t, e, 'processing a chunk', payload))) return;
       }
     }
   }

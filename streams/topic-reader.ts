@@ -7,6 +7,7 @@
  */
 import type { Admin, IHeaders, Kafka } from 'kafkajs';
 import { TransientError } from '../core/errors.js';
+import { patchKafkajs } from './kafkajs-patch.js';
 
 export interface ReadMessage {
   partition: number;
@@ -73,6 +74,8 @@ async function readRange(
   const got: ReadMessage[] = [];
   if (pending().length === 0) return { messages: got, timedOut: false, behind: '' };
   const groupId = `reader-${topic}-${process.hrtime.bigint()}`;
+  // kafkajs's own read_committed filter can hand over records of aborted transactions (kafkajs-patch.ts, 3).
+  patchKafkajs();
   const consumer = kafka.consumer({ groupId, readUncommitted: false, maxWaitTimeInMs: 250 });
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));

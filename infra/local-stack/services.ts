@@ -99,6 +99,14 @@ export interface ServiceDef {
 const readPem = (file: string): Buffer => fs.readFileSync(file);
 
 /** Writes a file only its owner can read (configs holding passwords). */
+/** A KRaft cluster id (16 random bytes, base64url) that does not begin with '-', as Kafka's Uuid.randomUuid() makes them. */
+export function kafkaClusterId(random: () => Buffer = () => crypto.randomBytes(16)): string {
+  for (;;) {
+    const id = random().toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
+}
+
 function writePrivate(file: string, text: string): void {
   fs.writeFileSync(file, text, { mode: 0o600 });
   fs.chmodSync(file, 0o600);
@@ -207,7 +215,9 @@ const kafka: ServiceDef = {
     const classpath = path.join(paths.lib('kafka'), '*');
     if (!fs.existsSync(path.join(data, 'meta.properties'))) {
       const idFile = path.join(run, 'cluster-id');
-      if (!fs.existsSync(idFile)) fs.writeFileSync(idFile, crypto.randomBytes(16).toString('base64url'));
+      // A cluster id that begins with '-' is taken for an option by kafka-storage's argument parser
+      // (Kafka's own Uuid.randomUuid() never makes one): draw again, also over an old file's id.
+      if (!fs.existsSync(idFile) || fs.readFileSync(idFile, 'utf8').trim().startsWith('-')) fs.writeFileSync(idFile, kafkaClusterId());
       // Secure mode: SCRAM users go into the bootstrap metadata, so they exist before the first client connects.
       const users = secure ? scramUsers(secure) : [];
       execFileSync(
@@ -369,8 +379,7 @@ rpc_address: 127.0.0.1
 storage_port: ${ports.cassandraStorage}
 native_transport_port: ${ports.cassandra}
 start_native_transport: true
-commitlog_sync: periodic
-commitlog_sync_period: 10000ms
+${commitlogSync(process.env)}
 commitlog_segment_size: 32MiB
 commitlog_disk_access_mode: legacy
 ${secure ? secureCassandraYaml(secure) : PLAIN_CASSANDRA_AUTH}memtable_allocation_type: heap_buffers
@@ -448,6 +457,22 @@ storage_compatibility_mode: NONE
     }
   },
 };
+
+/**
+ * The commit log's sync mode, from LOOPLINE_STACK_CASSANDRA_COMMITLOG_SYNC:
+ * - `periodic` (default): a write is acknowledged before its commit log is synced (every 10 s).
+ *   With one node, a crash of the Cassandra process can lose acknowledged writes: the fault
+ *   suite's cassandra-kill-restart case lost prediction-log rows this way (RELIABILITY.md).
+ * - `group`: acknowledged once the commit log is synced, syncs grouped over 15 ms.
+ * - `batch`: acknowledged once synced, synced per write.
+ */
+export function commitlogSync(env: NodeJS.ProcessEnv): string {
+  const mode = env.LOOPLINE_STACK_CASSANDRA_COMMITLOG_SYNC ?? 'periodic';
+  if (mode === 'periodic') return 'commitlog_sync: periodic\ncommitlog_sync_period: 10000ms';
+  if (mode === 'group') return 'commitlog_sync: group\ncommitlog_sync_group_window: 15ms';
+  if (mode === 'batch') return 'commitlog_sync: batch';
+  throw new Error(`LOOPLINE_STACK_CASSANDRA_COMMITLOG_SYNC must be periodic, group or batch, got "${mode}"`);
+}
 
 /** From Cassandra 5.0's conf/jvm17-server.options: required on Java 17. */
 const JAVA17_MODULE_FLAGS = [

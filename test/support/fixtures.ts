@@ -14,7 +14,7 @@ import { createCassandraClient, type CassandraClient } from '../../store/cassand
 import { revokeWorkerAcls } from '../../infra/acls.js';
 import { createKafka } from '../../streams/kafka.js';
 import { createLogger, type Logger } from '../../streams/logger.js';
-import { createTopicNames, ensureTopics, TOPICS, type TopicNames, type TopicSpec } from '../../streams/topics.js';
+import { createTopicNames, ensureTopics, TOPICS, type TopicName, type TopicNames, type TopicSpec } from '../../streams/topics.js';
 
 export interface TestEnv {
   id: string;
@@ -32,34 +32,51 @@ export interface TestEnv {
 
 export interface TestEnvOptions {
   /**
-   * Partitions of every catalogue topic that has more than one and is not
-   * co-partitioned (events.client, features.updates, features.vectors,
-   * predictions, predictions.labeled), instead of the catalogue's: they are
-   * created with this count before the bootstrap, which leaves existing topics
-   * as they are. The join's co-partitioned topics keep the catalogue's count
-   * (the bootstrap refuses them at any other).
+   * Partition counts that differ from the catalogue's, for tests whose members need more
+   * partitions to share: per topic (e.g. `{ 'events.client': 6 }`), or one count for every
+   * catalogue topic that has more than one and is not co-partitioned (events.client,
+   * features.updates, features.vectors, predictions, predictions.labeled; the join's
+   * co-partitioned topics keep the catalogue's count, the bootstrap refuses any other).
+   * These topics are created first, and bootstrapping leaves existing topics as they are.
    */
-  partitions?: number;
+  partitions?: number | Partial<Record<TopicName, number>>;
+  /** Environment to read the servers' addresses from. Default process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export async function createTestEnv(label: string, options: TestEnvOptions = {}): Promise<TestEnv> {
   const id = crypto.randomBytes(4).toString('hex');
   const config = loadConfig({
-    ...process.env,
+    ...(options.env ?? process.env),
     LOOPLINE_TOPIC_PREFIX: `t-${label}-${id}.`,
     LOOPLINE_CASSANDRA_KEYSPACE: `t_${label.replace(/[^a-z0-9]/g, '_')}_${id}`.slice(0, 48),
     LOOPLINE_LOG_LEVEL: process.env.LOOPLINE_TEST_LOG_LEVEL ?? 'warn',
   });
   const logger = createLogger({ level: config.logLevel, name: `test-${label}` });
-  if (options.partitions !== undefined) await createPartitionedTopics(config, logger, options.partitions);
-  const bootstrap = await bootstrapInfra(config, logger);
   const kafka = createKafka(config.kafka, logger, `test-${label}`);
   const admin = kafka.admin();
   await admin.connect();
+  const names = createTopicNames(config.kafka.topicPrefix);
+  const counts: Partial<Record<TopicName, number>> = typeof options.partitions === 'number'
+    ? Object.fromEntries((TOPICS as readonly TopicSpec[]).filter((t) => t.partitions > 1 && !t.copartition).map((t) => [t.name, options.partitions]))
+    : options.partitions ?? {};
+  const wider = Object.entries(counts);
+  if (wider.length > 0) {
+    const specs = TOPICS.filter((t) => counts[t.name] !== undefined).map((t) => ({ ...t, partitions: counts[t.name]! }));
+    if (specs.length !== wider.length) throw new Error(`createTestEnv: unknown topic in partitions ${JSON.stringify(options.partitions)}`);
+    // Right after CreateTopics a KRaft broker may still answer UNKNOWN_TOPIC_OR_PARTITION for a
+    // while (to the leader wait or to bootstrap's metadata read): wait until the metadata is there.
+    await ensureTopics(admin, names, specs).catch(() => {});
+    await waitFor('the wider topics to have leaders', async () => {
+      await ensureTopics(admin, names, specs);
+      const meta = await admin.fetchTopicMetadata({ topics: specs.map((t) => names.physical(t.name)) });
+      return meta.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0));
+    }, 30_000, 250);
+  }
+  const bootstrap = await bootstrapWithRetry(config, logger);
   const cql = createCassandraClient(config.cassandra);
   await cql.connect();
   const registry = createRegistryClient(config.registry);
-  const names = createTopicNames(config.kafka.topicPrefix);
   return {
     id, config, logger, kafka, admin, cql, registry, codec: createCodec(registry), names, bootstrap,
     async cleanup() {
@@ -73,15 +90,20 @@ export async function createTestEnv(label: string, options: TestEnvOptions = {})
   };
 }
 
-async function createPartitionedTopics(config: LooplineConfig, logger: Logger, partitions: number): Promise<void> {
-  const admin = createKafka(config.kafka, logger, 'test-topics').admin();
-  await admin.connect();
-  try {
-    const specs = (TOPICS as readonly TopicSpec[]).filter((t) => t.partitions > 1 && !t.copartition).map((t) => ({ ...t, partitions }));
-    const r = await ensureTopics(admin, createTopicNames(config.kafka.topicPrefix), specs);
-    if (r.mismatched.length) throw new Error(`topics exist with other partition counts: ${r.mismatched.map((m) => `${m.topic} (${m.partitions})`).join(', ')}`);
-  } finally {
-    await admin.disconnect().catch(() => {});
+/**
+ * bootstrapInfra, asked again when the broker answers UNKNOWN_TOPIC_OR_PARTITION right after
+ * creating the topics (kafkajs's leader wait retries only LEADER_NOT_AVAILABLE; seen on the
+ * KRaft broker while it is busy, e.g. deleting the previous test's topics). It is idempotent.
+ */
+async function bootstrapWithRetry(config: LooplineConfig, logger: Logger): Promise<BootstrapResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await bootstrapInfra(config, logger);
+    } catch (err) {
+      if (attempt >= 5 || (err as { type?: string }).type !== 'UNKNOWN_TOPIC_OR_PARTITION') throw err;
+      logger.warn({ attempt }, 'bootstrap met UNKNOWN_TOPIC_OR_PARTITION right after creating topics; again');
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
   }
 }
 
