@@ -184,13 +184,7 @@ export function createReplayer(deps: { producer: LooplineProducer; logger: Logge
           else if (a.kind === 'event') events.push(a.record);
           else labels.push(a.record);
         }
-        await producer.sendFeatureUpdates(features);
-        result.features += features.length;
-        await producer.sendEvents(events);
-        result.events += events.length;
-        for (const e of events) result.eventIds.push(e.event_id);
-        await producer.sendGroundTruth(labels);
-        result.labels += labels.length;
+        await send(features, events, labels);
         if (Date.now() - reportedAt >= PROGRESS_EVERY_MS) {
           reportedAt = Date.now();
           report();

@@ -40,6 +40,9 @@ export interface TrainingSet {
   newest(pipeline: string, options: { limit: number; before?: number }): Promise<TrainingRow[]>;
 }
 
+const INSERT_ROW =
+  'INSERT INTO training_rows (pipeline, month, event_time, event_id, model_version, features_num, features_str, missing, label_str, label_num, label_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+
 export function createTrainingSet(cql: cassandra.Client): TrainingSet {
   const monthsWritten = new Set<string>();
   return {
@@ -49,7 +52,7 @@ export function createTrainingSet(cql: cassandra.Client): TrainingSet {
       return storeCall(`writing training row ${p.event_id}`, async () => {
         await Promise.all([
           cql.execute(
-            'INSERT INTO training_rows (pipeline, month, event_time, event_id, model_version, features_num, features_str, missing, label_str, label_num, label_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+            INSERT_ROW,
             [p.pipeline, month, new Date(p.event_time), p.event_id, p.model_version, num, str, p.missing, ...labelColumns(label), new Date(labelTime)],
             IDEMPOTENT,
           ),
@@ -66,7 +69,7 @@ export function createTrainingSet(cql: cassandra.Client): TrainingSet {
       return storeCall(`seeding ${rows.length} training rows of ${pipeline}`, async () => {
         await cassandra.concurrent.executeConcurrent(
           cql,
-          'INSERT INTO training_rows (pipeline, month, event_time, event_id, model_version, features_num, features_str, missing, label_str, label_num, label_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+          INSERT_ROW,
           rows.map((r) => {
             const { num, str } = splitValues(r.values);
             const missing = Object.keys(r.values).filter((k) => r.values[k] === null);
