@@ -151,7 +151,16 @@ export function createLocalStack(options: LocalStackOptions = {}) {
       progress(`${s.name}: a server this stack did not start answers at ${s.address(ctx)}; using it (\`stack down\` will not stop it)`);
       return true;
     }
-    const held = await heldPorts(servicePorts(s.name, ports));
+    let held = await heldPorts(servicePorts(s.name, ports));
+    // A SIGKILLed JVM of ours shows as a zombie (no command line, so not "ours") while its other
+    // threads are torn down with their sockets still open: give such ports time to be released
+    // before calling them foreign (seen in CI: a restart right after kill -9 found the controller port held).
+    const deadline = Date.now() + PORT_RELEASE_WAIT_MS;
+    if (held.length > 0) progress(`${s.name}: port ${held.join(' and ')} held; waiting up to ${PORT_RELEASE_WAIT_MS / 1000} s for it to be released`);
+    while (held.length > 0 && Date.now() < deadline) {
+      await sleep(250);
+      held = await heldPorts(servicePorts(s.name, ports));
+    }
     if (held.length > 0) {
       throw new StackStartError(s.name, `port ${held.join(' and ')} on 127.0.0.1 is held by a process this stack did not start, and it does not answer as ${s.name}; stop that process, or choose other ports (${portVariables(s.name)})`, '(not started: nothing of ours to show)');
     }
@@ -362,6 +371,9 @@ export function secureStackPaths(): StackPaths {
 }
 
 export type LocalStack = ReturnType<typeof createLocalStack>;
+
+/** How long a held port may take to be released by a server of ours that just died, before it is called foreign. */
+const PORT_RELEASE_WAIT_MS = 30_000;
 
 /** The ports a server listens on. */
 function servicePorts(name: ServiceName, p: StackPorts): number[] {
