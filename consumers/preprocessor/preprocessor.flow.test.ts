@@ -254,10 +254,20 @@ describe('preprocessor (in-memory harness)', () => {
       const withEvents = parseSpec(raw);
       const stores = createMemoryStores();
       const inputs = events(5);
-      // The preprocessor starts first and waits for the aggregator's progress on partition 0.
+      // The preprocessor starts first; the aggregator starts once the preprocessor has read its progress
+      // on partition 0 (and found it behind), so the wait is exercised on every run, whatever the speed.
+      const progress = stores.progress(featureAggregator.name);
+      const read = progress.read.bind(progress);
+      let waiting!: () => void;
+      const preprocessorWaits = new Promise<void>((r) => (waiting = r));
+      progress.read = async (topic) => {
+        const at = await read(topic);
+        waiting();
+        return at;
+      };
       const [pre] = await Promise.all([
         runFlow(preprocessor, inputs, { spec: withEvents, stores, now: () => NOW }),
-        new Promise((r) => setTimeout(r, 50)).then(() => runFlow(featureAggregator, inputs, { spec: withEvents, stores })),
+        preprocessorWaits.then(() => runFlow(featureAggregator, inputs, { spec: withEvents, stores })),
       ]);
       const served = vectors(pre).map((v) => [v.event_id, v.values.nswdemand_mean2, v.values.seen]);
       expect(served).toEqual([['e0', null, null], ['e1', 1, 1], ['e2', 1.5, 2], ['e3', 2.5, 3], ['e4', 3.5, 4]]);
