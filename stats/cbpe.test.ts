@@ -192,7 +192,7 @@ describe('CbpeMonitor: miscalibrated model, calibrated estimate', () => {
   it('a reference fit corrects an overconfident model whose raw confidence overstates its accuracy', () => {
     const monitor = CbpeMonitor.create(cbpeConfig({ classes: CLASSES, windowSize: 2000, refitFromLabels: false }));
     const update = monitor.setReference(1, examples(binary(3000, 10, 3)));
-    expect(update).toMatchObject({ modelVersion: 1, source: 'reference', check: { applied: 'isotonic', flagged: false } });
+    expect(update).toMatchObject({ modelVersion: 1, source: 'reference', check: { applied: 'platt', flagged: false } });
     const live = binary(2000, 11, 3);
     const [report] = feed(monitor, live, 1);
     const truth = realised(live);
@@ -208,9 +208,9 @@ describe('CbpeMonitor: miscalibrated model, calibrated estimate', () => {
     const rows = binary(600, 12, 3);
     const on = CbpeMonitor.create(cbpeConfig({ classes: CLASSES, windowSize: 500, refitEvery: 100 }));
     const updates = rows.map((r) => on.addLabeled({ modelVersion: 3, probabilities: r.probabilities, label: r.label })).filter((u) => u !== null);
-    expect(updates.map((u) => u.check.examples)).toEqual([100, 200, 300, 400, 500, 500]);
+    expect(updates.map((u) => u.check.examples)).toEqual([100, 200, 250, 250, 250, 250]); // the newest referenceSize = windowSize / 2
     expect(updates.every((u) => u.source === 'labels' && u.modelVersion === 3)).toBe(true);
-    expect(on.calibration(3).calibrator.method).toBe('isotonic');
+    expect(on.calibration(3).calibrator.method).toBe('platt');
     const off = CbpeMonitor.create(cbpeConfig({ classes: CLASSES, windowSize: 500, refitEvery: 100, refitFromLabels: false }));
     expect(rows.map((r) => off.addLabeled({ modelVersion: 3, probabilities: r.probabilities, label: r.label })).filter((u) => u !== null)).toEqual([]);
     expect(off.calibration(3)).toMatchObject({ calibrator: { method: 'identity' }, check: null });
@@ -229,7 +229,7 @@ describe('CbpeMonitor: miscalibrated model, calibrated estimate', () => {
     expect(run('next-window').estimate.calibrated).toBe(0);
     expect(run('next-window').calibration).toBeNull();
     expect(run('at-once').estimate.calibrated).toBe(100);
-    expect(run('at-once').calibration?.applied).toBe('isotonic');
+    expect(run('at-once').calibration?.applied).toBe('platt');
   });
 });
 
@@ -365,6 +365,7 @@ describe('report helpers', () => {
     expect(() => cbpeConfig({ classes: CLASSES, windowSize: 0 })).toThrow(/windowSize must be an integer in 1\.\./);
     expect(() => cbpeConfig({ classes: CLASSES, refitTakesEffect: 'later' as never })).toThrow(/refitTakesEffect/);
     expect(() => cbpeConfig({ classes: CLASSES, calibration: { method: 'magic' as never } })).toThrow(/method must be one of/);
-    expect(cbpeConfig({ classes: CLASSES })).toMatchObject({ windowSize: 500, refitEvery: 50, referenceSize: 500, refitTakesEffect: 'at-once', z: 1.96 });
+    expect(cbpeConfig({ classes: CLASSES })).toMatchObject({ windowSize: 500, refitEvery: 50, referenceSize: 250, refitTakesEffect: 'at-once', z: 1.96, calibration: { method: 'platt' } });
+    expect(cbpeConfig({ classes: CLASSES, windowSize: 100 }).referenceSize).toBe(100); // never below the calibration's minExamples
   });
 });

@@ -27,21 +27,35 @@
  * do arrive, only late, so a version's calibrator is refitted from its own
  * newest labeled predictions (`refitFromLabels`, on by default; every
  * `refitEvery` = windowSize/10 labels on the newest `referenceSize` =
- * windowSize): they are out-of-sample for the version (a fit on its training
- * rows is optimistic) and track a drifting P(y | score) with the label
- * delay, while the estimate still moves at once with the score
+ * windowSize/2, by Platt scaling): they are out-of-sample for the version (a
+ * fit on its training rows is optimistic) and track a drifting P(y | score)
+ * with the label delay, while the estimate still moves at once with the score
  * distribution. A refit applies to the next prediction (`refitTakesEffect`
  * 'at-once'), so each prediction is calibrated with every label known when
  * it was scored; 'next-window' makes a window's estimate a pure forecast.
- * On Elec2 (study/cbpe-elec2.ts, re-measured after merging main, whose
- * replay and training changed since the figure of 0.025 was taken) the
- * defaults give a mean absolute error of 0.0318 per window of 500 (over the
- * 0.03 target), against 0.0322 raw, 0.0696 for a calibrator kept for the
- * version's life, and 0.0299 with Platt scaling refitted from labels; note
- * that with a label delay of 48 rows most of a window is labeled by the time
- * it closes, so the labels alone already say 0.011 then — CBPE's worth is the
- * unlabeled
- * part and longer delays (see the study's `tail` and `--label-delay-rows`).
+ *
+ * Why Platt on half a window: P(y | score) drifts on real streams, so the
+ * estimate errs high (the calibrator learnt from older, better times); a
+ * shorter reference follows the drift sooner, and Platt's two parameters
+ * stay stable on 250 labels where isotonic steps do not. On Elec2, windows of
+ * 500, a new version's predictions taken raw until its own labels fit its
+ * calibrator as in the drift monitor (`npx tsx study/cbpe-elec2.ts
+ * --label-delay-rows <d> --method <m> [--reference-size 500]`, 2026-12-02),
+ * mean absolute error per window (bias):
+ *
+ *   label delay (rows)      48 (spec)        200              500
+ *   platt, 250 (default)    0.0214 (+.002)   0.0275 (+.008)   0.0361 (+.017)
+ *   isotonic, 500 (before)  0.0229 (+.009)   0.0293 (+.015)   0.0385 (+.020)
+ *   raw probabilities       0.0322 (+.015)   0.0372 (+.019)   0.0420 (+.024)
+ *
+ * The effective delay of a live loop is the label delay plus how far joining
+ * lags scoring (at 300 events/s a second of lag is 300 rows), which is why a
+ * loaded live demo errs more than a backtest.
+ *
+ * With a label delay of 48 rows most of a window is labeled by the time it
+ * closes, so the labels alone already say 0.011 then: CBPE's worth is the
+ * unlabeled part and longer delays (the study's `tail` and
+ * `--label-delay-rows`).
  *
  *   const cbpe = CbpeMonitor.create(cbpeConfig({ classes: ['DOWN', 'UP'], windowSize: 500 }));
  *   cbpe.setReference(version, heldOutExamples);                 // at registration / promotion
@@ -352,7 +366,7 @@ export interface CbpeOptions {
   aucBins?: number;
   /** Band width in standard errors. Default 1.96. */
   z?: number;
-  /** Calibrator fitting and its check (stats/calibration.ts). Default method 'isotonic'. */
+  /** Calibrator fitting and its check (stats/calibration.ts). Default method 'platt' (see the module comment). */
   calibration?: CalibrationOptions;
   /** Refit a version's calibrator from its own labeled predictions. Default true. */
   refitFromLabels?: boolean;
@@ -366,7 +380,7 @@ export interface CbpeOptions {
    * estimate is a forecast from labels known before the window began).
    */
   refitTakesEffect?: 'at-once' | 'next-window';
-  /** Newest labeled predictions kept per version to refit from: the newest labeled window. Default windowSize. */
+  /** Newest labeled predictions kept per version to refit from. Default windowSize / 2, at least the calibration's minExamples (see the module comment). */
   referenceSize?: number;
   /** Versions kept (calibrator, reference, windows); the least recently active beyond it is dropped. Default 8. */
   maxVersions?: number;
@@ -399,11 +413,11 @@ export function cbpeConfig(options: CbpeOptions): CbpeConfig {
     windowSize,
     aucBins: options.aucBins ?? CBPE_AUC_BINS,
     z: options.z ?? CBPE_Z,
-    calibration: resolveCalibrationOptions(options.calibration),
+    calibration: resolveCalibrationOptions({ method: 'platt', ...options.calibration }),
     refitFromLabels: options.refitFromLabels ?? true,
     refitEvery: options.refitEvery ?? Math.max(1, Math.round(windowSize / 10)),
     refitTakesEffect: options.refitTakesEffect ?? 'at-once',
-    referenceSize: options.referenceSize ?? windowSize,
+    referenceSize: options.referenceSize ?? Math.max(resolveCalibrationOptions(options.calibration).minExamples, Math.round(windowSize / 2)),
     maxVersions: options.maxVersions ?? 8,
     pendingWindows: options.pendingWindows ?? 8,
   };

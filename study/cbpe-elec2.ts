@@ -17,9 +17,12 @@
  *   estimator's calibration (`addLabeled`);
  * - every `--retrain-every` (1,000) labels a new version is trained on the
  *   newest `--train-rows` (`trainer.windowRows`, 2,000) labeled rows and
- *   serves from the next event on (no promotion gate); its calibrator is
- *   fitted at once on the newest `--reference-rows` (one window) labeled rows
- *   scored by the new version (`setReference`).
+ *   serves from the next event on (no promotion gate); as in the drift
+ *   monitor, its predictions are taken raw until its own labels fit its
+ *   calibrator. `--insample-reference` fits it at once on the newest
+ *   `--reference-rows` (one window) labeled rows scored by the new version
+ *   (`setReference`; rows it was trained on, so optimistic), which the
+ *   monitor does not do.
  *
  * Output: a table of windows and `estimate.meanAbsError` = mean |estimated −
  * realised accuracy| over full windows, also without calibration (raw
@@ -32,7 +35,7 @@
  * estimate can speak for (pooled over windows; per window it is ~48 rows).
  *
  * Options (defaults: the estimator's and the spec's):
- *   --method isotonic|platt|temperature|identity   --no-refit   --next-window
+ *   --method isotonic|platt|temperature|identity   --no-refit   --next-window   --insample-reference
  *   --refit-every N   --reference-size N   --reference-rows N   --window N
  *   --retrain-every N   --train-rows N   --holdout-rows N (default 0: train on the newest rows)
  *   --label-delay-rows N (default: the spec's delay)
@@ -65,6 +68,7 @@ export interface StudyOptions {
   referenceSize: number | null;
   /** Labeled rows, scored by a new version, its calibrator is first fitted on. */
   referenceRows: number;
+  insampleReference: boolean;
   windowSize: number;
   retrainEvery: number;
   trainRows: number;
@@ -241,12 +245,14 @@ export async function runStudy(data: StudyData, options: StudyOptions): Promise<
         await model.close();
         model = await train(spec, labeled.slice(-(options.trainRows + options.holdoutRows), labeled.length - options.holdoutRows));
         version++;
-        const reference = labeled.slice(-options.referenceRows);
-        const outputs = await model.predict(reference.map((l) => l.row.values));
-        cbpe.setReference(
-          version,
-          reference.map((l, i) => ({ label: l.label, probabilities: Object.fromEntries(classes.map((c, k) => [c, outputs[i]!.probabilities![k]!])) })),
-        );
+        if (options.insampleReference) {
+          const reference = labeled.slice(-options.referenceRows);
+          const outputs = await model.predict(reference.map((l) => l.row.values));
+          cbpe.setReference(
+            version,
+            reference.map((l, i) => ({ label: l.label, probabilities: Object.fromEntries(classes.map((c, k) => [c, outputs[i]!.probabilities![k]!])) })),
+          );
+        }
         versionCalibrator = cbpe.calibration(version).calibrator;
       }
     }
@@ -344,7 +350,7 @@ function printTable(r: StudyResult): void {
 
 function usage(message: string): never {
   process.stderr.write(
-    `cbpe-elec2: ${message}\nusage: npx tsx study/cbpe-elec2.ts [--method ${CALIBRATION_METHODS.join('|')}] [--no-refit] [--next-window] [--refit-every N] [--reference-size N] [--reference-rows N] [--window N] [--retrain-every N] [--train-rows N] [--holdout-rows N] [--label-delay-rows N] [--max-mae X] [--compare] [--quiet]\n`,
+    `cbpe-elec2: ${message}\nusage: npx tsx study/cbpe-elec2.ts [--method ${CALIBRATION_METHODS.join('|')}] [--no-refit] [--next-window] [--insample-reference] [--refit-every N] [--reference-size N] [--reference-rows N] [--window N] [--retrain-every N] [--train-rows N] [--holdout-rows N] [--label-delay-rows N] [--max-mae X] [--compare] [--quiet]\n`,
   );
   process.exit(2);
 }
@@ -367,6 +373,7 @@ async function main(): Promise<void> {
         'refit-every': { type: 'string' },
         'reference-size': { type: 'string' },
         'reference-rows': { type: 'string' },
+        'insample-reference': { type: 'boolean', default: false },
         window: { type: 'string' },
         'retrain-every': { type: 'string' },
         'train-rows': { type: 'string' },
@@ -380,7 +387,7 @@ async function main(): Promise<void> {
   } catch (err) {
     usage((err as Error).message);
   }
-  const method = (args.method ?? 'isotonic') as CalibrationMethod;
+  const method = (args.method ?? 'platt') as CalibrationMethod;
   if (!CALIBRATION_METHODS.includes(method)) usage(`--method must be one of ${CALIBRATION_METHODS.join(', ')} (got "${args.method}")`);
   const maxMae = args['max-mae'] === undefined ? 0.03 : Number(args['max-mae']);
   if (!(maxMae > 0)) usage(`--max-mae must be a positive number (got "${args['max-mae']}")`);
@@ -394,6 +401,7 @@ async function main(): Promise<void> {
     refitEvery: positiveInt('refit-every', args['refit-every']) ?? null,
     referenceSize: positiveInt('reference-size', args['reference-size']) ?? null,
     referenceRows: positiveInt('reference-rows', args['reference-rows']) ?? windowSize,
+    insampleReference: Boolean(args['insample-reference']),
     windowSize,
     retrainEvery: positiveInt('retrain-every', args['retrain-every']) ?? 1000,
     trainRows: positiveInt('train-rows', args['train-rows']) ?? data.spec.trainer.windowRows,

@@ -27,7 +27,7 @@
  *
  * State kept small (it is serialised with the monitor's per chunk): AUC on
  * 100 score bins, probabilities rounded to 1e-4 (the calibrator's reference
- * then costs ~7 KB per version), at most 4 versions and 4 closed windows per
+ * then costs ~3.5 KB per version at 250 rows), at most 4 versions and 4 closed windows per
  * slot awaiting their labels.
  */
 import type { PipelineSpec } from '../../pipelines/spec.js';
