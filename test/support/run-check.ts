@@ -172,6 +172,16 @@ export interface ScoringCheck {
   predictionsOnTopic: number;
   /** Predictions written in transactions that were aborted (read_uncommitted count minus read_committed count): work a fault made the pipeline redo. */
   abortedPredictions: number;
+  /**
+   * Up to five events with more than one committed prediction, to tell where a copy came from: each
+   * prediction where it sits on the topic, and the event's committed feature vectors (two vectors: the
+   * preprocessor's output was doubled; one: the scorer committed the same input twice).
+   */
+  duplicateSamples: Array<{
+    eventId: string;
+    predictions: Array<{ at: string; version: number; scoredAt: number; predictionId: string }>;
+    vectors: string[];
+  }>;
 }
 
 export interface LoopCheck {
@@ -216,7 +226,8 @@ export async function checkScoring(deps: { kafka: Kafka; codec: Codec; names: To
   const events = await readToEnd(kafka, [names.physical('events.client')]);
   const sentOnTopic = tally(await decodeAll<{ event_id: string }>(codec, 'ClientEvent', events), (e) => e.event_id);
 
-  const predictions = await decodeAll<Prediction>(codec, 'Prediction', await readToEnd(kafka, [names.physical('predictions')]));
+  const predictionRows = await readToEnd(kafka, [names.physical('predictions')]);
+  const predictions = await decodeAll<Prediction>(codec, 'Prediction', predictionRows);
   const everyAttempt = (await readToEnd(kafka, [names.physical('predictions')], 120_000, true)).length;
   const onTopic = new Map<string, Prediction[]>();
   for (const p of predictions) if (sent.has(p.event_id) && p.variant !== 'shadow') onTopic.set(p.event_id, [...(onTopic.get(p.event_id) ?? []), p]);
@@ -254,7 +265,21 @@ export async function checkScoring(deps: { kafka: Kafka; codec: Codec; names: To
   }
   const dlqs = TOPICS.filter((t) => t.name.endsWith('.dlq')).map((t) => names.physical(t.name));
   const deadLettered = (await readToEnd(kafka, dlqs)).length;
-  return { in: sent.size, logged, lost, duplicates, deadLettered, logMismatches, logMismatchSamples, inputDuplicates: extra(sentOnTopic), predictionsOnTopic: predictions.length, abortedPredictions: everyAttempt - predictions.length };
+  const doubled = [...onTopic].filter(([, ps]) => ps.length > 1).slice(0, 5).map(([id]) => id);
+  const duplicateSamples: ScoringCheck['duplicateSamples'] = [];
+  if (doubled.length > 0) {
+    const vectorRows = await readToEnd(kafka, [names.physical('features.vectors')]);
+    const vectors = await decodeAll<{ event_id: string }>(codec, 'FeatureVector', vectorRows);
+    const where = (r: EndRead) => `${r.partition}@${r.offset}`;
+    for (const id of doubled) {
+      duplicateSamples.push({
+        eventId: id,
+        predictions: predictions.flatMap((p, i) => (p.event_id === id && p.variant !== 'shadow' ? [{ at: where(predictionRows[i]!), version: p.model_version, scoredAt: p.scored_at, predictionId: p.prediction_id }] : [])),
+        vectors: vectors.flatMap((v, i) => (v.event_id === id ? [where(vectorRows[i]!)] : [])),
+      });
+    }
+  }
+  return { in: sent.size, logged, lost, duplicates, deadLettered, logMismatches, logMismatchSamples, inputDuplicates: extra(sentOnTopic), predictionsOnTopic: predictions.length, abortedPredictions: everyAttempt - predictions.length, duplicateSamples };
 }
 
 /** The loop's outputs: every prediction joined once (when its label was sent), and each report, retrain request, candidate and model event once. */
