@@ -30,8 +30,10 @@
  * for co-partitioned inputs). On every assignment the runtime initialises the
  * producer of each assigned task — which fences any previous owner and
  * completes or aborts its open transaction — and only then reads the group's
- * committed offsets, so records a previous owner committed just before the
- * rebalance are skipped, not processed twice. A fenced producer (another member
+ * committed offsets, stable ones (require_stable, streams/kafkajs-patch.ts 4:
+ * the settled transaction's offsets may not be readable yet when
+ * InitProducerId returns), so records a previous owner committed just before
+ * the rebalance are skipped, not processed twice. A fenced producer (another member
  * took the task) stops that task's work and pauses it until the next
  * assignment. A commit that fails ambiguously (timeout, broken connection) is
  * never resent blindly: the task is re-fenced and its committed offset re-read,
@@ -308,6 +310,7 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
     t.epoch = ++epochs;
     t.confirmedAt = Date.now();
     metrics.fencings.inc({ worker: handler.name });
+    logger.info({ task: t.id, committed: Object.fromEntries([...t.committed].map(([k, v]) => [k, v.toString()])) }, 'task opened: previous owner fenced, committed offsets read');
   }
 
   async function readCommitted(t: Task, topics: string[]): Promise<void> {

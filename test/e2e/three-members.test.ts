@@ -45,7 +45,7 @@ beforeAll(async () => {
     members.push(createWorkerProcess({
       name, workers: WORKERS, spec: specFile, metricsPort: await freePort(), sessionTimeoutMs: 6000, supervise: false,
       env: {
-        LOOPLINE_TOPIC_PREFIX: env.config.kafka.topicPrefix, LOOPLINE_CASSANDRA_KEYSPACE: env.config.cassandra.keyspace, LOOPLINE_LOG_LEVEL: 'warn',
+        LOOPLINE_TOPIC_PREFIX: env.config.kafka.topicPrefix, LOOPLINE_CASSANDRA_KEYSPACE: env.config.cassandra.keyspace, LOOPLINE_LOG_LEVEL: process.env.LOOPLINE_TEST_MEMBER_LOG_LEVEL ?? 'warn',
         // The scorer as its own group on features.vectors, whose members this test watches: with the
         // preprocessor in the same process it would otherwise run chained (preprocessor-scorer on events.client).
         LOOPLINE_CHAIN_SCORING: 'false',

@@ -25,6 +25,8 @@ export interface EndRead {
   key: string | null;
   value: Buffer | null;
   timestamp: number;
+  /** The writing producer's id and epoch (from the record batch): which incarnation of a transactional producer wrote it. */
+  producer: string | null;
 }
 
 /** Reads each topic from offset 0 to its current end offsets (read_committed, unless asked); fails if a partition cannot reach its end within `timeoutMs`. */
@@ -42,6 +44,8 @@ export async function readToEnd(kafka: Kafka, topics: readonly string[], timeout
   if (pending.size === 0) return got;
   const consumer = kafka.consumer({ groupId: `check-${process.pid}-${process.hrtime.bigint()}`, readUncommitted, maxBytes: 20 * 1024 * 1024, maxWaitTimeInMs: 250 });
   const reached = new Map<string, number>();
+  const seen = new Set<string>();
+  let redelivered = 0;
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));
   const advance = (topic: string, partition: number, lastOffset: string) => {
@@ -63,7 +67,16 @@ export async function readToEnd(kafka: Kafka, topics: readonly string[], timeout
         const high = ends.get(`${batch.topic}/${batch.partition}`) ?? 0;
         for (const m of batch.messages) {
           if (Number(m.offset) >= high) break; // written after the end offsets were taken
-          got.push({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key?.toString() ?? null, value: m.value, timestamp: Number(m.timestamp) });
+          // An offset is one record: a batch handed over again (the reader's own group rejoining on a
+          // loaded machine starts again from the beginning) is not a second copy.
+          const at = `${batch.topic}/${batch.partition}@${m.offset}`;
+          if (seen.has(at)) {
+            redelivered++;
+            continue;
+          }
+          seen.add(at);
+          const bc = (m as { batchContext?: { producerId?: string; producerEpoch?: number } }).batchContext;
+          got.push({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key?.toString() ?? null, value: m.value, timestamp: Number(m.timestamp), producer: bc?.producerId === undefined ? null : `${bc.producerId}/${bc.producerEpoch}` });
         }
       },
     });
@@ -75,6 +88,7 @@ export async function readToEnd(kafka: Kafka, topics: readonly string[], timeout
       const stuck = [...pending].map((k) => `${k} at ${reached.get(k) ?? 'nothing'} of end ${ends.get(k)}`);
       throw new Error(`reading to the end offsets timed out after ${timeoutMs} ms; partitions short of their end (an open transaction holds the last stable offset back?): ${stuck.join('; ')}`);
     }
+    if (redelivered > 0) console.warn(`[read-to-end] ${redelivered} records of ${topics.join(', ')} were handed over again and counted once`);
     return got;
   } finally {
     await consumer.disconnect();
@@ -179,7 +193,7 @@ export interface ScoringCheck {
    */
   duplicateSamples: Array<{
     eventId: string;
-    predictions: Array<{ at: string; version: number; scoredAt: number; predictionId: string }>;
+    predictions: Array<{ at: string; producer: string | null; version: number; scoredAt: number; predictionId: string }>;
     vectors: string[];
   }>;
 }
@@ -274,7 +288,7 @@ export async function checkScoring(deps: { kafka: Kafka; codec: Codec; names: To
     for (const id of doubled) {
       duplicateSamples.push({
         eventId: id,
-        predictions: predictions.flatMap((p, i) => (p.event_id === id && p.variant !== 'shadow' ? [{ at: where(predictionRows[i]!), version: p.model_version, scoredAt: p.scored_at, predictionId: p.prediction_id }] : [])),
+        predictions: predictions.flatMap((p, i) => (p.event_id === id && p.variant !== 'shadow' ? [{ at: where(predictionRows[i]!), producer: predictionRows[i]!.producer, version: p.model_version, scoredAt: p.scored_at, predictionId: p.prediction_id }] : [])),
         vectors: vectors.flatMap((v, i) => (v.event_id === id ? [where(vectorRows[i]!)] : [])),
       });
     }
