@@ -194,7 +194,10 @@ export interface ScoringCheck {
   duplicateSamples: Array<{
     eventId: string;
     predictions: Array<{ at: string; producer: string | null; version: number; scoredAt: number; predictionId: string }>;
+    /** Each committed vector of the event: partition@offset by producer id/epoch. */
     vectors: string[];
+    /** The event on events.client: partition@offset. */
+    event: string[];
   }>;
 }
 
@@ -285,11 +288,13 @@ export async function checkScoring(deps: { kafka: Kafka; codec: Codec; names: To
     const vectorRows = await readToEnd(kafka, [names.physical('features.vectors')]);
     const vectors = await decodeAll<{ event_id: string }>(codec, 'FeatureVector', vectorRows);
     const where = (r: EndRead) => `${r.partition}@${r.offset}`;
+    const eventsDecoded = await decodeAll<{ event_id: string }>(codec, 'ClientEvent', events);
     for (const id of doubled) {
       duplicateSamples.push({
         eventId: id,
         predictions: predictions.flatMap((p, i) => (p.event_id === id && p.variant !== 'shadow' ? [{ at: where(predictionRows[i]!), producer: predictionRows[i]!.producer, version: p.model_version, scoredAt: p.scored_at, predictionId: p.prediction_id }] : [])),
-        vectors: vectors.flatMap((v, i) => (v.event_id === id ? [where(vectorRows[i]!)] : [])),
+        vectors: vectors.flatMap((v, i) => (v.event_id === id ? [`${where(vectorRows[i]!)} by ${vectorRows[i]!.producer}`] : [])),
+        event: eventsDecoded.flatMap((e, i) => (e.event_id === id ? [where(events[i]!)] : [])),
       });
     }
   }
