@@ -194,8 +194,31 @@ describe('scorer (in-memory harness)', () => {
     expect(new Set(served.map((p) => p.model_version))).toEqual(new Set([subset.version]));
     const expected = await scoresOf(fewer, scoreRows.slice(20, 40));
     for (const p of served) expect(p.score).toBeCloseTo(expected.get(p.event_id)!, 6);
-    // The prediction records what the pipeline served, all of it, whatever the model used.
+    // The prediction records what the pipeline served, all of it, whatever the model used, and which of it the model took.
     expect(served[0]!.features).toEqual(scoreRows[20]!.values);
+    expect(served[0]!.model_features).toEqual(['period', 'nswdemand', 'day']);
+  });
+
+  it('gives each live model its own inputs and records them per prediction: a shadow taking fewer inputs than the champion', async () => {
+    const s = setup();
+    await registerChampion(s.stores.registry, v1Model);
+    const train = rows.slice(0, 800);
+    const fewer = trainModel({
+      spec: { task: 'binary', features: [{ name: 'nswdemand', kind: 'numeric' }, { name: 'period', kind: 'numeric' }], classes: ['DOWN', 'UP'] },
+      rows: train.map((r) => ({ nswdemand: r.values.nswdemand ?? null, period: r.values.period ?? null })),
+      labels: train.map((r) => r.label!),
+    });
+    const shadow = await s.stores.registry.register({ pipeline: P, modelName: M, status: 'candidate', ...artifactOf(fewer) });
+    await setShadow(s.stores.registry, { pipeline: P, modelName: M, version: shadow.version, actor: 'test', reason: 'fewer inputs' });
+    const run = await s.run(inputs(0, 30));
+    const byEvent = on(run.outputs, 'predictions.by-event');
+    const expected = await scoresOf(fewer, scoreRows.slice(0, 30));
+    for (const p of byEvent) {
+      expect(p.model_features).toEqual(p.variant === 'shadow' ? ['nswdemand', 'period'] : spec.model.features);
+      if (p.variant === 'shadow') expect(p.score).toBeCloseTo(expected.get(p.event_id)!, 6);
+      expect(s.stores.predictions.rows.get(`${p.event_id}/${M}/${p.variant}`)!.model_features).toEqual(p.model_features);
+    }
+    expect(byEvent.filter((p) => p.variant === 'shadow')).toHaveLength(30);
   });
 
   it('hot-swaps between chunks on a control.models announcement, ignoring other pipelines\' events', async () => {

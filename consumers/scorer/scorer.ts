@@ -7,6 +7,9 @@
  * picks the same arm), and a shadow model scores every event side by side,
  * logged with variant "shadow" but never served.
  *
+ * Each prediction records in `model_features` the inputs its own model took
+ * (beside `features`, everything the preprocessor served).
+ *
  * Hot swap: `reload()` reads the serving state from the registry and loads
  * any new version; the swap takes effect between chunks, so every event is
  * scored by exactly one champion and no chunk is half old, half new. Each model
@@ -57,6 +60,8 @@ export interface ScorerDeps {
 interface Loaded {
   version: number;
   model: OnnxModel;
+  /** The inputs the model takes, in order (its feature spec): what each of its predictions records it saw. */
+  features: string[];
 }
 
 export interface Serving {
@@ -88,7 +93,7 @@ export function predictionId(eventId: string, model: string, version: number, va
 export function toPrediction(
   v: FeatureVector,
   out: ModelOutput,
-  m: { name: string; version: number; variant: string; classes: string[] },
+  m: { name: string; version: number; variant: string; classes: string[]; features: readonly string[] },
   scoredAt: number,
 ): Prediction {
   const probabilities: Record<string, number> = {};
@@ -107,6 +112,7 @@ export function toPrediction(
     value: out.value,
     features: v.values,
     missing: v.missing,
+    model_features: [...m.features],
     event_time: v.event_time,
     produced_at: v.produced_at,
     scored_at: scoredAt,
@@ -133,7 +139,7 @@ export function createScorer(deps: ScorerDeps): Scorer {
         const problem = pipelineFitProblem(served, { task: spec.task, classes: spec.label.classes }, mv.spec);
         if (problem) throw new ModelRefusedError(`refusing ${modelName}@${version}: it does not fit pipeline ${spec.name}: ${problem}`);
         try {
-          return { version, model: await loadOnnxModel(mv.onnx, mv.spec) };
+          return { version, model: await loadOnnxModel(mv.onnx, mv.spec), features: mv.spec.features.map((f) => f.name) };
         } catch (err) {
           throw new ModelRefusedError(`refusing ${modelName}@${version}: onnxruntime cannot load it: ${(err as Error).message}`, err);
         }
@@ -175,7 +181,7 @@ export function createScorer(deps: ScorerDeps): Scorer {
   async function score(l: Loaded, variant: string, vectors: FeatureVector[], scoredAt: number): Promise<Prediction[]> {
     if (vectors.length === 0) return [];
     const outs = await l.model.predict(vectors.map((v) => v.values));
-    return vectors.map((v, i) => toPrediction(v, outs[i]!, { name: modelName, version: l.version, variant, classes: l.model.spec.classes }, scoredAt));
+    return vectors.map((v, i) => toPrediction(v, outs[i]!, { name: modelName, version: l.version, variant, classes: l.model.spec.classes, features: l.features }, scoredAt));
   }
 
   const scorer: Scorer = {
