@@ -14,12 +14,18 @@
  * second builder waits while the lease is held), a replayed request reuses
  * the model already registered for it, and a request that cannot be trained
  * (too few rows, one class only) is marked skipped with the reason.
+ *
+ * With `live`, each request is trained on the newest applied spec version's
+ * inputs (a feature added by `setup --spec` once the preprocessor serves it;
+ * rows logged before it was served have it missing, imputed as any missing
+ * value), and the candidate's lineage records that version (`specVersion`).
  */
 import crypto from 'node:crypto';
 import os from 'node:os';
 import type { ModelInfo, ModelRegistry } from '../../models/registry.js';
 import { train, TrainingError, type Artifact, type LabeledRow, type TrainOptions } from '../../models/training.js';
 import type { PipelineSpec } from '../../pipelines/spec.js';
+import type { LiveSpec } from '../live-spec.js';
 import type { ModelCandidate, RetrainRequest } from '../../schemas/types.js';
 import type { RetrainRequestStore } from '../../store/retrain-requests.js';
 import type { TrainingRow, TrainingSet } from '../../store/training-set.js';
@@ -51,6 +57,8 @@ export function toCandidate(spec: PipelineSpec, m: ModelInfo, r: RetrainRequest,
 
 export interface ModelBuilderDeps {
   spec: PipelineSpec;
+  /** The applied spec versions, read before each request: the candidate takes the newest version's inputs and records it in its lineage. */
+  live?: LiveSpec;
   registry: ModelRegistry;
   training: Pick<TrainingSet, 'newest'>;
   requests: RetrainRequestStore;
@@ -66,7 +74,9 @@ export interface ModelBuilderDeps {
 }
 
 export function createModelBuilder(deps: ModelBuilderDeps): WorkerImpl<'RetrainRequest'> {
-  const { spec, registry, requests, logger } = deps;
+  const { registry, requests, logger } = deps;
+  /** The spec version in force for the request in hand (names never change across versions). */
+  let spec = deps.spec;
   const minRows = deps.minRows ?? 100;
   const leaseMs = deps.leaseMs ?? 30_000;
   const trainer = deps.trainer ?? train;
@@ -129,6 +139,7 @@ export function createModelBuilder(deps: ModelBuilderDeps): WorkerImpl<'RetrainR
       trainingEnd: Math.max(...times),
       parentVersion: r.champion_version,
       requestId,
+      specVersion: deps.live?.version() ?? null,
     });
     return { model, trainer: artifact.trainer, seconds: (Date.now() - started) / 1000 };
   }
@@ -162,10 +173,15 @@ export function createModelBuilder(deps: ModelBuilderDeps): WorkerImpl<'RetrainR
   }
 
   return {
+    async open() {
+      await deps.live?.open();
+      spec = deps.live?.current() ?? deps.spec;
+    },
     async process(records, ctx) {
       const outputs: OutputRecord[] = [];
       for (const { value: r } of records) {
         if (r.pipeline !== spec.name) continue;
+        if (await deps.live?.refresh({ force: true })) spec = deps.live!.current();
         for (;;) {
           const claim = await requests.claim(r, owner, leaseMs);
           if (claim.outcome === 'done') {

@@ -18,7 +18,7 @@ import { createMemoryStores, type MemoryStores } from '../../store/memory.js';
 import type { WorkerImpl } from '../../streams/definition.js';
 import type { OutputRecord } from '../../streams/runtime.js';
 import { runFlow, type FlowInput } from '../../streams/testing.js';
-import { elec2 as spec, elec2Rows, registerChampion, registerModel, trainOn, vectorOf, type PointInTimeRow } from '../../test/support/elec2.js';
+import { elec2 as spec, elec2Rows, registerChampion, registerModel, trainOn, vectorOf, withDemandMean, type PointInTimeRow } from '../../test/support/elec2.js';
 import { cleanAndCrashed } from '../../test/support/flows.js';
 import { scorer } from './index.js';
 import { abArm, NoChampionError, type Scorer } from './scorer.js';
@@ -219,6 +219,31 @@ describe('scorer (in-memory harness)', () => {
       expect(s.stores.predictions.rows.get(`${p.event_id}/${M}/${p.variant}`)!.model_features).toEqual(p.model_features);
     }
     expect(byEvent.filter((p) => p.variant === 'shadow')).toHaveLength(30);
+  });
+
+  it('picks up a spec version on reload: a model needing its new feature, refused before, serves once the version is applied', async () => {
+    const s = setup();
+    await s.stores.specs.record(P, JSON.stringify(spec), 'first', NOW);
+    await registerChampion(s.stores.registry, v1Model);
+    await s.run(inputs(0, 10));
+    const evolved = withDemandMean(spec);
+    const withDemand = (r: PointInTimeRow): PointInTimeRow => ({ ...r, values: { ...r.values, nswdemand_ma48: r.values.nswdemand ?? null } });
+    const v2 = await registerModel(s.stores.registry, trainOn(rows.slice(0, 1200).map(withDemand), { spec: evolved }), { spec: evolved });
+    expect(await s.stores.registry.promote({ pipeline: P, modelName: M, version: v2.version, expected: 1, actor: 'test', reason: 'new feature' })).toBe(true);
+    expect(await s.scorer().reload()).toBe(1);
+    expect(s.scorer().refused()).toEqual([v2.version]);
+
+    await s.stores.specs.record(P, JSON.stringify(evolved), 'added inputs nswdemand_ma48', NOW);
+    expect(await s.scorer().reload()).toBe(v2.version);
+    expect(s.scorer().refused()).toEqual([]);
+    const after = await s.run(scoreRows.slice(10, 30).map((r) => V(vectorOf(withDemand(r)))));
+    const served = on(after.outputs, 'predictions');
+    expect(served).toHaveLength(20);
+    for (const p of served) {
+      expect(p.model_version).toBe(v2.version);
+      expect(p.model_features).toEqual(evolved.model.features);
+      expect(p.model_features.at(-1)).toBe('nswdemand_ma48');
+    }
   });
 
   it('hot-swaps between chunks on a control.models announcement, ignoring other pipelines\' events', async () => {

@@ -16,12 +16,16 @@
  * is given exactly the inputs its feature spec names (a model may use fewer
  * than the pipeline serves); a model that needs an input the pipeline does
  * not serve, or of another kind, is refused at load, not discovered per event,
- * and the current one keeps serving.
+ * and the current one keeps serving. With `live`, every reload first reads the
+ * applied spec versions: a new one (a feature added by `setup --spec`) takes
+ * effect with the models built under it, so a model trained on the new
+ * feature is accepted once the spec serving it is applied.
  */
 import crypto from 'node:crypto';
 import { LooplineError, TransientError } from '../../core/errors.js';
 import { pipelineFitProblem } from '../../models/feature-spec.js';
 import { estimateSetting } from '../drift-monitor/estimate-core.js';
+import type { LiveSpec } from '../live-spec.js';
 import { loadOnnxModel, type OnnxModel } from '../../models/onnx-model.js';
 import type { ModelOutput } from '../../models/model-output.js';
 import type { ModelRegistry, ServingState } from '../../models/registry.js';
@@ -49,6 +53,8 @@ export class ModelRefusedError extends LooplineError {
 
 export interface ScorerDeps {
   spec: PipelineSpec;
+  /** The applied spec versions, re-read on every reload (consumers/live-spec.ts). Absent: `spec` for good. */
+  live?: LiveSpec;
   registry: ModelRegistry;
   log: PredictionLog;
   logger: Logger;
@@ -120,15 +126,23 @@ export function toPrediction(
 }
 
 export function createScorer(deps: ScorerDeps): Scorer {
-  const { spec, registry, log, logger } = deps;
+  const { registry, log, logger } = deps;
   const now = deps.now ?? Date.now;
-  const modelName = spec.model.name;
-  const expected = modelFeatureDefs(spec);
-  const byModel = estimateSetting(spec).config !== null;
-  const served = [...inputKinds(spec)].map(([name, kind]) => ({ name, kind }));
+  const modelName = deps.spec.model.name;
+  /** What the spec version in force serves: a model must fit it to load. */
+  const shapeOf = (spec: PipelineSpec) => ({
+    spec,
+    expected: modelFeatureDefs(spec),
+    byModel: estimateSetting(spec).config !== null,
+    served: [...inputKinds(spec)].map(([name, kind]) => ({ name, kind })),
+  });
+  let shape = shapeOf(deps.spec);
+  const spec = deps.spec; // names only (pipeline, model): a spec version never changes them
   const cache = new Map<number, Promise<Loaded>>();
   const refusedVersions = new Set<number>();
   let current: Serving | null = null;
+  /** The spec version `current` was built under: one for the whole chunk, with the models. */
+  let currentShape = shape;
   let reloading: Promise<number> | null = null;
 
   function load(version: number): Promise<Loaded> {
@@ -136,7 +150,7 @@ export function createScorer(deps: ScorerDeps): Scorer {
     if (!p) {
       p = (async () => {
         const mv = await registry.get(spec.name, modelName, version);
-        const problem = pipelineFitProblem(served, { task: spec.task, classes: spec.label.classes }, mv.spec);
+        const problem = pipelineFitProblem(shape.served, { task: shape.spec.task, classes: shape.spec.label.classes }, mv.spec);
         if (problem) throw new ModelRefusedError(`refusing ${modelName}@${version}: it does not fit pipeline ${spec.name}: ${problem}`);
         try {
           return { version, model: await loadOnnxModel(mv.onnx, mv.spec), features: mv.spec.features.map((f) => f.name) };
@@ -186,15 +200,23 @@ export function createScorer(deps: ScorerDeps): Scorer {
 
   const scorer: Scorer = {
     async open() {
+      await deps.live?.open();
+      if (deps.live) shape = currentShape = shapeOf(deps.live.current());
       await scorer.reload();
     },
 
     reload() {
       reloading ??= (async () => {
         try {
+          if (await deps.live?.refresh({ force: true })) {
+            // A new spec version: models refused under the old one (needing an input it did not serve) may fit now.
+            shape = shapeOf(deps.live!.current());
+            refusedVersions.clear();
+          }
           const next = await build(await registry.serving(spec.name, modelName));
           const changed = !current || next.champion.version !== current.champion.version || next.shadow?.version !== current.shadow?.version || next.ab?.version !== current.ab?.version || next.ab?.share !== current.ab?.share;
           current = next;
+          currentShape = shape;
           if (changed) {
             logger.info({ champion: next.champion.version, shadow: next.shadow?.version ?? null, ab: next.ab?.version ?? null }, 'serving models swapped in');
             deps.onSwap?.(next);
@@ -212,6 +234,7 @@ export function createScorer(deps: ScorerDeps): Scorer {
 
     async process(records: Array<InputRecord<FeatureVector>>) {
       const serving = current; // one snapshot for the whole chunk
+      const { expected, byModel } = currentShape;
       if (!serving) throw new NoChampionError(spec.name, modelName);
       const deadLetters: RecordFailure[] = [];
       const champ: FeatureVector[] = [];
