@@ -201,7 +201,7 @@ describe('preprocessor (in-memory harness)', () => {
 
     // setup --spec applies version 2 (the aggregator, not run here, has written the new set's value).
     await stores.specs.record('elec2', JSON.stringify(withDemandMean(spec, { waitForWatermarkMs: 0 })), 'added inputs nswdemand_ma48', T0);
-    await stores.features.apply([{ update_id: 'd:1', feature_set: 'demand', entity_id: 'nsw', event_time: T0, values: { nswdemand_ma48: 0.42 } }], () => 3600);
+    await stores.features.apply([{ update_id: 'd:1', feature_set: 'rolling', entity_id: 'nsw', event_time: T0, values: { nswdemand_ma48: 0.42 } }], () => 3600);
     const after = await runFlow(preprocessor, [E(event('b', T0 + 20 * MIN))], { ...opts, impl: before.impl, offsets: before.offsets });
     const v = vectors(after)[0]!;
     expect(v.values).toMatchObject({ nswprice_prev: 0.1, nswdemand_ma48: 0.42 });

@@ -15,7 +15,8 @@ import { promote } from '../../models/lifecycle.js';
 import { trainForPipeline } from '../../models/pipeline-training.js';
 import { artifactOf, type ModelInfo, type ModelRegistry, type RegisterInput } from '../../models/registry.js';
 import type { TrainedModel } from '../../models/trainer.js';
-import { loadSpec, parseSpec, type PipelineSpec } from '../../pipelines/spec.js';
+import { withRollingMean } from '../../pipelines/evolution.js';
+import { loadSpec, type PipelineSpec } from '../../pipelines/spec.js';
 import { readCsv } from '../../producers/csv.js';
 import { buildReplayPlan, pointInTimeRows, type PointInTimeRow } from '../../producers/replay-plan.js';
 
@@ -87,12 +88,9 @@ export function predictionOf(r: PointInTimeRow, modelVersion: number, spec: Pipe
 }
 
 /**
- * A spec version adding a feature (issue 11's example): a rolling mean of the last 48 events' demand,
- * aggregated from the events by the feature-aggregator, which the model now names. `set` patches the new set.
+ * A spec version adding a feature (issue 11's example, the demo's --evolve): a rolling mean of the last 48 events'
+ * demand, aggregated from the events by the feature-aggregator, which the model now names. `set` patches the new set.
  */
 export function withDemandMean(spec: PipelineSpec = elec2, set: Record<string, unknown> = {}): PipelineSpec {
-  const raw = JSON.parse(JSON.stringify(spec)) as Record<string, any>;
-  raw.featureSets.push({ name: 'demand', source: 'events', features: { nswdemand_ma48: 'numeric' }, aggregates: { nswdemand_ma48: { field: 'nswdemand', op: 'mean', window: 48 } }, ...set });
-  raw.model.features.push('nswdemand_ma48');
-  return parseSpec(raw, 'elec2 with nswdemand_ma48');
+  return withRollingMean(spec, { field: 'nswdemand', window: 48 }, set);
 }
