@@ -243,7 +243,11 @@ describe('scorer (in-memory harness)', () => {
       expect(p.model_version).toBe(v2.version);
       expect(p.model_features).toEqual(evolved.model.features);
       expect(p.model_features.at(-1)).toBe('nswdemand_ma48');
+      expect(p.missing).not.toContain('nswdemand_ma48');
     }
+    // A vector served under the old version (no such key at all), scored by the new model: recorded as missing to it.
+    const old = on((await s.run(inputs(30, 35))).outputs, 'predictions');
+    for (const p of old) expect(p).toMatchObject({ model_version: v2.version, missing: expect.arrayContaining(['nswdemand_ma48']) });
   });
 
   it('hot-swaps between chunks on a control.models announcement, ignoring other pipelines\' events', async () => {

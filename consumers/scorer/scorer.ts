@@ -117,7 +117,8 @@ export function toPrediction(
     probabilities,
     value: out.value,
     features: v.values,
-    missing: v.missing,
+    // An input the model takes that the vector does not carry at all (served under an older spec version) was missing to it.
+    missing: [...v.missing, ...m.features.filter((f) => !(f in v.values))],
     model_features: [...m.features],
     event_time: v.event_time,
     produced_at: v.produced_at,
