@@ -209,7 +209,7 @@ export function createMemoryTrainingSet(): TrainingSet & { rows: Map<string, Tra
   return {
     rows,
     async write(p, label, labelTime) {
-      rows.set(p.event_id, { pipeline: p.pipeline, eventId: p.event_id, eventTime: p.event_time, values: { ...p.features }, label, labelTime, modelVersion: p.model_version });
+      rows.set(p.event_id, { pipeline: p.pipeline, eventId: p.event_id, eventTime: p.event_time, values: { ...p.features }, label, labelTime, modelVersion: p.model_version, entityId: p.entity_id });
     },
     async seed(pipeline, seeded) {
       for (const r of seeded) rows.set(r.eventId, { ...r, values: { ...r.values }, pipeline });

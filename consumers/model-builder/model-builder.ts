@@ -18,7 +18,8 @@
  * With `live`, each request is trained on the newest applied spec version's
  * inputs (a feature added by `setup --spec` once the preprocessor serves it;
  * rows logged before it was served have it missing, imputed as any missing
- * value), and the candidate's lineage records that version (`specVersion`).
+ * value, unless the feature history holds it: ./backfill.ts), and the
+ * candidate's lineage records that version (`specVersion`).
  */
 import crypto from 'node:crypto';
 import os from 'node:os';
@@ -28,7 +29,9 @@ import type { PipelineSpec } from '../../pipelines/spec.js';
 import type { LiveSpec } from '../live-spec.js';
 import type { ModelCandidate, RetrainRequest } from '../../schemas/types.js';
 import type { RetrainRequestStore } from '../../store/retrain-requests.js';
+import type { FeatureStore } from '../../store/feature-store.js';
 import type { TrainingRow, TrainingSet } from '../../store/training-set.js';
+import { backfillRows } from './backfill.js';
 import type { WorkerImpl } from '../../streams/definition.js';
 import type { Logger } from '../../streams/logger.js';
 import type { OutputRecord, ProcessContext } from '../../streams/runtime.js';
@@ -61,6 +64,8 @@ export interface ModelBuilderDeps {
   live?: LiveSpec;
   registry: ModelRegistry;
   training: Pick<TrainingSet, 'newest'>;
+  /** The feature history: inputs a later spec version added are backfilled into older rows from it (./backfill.ts). Absent: no backfill. */
+  features?: Pick<FeatureStore, 'history'>;
   requests: RetrainRequestStore;
   logger: Logger;
   /** Fewest training rows worth a model. Default 100. */
@@ -148,7 +153,12 @@ export function createModelBuilder(deps: ModelBuilderDeps): WorkerImpl<'RetrainR
     // The request's model was registered before a restart (the request still building): finish with it, training nothing.
     const registered = await existing(r.request_id);
     if (registered) return { model: registered, validation: await existing(`${r.request_id}${VALIDATION}`), verdict: `built v${registered.version} (registered before a restart)` };
-    const rows = await deps.training.newest(spec.name, { limit: spec.promotion.holdoutRows + spec.trainer.windowRows, before: r.window_end + 1 });
+    let rows = await deps.training.newest(spec.name, { limit: spec.promotion.holdoutRows + spec.trainer.windowRows, before: r.window_end + 1 });
+    if (deps.features) {
+      const b = await backfillRows(spec, rows, deps.features);
+      rows = b.rows;
+      if (Object.keys(b.filled).length > 0) logger.info({ requestId: r.request_id, filled: b.filled }, 'training rows backfilled from the feature history');
+    }
     const { train: window } = splitByTime(rows, spec.promotion.holdoutRows, spec.trainer.windowRows);
     if (window.length < minRows) return { model: null, validation: null, verdict: `skipped: ${window.length} training rows (${rows.length} labeled in all) is under the minimum of ${minRows}` };
     const refit = spec.promotion.refitOnHoldout && rows.length > window.length;

@@ -2,7 +2,7 @@
 // the bootstrap champion; `setup --spec` applies v2, which adds a rolling demand mean aggregated from
 // the events; with no worker restarted, the preprocessor serves the new feature (the aggregator,
 // started for the new events-sourced set, fills it), the model builder trains a candidate on v2's
-// inputs from the joined training rows, the evaluator gates and promotes it as any candidate, the
+// inputs from the joined training rows (those logged before v2 backfilled from the feature history), the evaluator gates and promotes it as any candidate, the
 // scorer serves it (the old champion kept as shadow), and every logged prediction records the inputs
 // its own model took: none lost, none twice.
 import path from 'node:path';
@@ -78,7 +78,7 @@ describe('spec rollout', () => {
     expect(scorer.serving().champion).toBe(1);
 
     // Phase 1, on v1.
-    const phase1 = await replay(5000, 300);
+    const phase1 = await replay(5000, 500);
     await caughtUp();
 
     // v2 applied; the aggregator is started for its new events-sourced set (it reads events.client from the start).
@@ -87,7 +87,7 @@ describe('spec rollout', () => {
     running.push(await startPipeline(env.config, v2, env.logger, { workers: ['feature-aggregator'], runtime: { batchMax: 200 } }));
 
     // Phase 2, served v2's inputs by the running preprocessor; then a retrain over it.
-    const phase2 = await replay(5300, 900);
+    const phase2 = await replay(5500, 400);
     await caughtUp();
     const producer = env.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
@@ -105,12 +105,17 @@ describe('spec rollout', () => {
     expect(model.specVersion).toBe(2);
     expect(model.spec.features.map((f) => f.name)).toEqual(v2.model.features);
     expect(model.requestId).toBe(request.request_id);
+    // Its training window reaches back before v2 (500 rows: phase 2's 400 and the newest of phase 1): those rows,
+    // logged without the new feature, were backfilled from the aggregator's history (it aggregated phase 1 at its start).
+    const demand = model.baseline.features.nswdemand_ma48!;
+    expect(demand.kind === 'numeric' && demand.count).toBeGreaterThan(450);
+    expect(demand.kind === 'numeric' && demand.missing).toBeLessThanOrEqual(2);
     const events = await decoded<ModelEvent>('control.models', 'ModelEvent');
     expect(events.filter((e) => e.action === 'PROMOTE').map((e) => e.model_version)).toContain(promoted);
     expect(scorer.serving().shadow).toBe(1); // the old champion, kept as shadow
 
     // Phase 3, served by the promoted model.
-    const phase3 = await replay(6200, 200);
+    const phase3 = await replay(5900, 200);
     await caughtUp();
 
     const served = await decoded<Prediction>('predictions', 'Prediction');
