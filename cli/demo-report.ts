@@ -94,6 +94,27 @@ export interface DemoReport {
    * mean |estimated − realised|, mean of estimated − realised, and the share inside the band. Null without estimates.
    */
   estimate: { meanAbsError: number; bias: number; coverage: number | null; windows: number } | null;
+  /** `demo --evolve` only: the spec version applied halfway and how the model on it rolled out. */
+  evolution?: Evolution;
+}
+
+/**
+ * A spec version applied during the run (`demo --evolve`): the model's inputs before and after, the event
+ * (index in replay order) at which the version was applied, the first version trained on it that served
+ * and the first event it served; and every logged prediction (Cassandra prediction_log, shadows included)
+ * checked against the inputs its model version takes in the registry.
+ */
+export interface Evolution {
+  fromFeatures: string[];
+  toFeatures: string[];
+  specVersion: number;
+  appliedAtEvent: number;
+  /** The first champion (or A/B arm) trained on the new version that served; null when none did. */
+  promotedVersion: number | null;
+  promotedAtEvent: number | null;
+  /** Rows of prediction_log read, and those whose model_features differ from their model's inputs (should be 0). */
+  loggedPredictions: number;
+  modelFeaturesMismatched: number;
 }
 
 /** Every committed record of the topics, each read to the end offsets it had when the read began. */
@@ -129,6 +150,8 @@ export interface ReportInput {
   eventsPerSecondTarget: number;
   wallSeconds: number;
   progress: (m: string) => void;
+  /** `demo --evolve`: the spec version applied halfway. */
+  evolution?: Pick<Evolution, 'fromFeatures' | 'toFeatures' | 'specVersion' | 'appliedAtEvent'>;
 }
 
 const METRIC_KEYS: Record<string, string> = { accuracy: 'accuracy', log_loss: 'logLoss', auc: 'auc', mae: 'mae', rmse: 'rmse', macro_f1: 'macroF1', balanced_accuracy: 'balancedAccuracy' };
@@ -162,11 +185,19 @@ export async function buildReport(r: ReportInput): Promise<DemoReport> {
   progress(`checking the prediction log for ${replayed.size} events`);
   const ids = [...replayed];
   const loggedPerEvent = new Map<string, number>();
+  // Each logged row with the inputs it records its model took, checked against the model's feature spec in the registry.
+  const inputsOf = new Map((await registry.list(spec.name, spec.model.name)).map((m) => [m.version, m.spec.features.map((f) => f.name).join(',')]));
+  let loggedRows = 0;
+  let mismatched = 0;
   for (let i = 0; i < ids.length; i += 256) {
     const slice = ids.slice(i, i + 256);
     const counts = await Promise.all(
       slice.map(async (id) => {
-        const rs = await cql.execute('SELECT variant FROM prediction_log WHERE event_id = ?', [id], { prepare: true });
+        const rs = await cql.execute('SELECT variant, model_version, model_features FROM prediction_log WHERE event_id = ?', [id], { prepare: true });
+        for (const row of rs.rows) {
+          loggedRows++;
+          if (((row.get('model_features') as string[] | null) ?? []).join(',') !== inputsOf.get(row.get('model_version') as number)) mismatched++;
+        }
         return rs.rows.filter((row) => row.get('variant') !== 'shadow').length;
       }),
     );
@@ -296,6 +327,21 @@ export async function buildReport(r: ReportInput): Promise<DemoReport> {
         windows: compared.length,
       }
     : null;
+  let evolution: Evolution | undefined;
+  if (r.evolution) {
+    // The first served prediction (in replay order) of a model trained on the new spec version.
+    const onNew = new Set(models.filter((m) => m.specVersion === r.evolution!.specVersion).map((m) => m.version));
+    const firstServed = new Map<string, Prediction>();
+    for (const { p } of preds) if (!firstServed.has(p.event_id)) firstServed.set(p.event_id, p);
+    const at = ids.findIndex((id) => onNew.has(firstServed.get(id)?.model_version ?? -1));
+    evolution = {
+      ...r.evolution,
+      promotedVersion: at < 0 ? null : firstServed.get(ids[at]!)!.model_version,
+      promotedAtEvent: at < 0 ? null : at,
+      loggedPredictions: loggedRows,
+      modelFeaturesMismatched: mismatched,
+    };
+  }
   return {
     pipeline: spec.name,
     pacing: r.pacing,
@@ -331,6 +377,7 @@ export async function buildReport(r: ReportInput): Promise<DemoReport> {
     timeline,
     promotionsAt,
     estimate,
+    ...(evolution ? { evolution } : {}),
   };
 }
 

@@ -10,6 +10,7 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../config/config.js';
+import { ConfigError } from '../core/errors.js';
 import { startPipeline, WORKER_NAMES } from '../consumers/pipeline.js';
 import { createQuiescence } from '../consumers/quiescence.js';
 import type { Scorer } from '../consumers/scorer/scorer.js';
@@ -31,7 +32,9 @@ import { startOpsServer } from '../streams/http.js';
 import { createKafka } from '../streams/kafka.js';
 import { createLogger } from '../streams/logger.js';
 import { createTopicNames } from '../streams/topics.js';
-import { buildReport, textChart, writeHtmlReport, type DemoReport } from './demo-report.js';
+import { setupSpec } from '../infra/spec-setup.js';
+import { defaultRollingMean, withRollingMean } from '../pipelines/evolution.js';
+import { buildReport, textChart, writeHtmlReport, type DemoReport, type ReportInput } from './demo-report.js';
 import { createProgress } from './progress.js';
 import { startDashboard } from '../dashboard/server.js';
 import { writeDemoRun } from '../ops/demo-run.js';
@@ -56,6 +59,12 @@ export interface DemoOptions {
   dashboardPort?: number;
   /** false: remove the run's topics, subjects and keyspace at the end (the CLI without --keep). Default: keep. */
   keep?: boolean;
+  /**
+   * Halfway through the replay, apply a spec version that adds a rolling mean of an event field
+   * (pipelines/evolution.ts; Elec2: nswdemand_ma48) with `setup --spec`'s checks, while every worker runs;
+   * the loop picks it up live and retrains onto it through the usual gates (the report's `evolution`).
+   */
+  evolve?: boolean;
 }
 
 export interface DemoRun {
@@ -121,6 +130,10 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   const config = loadConfig(env);
   const logger = createLogger({ level: config.logLevel, name: 'loopline-demo' });
   const { spec, dir } = loadSpec(opts.spec);
+  const rolling = opts.evolve ? defaultRollingMean(spec) : null;
+  if (opts.evolve && !rolling) throw new ConfigError(`demo --evolve needs a numeric event field to average; ${spec.name} has none`);
+  // Point in time, after waiting (bounded) for the aggregator: it starts at the switch and first aggregates the events before it.
+  const evolved = rolling ? withRollingMean(spec, rolling, { pointInTime: true, waitForWatermarkMs: 10_000 }) : null;
 
   progress(`creating topics (prefix ${config.kafka.topicPrefix}), tables (keyspace ${config.cassandra.keyspace}) and schemas`);
   await bootstrapInfra(config, logger);
@@ -131,6 +144,10 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
   const boot = await trainBootstrap(spec, dir, registry, 'bootstrap', createTrainingSet(cql));
   progress(`bootstrap model ${spec.model.name}@${boot.model.version}: training accuracy ${boot.model.metrics.accuracy?.toFixed(3)}`);
 
+  if (evolved) {
+    const first = await setupSpec(config, spec, JSON.stringify(spec), logger);
+    progress(`spec ${spec.name} recorded as version ${first.outcome === 'applied' ? first.version : '?'}; halfway, a version adding ${evolved.model.features.at(-1)} will be applied`);
+  }
   progress(`starting the workers: ${WORKER_NAMES.join(', ')}`);
   const pipeline = await startPipeline(config, spec, logger, { runtime: { batchMax: 200 } });
   const ops = await startOpsServer(pipeline.metrics, () => pipeline.workers, opts.metricsPort).catch(() => startOpsServer(pipeline.metrics, () => pipeline.workers, 0));
@@ -171,18 +188,38 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
     }
   })();
 
-  const replay = await createReplayer({ producer, logger }).run(plan, {
-    speed: 'max',
+  const replayer = createReplayer({ producer, logger });
+  const runOptions = {
+    speed: 'max' as const,
     eventsPerSecond: opts.eventsPerSecond,
     ...(opts.backtest ? { backtest: { step: backtestStep, scored: () => loop.scored(10 * 60_000), settled: () => loop.wait(10 * 60_000) } } : {}),
-  });
+  };
+  let evolution: ReportInput['evolution'];
+  let aggregator: Awaited<ReturnType<typeof startPipeline>> | null = null;
+  let replay: Awaited<ReturnType<typeof replayer.run>>;
+  if (evolved) {
+    // Halfway (by events), the spec gains the rolling mean: applied as `setup --spec` would, with no worker restarted.
+    const half = Math.floor(eventsTotal / 2);
+    let seen = 0;
+    const cut = plan.findIndex((a) => a.kind === 'event' && seen++ === half);
+    const before = await replayer.run(plan.slice(0, cut), runOptions);
+    const applied = await setupSpec(config, evolved, JSON.stringify(evolved), logger);
+    if (applied.outcome !== 'applied') throw new ConfigError(`demo --evolve: the evolved spec was refused: ${applied.problems.join('; ')}`);
+    progress(`event ${before.events}: spec version ${applied.version} applied (${applied.summary}); starting the feature-aggregator for it`);
+    aggregator = await startPipeline(config, evolved, logger, { workers: ['feature-aggregator'], runtime: { batchMax: 200 } });
+    const after = await replayer.run(plan.slice(cut), runOptions);
+    replay = { ...after, startedAt: before.startedAt, aborted: before.aborted || after.aborted, events: before.events + after.events, features: before.features + after.features, labels: before.labels + after.labels, eventIds: [...before.eventIds, ...after.eventIds] };
+    evolution = { fromFeatures: [...spec.model.features], toFeatures: [...evolved.model.features], specVersion: applied.version, appliedAtEvent: before.events };
+  } else {
+    replay = await replayer.run(plan, runOptions);
+  }
   await producer.disconnect();
   progress(`replay sent ${replay.events} events, ${replay.features} feature updates, ${replay.labels} labels; waiting for the loop to finish`);
   await loop.wait(20 * 60_000, 50);
   stopTicker = true;
   await ticker;
   const wallSeconds = (Date.now() - started) / 1000;
-  const report = await buildReport({ spec, kafka, codec, names, cql, registry, replayedIds: replay.eventIds, labelsSent, bootstrap: boot, pacing, backtestStep, eventsPerSecondTarget: opts.eventsPerSecond, wallSeconds, progress });
+  const report = await buildReport({ spec, kafka, codec, names, cql, registry, replayedIds: replay.eventIds, labelsSent, bootstrap: boot, pacing, backtestStep, eventsPerSecondTarget: opts.eventsPerSecond, wallSeconds, progress, ...(evolution ? { evolution } : {}) });
   if (dashboard) {
     const times = plan.filter((a) => a.kind === 'event').map((a) => a.record.event_time);
     const at = (t: DemoReport['timeline'][number]) => times[t.fromEvent];
@@ -191,6 +228,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoRun> {
     await dashboard.close();
   }
   clearRunFile();
+  await aggregator?.stop();
   await pipeline.stop();
   await ops.close();
   await cql.shutdown();
@@ -217,7 +255,8 @@ export function registerDemoCommand(program: Command): void {
     .option('--metrics-port <port>', 'port of /metrics during the run (another free port if taken)', intOption('--metrics-port', 0, 65535), 9464)
     .option('--dashboard-port <port>', 'serve the live dashboard on this port during the run (0 = any free port)', intOption('--dashboard-port', 0, 65535))
     .option('--keep', "keep the run's topics, schema subjects and keyspace (removed at the end otherwise; `loopline clean --demo-runs` removes kept ones)")
-    .action(async (o: { spec: string; rows?: number; eventsPerSecond: number; backtest?: boolean; backtestStep: number; report: 'text' | 'json'; metricsPort: number; dashboardPort?: number; keep?: boolean }) => {
+    .option('--evolve', 'halfway through the replay, apply a spec version adding a rolling mean of an event field (Elec2: nswdemand_ma48) while the loop runs; the report gains `evolution`')
+    .action(async (o: { spec: string; rows?: number; eventsPerSecond: number; backtest?: boolean; backtestStep: number; report: 'text' | 'json'; metricsPort: number; dashboardPort?: number; keep?: boolean; evolve?: boolean }) => {
       const { report } = await runDemo({
         spec: o.spec,
         ...(o.rows === undefined ? {} : { rows: o.rows }),
@@ -228,6 +267,7 @@ export function registerDemoCommand(program: Command): void {
         metricsPort: o.metricsPort,
         ...(o.dashboardPort === undefined ? {} : { dashboardPort: o.dashboardPort }),
         keep: Boolean(o.keep),
+        evolve: o.evolve === true,
       });
       if (o.report === 'json') {
         const { timeline: _t, promotionsAt: _p, ...rest } = report;
@@ -250,6 +290,8 @@ export function registerDemoCommand(program: Command): void {
           console.log(`  retrain cycle, ms      p50 (max): label→joined ${c.join.p50} (${c.join.max})  →report ${c.monitor.p50} (${c.monitor.max})  →request ${c.trigger.p50} (${c.trigger.max})  →candidate ${c.build.p50} (${c.build.max})  →promoted ${c.evaluate.p50} (${c.evaluate.max})  →serving ${c.serve.p50} (${c.serve.max});  total ${c.total.p50} (${c.total.max})`);
         }
         if (report.estimate) console.log(`  accuracy estimated     before labels: mean |estimated − realised| ${report.estimate.meanAbsError.toFixed(4)}, bias ${report.estimate.bias >= 0 ? '+' : ''}${report.estimate.bias.toFixed(4)}, band coverage ${report.estimate.coverage === null ? '—' : report.estimate.coverage.toFixed(2)} over ${report.estimate.windows} windows`);
+        const ev = report.evolution;
+        if (ev) console.log(`  spec evolution         v${ev.specVersion} at event ${ev.appliedAtEvent}: [${ev.fromFeatures.join(', ')}] → [${ev.toFeatures.join(', ')}]; ${ev.promotedVersion === null ? 'no model on it served' : `v${ev.promotedVersion} on it served from event ${ev.promotedAtEvent}`}; ${ev.modelFeaturesMismatched} of ${ev.loggedPredictions} logged predictions with other inputs than their model's`);
         console.log(`  latency event→logged   p50 ${report.latencyMs.p50} ms   p99 ${report.latencyMs.p99} ms`);
         console.log(`  throughput             ${report.eventsPerSecond?.toFixed(0)} events/s   (wall ${report.wallSeconds.toFixed(0)} s)\n`);
         console.log(textChart(report));

@@ -83,7 +83,7 @@ export function registerModelCommands(program: Command): void {
         const serving = await registry.serving(name, spec.spec.model.name);
         for (const m of await registry.list(name, spec.spec.model.name)) {
           const tag = m.version === serving.champion ? ' ← champion' : m.version === serving.shadow ? ' ← shadow' : m.version === serving.ab ? ` ← A/B ${serving.abShare}` : '';
-          const lineage = `${m.parentVersion ? `parent v${m.parentVersion}` : 'no parent'}, ${m.trainer}${m.trainingStart ? `, trained on ${new Date(m.trainingStart).toISOString().slice(0, 16)} → ${new Date(m.trainingEnd ?? m.trainingStart).toISOString().slice(0, 16)}` : ''}`;
+          const lineage = `${m.parentVersion ? `parent v${m.parentVersion}` : 'no parent'}, spec ${m.specVersion === null ? 'unversioned' : `v${m.specVersion}`}, ${m.trainer}${m.trainingStart ? `, trained on ${new Date(m.trainingStart).toISOString().slice(0, 16)} → ${new Date(m.trainingEnd ?? m.trainingStart).toISOString().slice(0, 16)}` : ''}`;
           console.log(`${String(m.version).padStart(4)}  ${m.status.padEnd(10)} ${new Date(m.createdAt).toISOString()}  rows=${m.trainingRows}  ${fmtMetrics(m.metrics)}${tag}`);
           console.log(`      ${lineage}`);
           // The verdict: the evaluator's numbers for a promoted or rejected candidate, a rollback's reason.

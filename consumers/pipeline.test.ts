@@ -10,7 +10,11 @@ import { loadConfig } from '../config/config.js';
 import { ConfigError } from '../core/errors.js';
 import { loadSpec } from '../pipelines/spec.js';
 import { createLogger } from '../streams/logger.js';
+import { chainWorkers } from '../streams/chain.js';
+import { compileWorkerConfig } from '../streams/definition.js';
 import { startPipeline } from './pipeline.js';
+import { preprocessor } from './preprocessor/index.js';
+import { scorer } from './scorer/index.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { spec } = loadSpec(path.join(root, 'pipelines', 'elec2.json'));
@@ -31,5 +35,15 @@ describe('startPipeline: per-worker Kafka credentials', () => {
     await expect(startPipeline(config, spec, logger, { workers: ['preprocessor', 'scorer', 'joiner'] })).rejects.toThrow(
       /^preprocessor, joiner have no Kafka credentials: set LOOPLINE_KAFKA_SASL_PREPROCESSOR_USERNAME \/ _PASSWORD, or the shared/,
     );
+  });
+});
+
+describe('chained workers\' settings', () => {
+  it('reads each part\'s own variables (LOOPLINE_SCORER_…), the chain\'s name first', () => {
+    const chained = chainWorkers(preprocessor, scorer);
+    const own = compileWorkerConfig(chained, { LOOPLINE_SCORER_RELOAD_INTERVAL_MS: '500', LOOPLINE_PREPROCESSOR_SPEC_POLL_INTERVAL_MS: '200' });
+    expect(own.settings).toMatchObject({ reloadIntervalMs: 500, specPollIntervalMs: 200 });
+    const chain = compileWorkerConfig(chained, { LOOPLINE_SCORER_RELOAD_INTERVAL_MS: '500', LOOPLINE_PREPROCESSOR_SCORER_RELOAD_INTERVAL_MS: '700' });
+    expect(chain.settings).toMatchObject({ reloadIntervalMs: 700, specPollIntervalMs: 5000 });
   });
 });

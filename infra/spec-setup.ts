@@ -15,8 +15,10 @@
  * maps, FeatureVector and Prediction carry features as Avro maps, and every
  * topic is in the catalogue whatever the spec, so an added event field,
  * feature set, feature or aggregate needs no migration, topic or subject
- * change. Workers read the spec at start: they serve the new version once
- * restarted (a rolling restart; the state and offsets carry over).
+ * change. Running preprocessors, scorers and model builders pick the new
+ * version up between chunks (consumers/live-spec.ts); the feature-aggregator
+ * reads its spec at start, so a version adding an events-sourced set needs it
+ * (re)started on that version.
  */
 import type { LooplineConfig } from '../config/config.js';
 import { describeChange, evolutionProblems, specChange, type ServingModel, type SpecChange } from '../models/spec-evolution.js';

@@ -22,6 +22,8 @@ export interface ModelLineage {
   trainingRows: number;
   parentVersion: number | null;
   requestId: string | null;
+  /** The pipeline spec version (pipeline_specs) the model was trained on; null when unversioned (a spec file never applied, or before spec versions). */
+  specVersion: number | null;
 }
 
 export interface ModelInfo extends ModelLineage {
@@ -63,7 +65,7 @@ export class ModelNotFoundError extends LooplineError {
 }
 
 /** What to register: the artifact and its lineage; unknown lineage (training window, parent, request) may be left out. */
-export interface RegisterInput extends Omit<ModelLineage, 'trainingStart' | 'trainingEnd' | 'parentVersion' | 'requestId'>, Partial<Pick<ModelLineage, 'trainingStart' | 'trainingEnd' | 'parentVersion' | 'requestId'>> {
+export interface RegisterInput extends Omit<ModelLineage, 'trainingStart' | 'trainingEnd' | 'parentVersion' | 'requestId' | 'specVersion'>, Partial<Pick<ModelLineage, 'trainingStart' | 'trainingEnd' | 'parentVersion' | 'requestId' | 'specVersion'>> {
   pipeline: string;
   modelName: string;
   status: ModelStatus;

@@ -63,6 +63,6 @@ export async function trainBootstrap(spec: PipelineSpec, specDir: string, regist
     serving.champion === null &&
     (await promote(registry, { pipeline: spec.name, modelName: spec.model.name, version: model.version, expected: null, actor, reason: 'bootstrap model', cause: 'bootstrap' })) !== null;
   const history = rows.map((r) => ({ eventTime: r.event.event_time, values: r.values, label: r.label!, labelTime: r.event.event_time + spec.label.delayMs }));
-  if (training) await training.seed(spec.name, rows.map((r, i) => ({ eventId: r.event.event_id, ...history[i]!, label: r.label!, modelVersion: model.version })));
+  if (training) await training.seed(spec.name, rows.map((r, i) => ({ eventId: r.event.event_id, entityId: r.event.entity_id, ...history[i]!, label: r.label!, modelVersion: model.version })));
   return { model, promoted, rows: rows.length, seconds: (Date.now() - started) / 1000, trained, history };
 }

@@ -64,6 +64,8 @@ export interface Prediction {
   /** The exact feature values served. */
   features: Record<string, null | number | string>;
   missing: Array<string>;
+  /** The inputs this model took, in its input order (its feature spec): the values it saw are these names' entries of features, which holds every value the preprocessor served (the union over the serving models, as the spec version served them). Empty from writers before this field. */
+  model_features: Array<string>;
   event_time: number;
   produced_at: number;
   scored_at: number;

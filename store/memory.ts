@@ -11,6 +11,7 @@ import { SET_WATERMARK, type EntityFeatures, type FeatureHistory, type FeatureSt
 import type { LabelStore, StoredTruth } from './labels.js';
 import { sha256 } from './model-registry.js';
 import type { MonitorReportStore, StoredReport } from './monitor-reports.js';
+import { specSha256, type PipelineSpecStore, type StoredSpec } from './pipeline-specs.js';
 import type { PredictionLog } from './prediction-log.js';
 import type { Claim, RequestRow, RetrainRequestStore } from './retrain-requests.js';
 import type { ProgressStore } from './state-store.js';
@@ -124,7 +125,7 @@ export function createMemoryRegistry(): ModelRegistry & { models: ModelVersion[]
       const version = Math.max(0, ...models.filter((x) => x.pipeline === input.pipeline && x.modelName === input.modelName).map((x) => x.version)) + 1;
       const m: ModelVersion = {
         ...input, version, trainingStart: input.trainingStart ?? null, trainingEnd: input.trainingEnd ?? null, parentVersion: input.parentVersion ?? null,
-        requestId: input.requestId ?? null, sha256: sha256(input.onnx), createdAt: Date.now(), verdict: null,
+        requestId: input.requestId ?? null, specVersion: input.specVersion ?? null, sha256: sha256(input.onnx), createdAt: Date.now(), verdict: null,
       };
       models.push(m);
       const { onnx: _o, ...info } = m;
@@ -208,7 +209,7 @@ export function createMemoryTrainingSet(): TrainingSet & { rows: Map<string, Tra
   return {
     rows,
     async write(p, label, labelTime) {
-      rows.set(p.event_id, { pipeline: p.pipeline, eventId: p.event_id, eventTime: p.event_time, values: { ...p.features }, label, labelTime, modelVersion: p.model_version });
+      rows.set(p.event_id, { pipeline: p.pipeline, eventId: p.event_id, eventTime: p.event_time, values: { ...p.features }, label, labelTime, modelVersion: p.model_version, entityId: p.entity_id });
     },
     async seed(pipeline, seeded) {
       for (const r of seeded) rows.set(r.eventId, { ...r, values: { ...r.values }, pipeline });
@@ -293,6 +294,28 @@ export interface MemoryStores extends Stores {
   training: ReturnType<typeof createMemoryTrainingSet>;
   reports: ReturnType<typeof createMemoryReportStore>;
   requests: ReturnType<typeof createMemoryRequestStore>;
+  specs: ReturnType<typeof createMemorySpecStore>;
+}
+
+/** The pipeline_specs table in memory: versions per pipeline, newest last. */
+export function createMemorySpecStore(): PipelineSpecStore & { versions: Map<string, StoredSpec[]> } {
+  const versions = new Map<string, StoredSpec[]>();
+  return {
+    versions,
+    async latest(pipeline) {
+      return versions.get(pipeline)?.at(-1) ?? null;
+    },
+    async record(pipeline, spec, change, at) {
+      const list = versions.get(pipeline) ?? [];
+      const last = list.at(-1);
+      const sha = specSha256(spec);
+      if (last && last.sha256 === sha) return { version: last.version, created: false };
+      const version = (last?.version ?? 0) + 1;
+      list.push({ pipeline, version, sha256: sha, spec, change, appliedAt: at });
+      versions.set(pipeline, list);
+      return { version, created: true };
+    },
+  };
 }
 
 /** Every store in memory; state and progress stores are kept per worker name. */
@@ -308,6 +331,7 @@ export function createMemoryStores(): MemoryStores {
     training: createMemoryTrainingSet(),
     reports: createMemoryReportStore(),
     requests: createMemoryRequestStore(),
+    specs: createMemorySpecStore(),
     state<S, E>(worker: string): StateStore<S, E> {
       if (!states.has(worker)) states.set(worker, createMemoryStateStore<unknown>() as StateStore<unknown>);
       return states.get(worker) as unknown as StateStore<S, E>;

@@ -17,7 +17,7 @@ export function sha256(bytes: Uint8Array): string {
 }
 
 const COLUMNS =
-  'pipeline, model_name, version, status, task, trainer, trainer_settings, feature_spec, baseline, metrics, training_start, training_end, training_rows, parent_version, request_id, sha256, created_at, verdict';
+  'pipeline, model_name, version, status, task, trainer, trainer_settings, feature_spec, baseline, metrics, training_start, training_end, training_rows, parent_version, request_id, sha256, created_at, verdict, spec_version';
 
 
 function toInfo(row: cassandra.types.Row): ModelInfo {
@@ -37,6 +37,7 @@ function toInfo(row: cassandra.types.Row): ModelInfo {
     trainingRows: Number(row.get('training_rows') ?? 0),
     parentVersion: row.get('parent_version'),
     requestId: row.get('request_id'),
+    specVersion: (row.get('spec_version') as number | null) ?? null,
     sha256: row.get('sha256'),
     createdAt: date('created_at') ?? 0,
     verdict: (row.get('verdict') as string | null) ?? null,
@@ -66,12 +67,12 @@ export function createModelRegistry(client: cassandra.Client): ModelRegistry {
         const latest = await q('SELECT version FROM models WHERE pipeline = ? AND model_name = ? LIMIT 1', [input.pipeline, input.modelName]);
         const version = ((latest.first()?.get('version') as number | undefined) ?? 0) + 1;
         const rs = await q(
-          `INSERT INTO models (${COLUMNS}, onnx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
+          `INSERT INTO models (${COLUMNS}, onnx) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`,
           [
             input.pipeline, input.modelName, version, input.status, input.spec.task, input.trainer, JSON.stringify(input.trainerSettings),
             JSON.stringify(input.spec), JSON.stringify(input.baseline), input.metrics,
             input.trainingStart == null ? null : new Date(input.trainingStart), input.trainingEnd == null ? null : new Date(input.trainingEnd),
-            input.trainingRows, input.parentVersion ?? null, input.requestId ?? null, digest, new Date(), null, Buffer.from(input.onnx),
+            input.trainingRows, input.parentVersion ?? null, input.requestId ?? null, digest, new Date(), null, input.specVersion ?? null, Buffer.from(input.onnx),
           ],
           false,
         );

@@ -3,7 +3,9 @@
  * (`prediction_log`, for point lookups) and by pipeline and event-time day
  * (`predictions_by_time`, for analysts and dashboards), each row immutable
  * and keyed by deterministic ids, so a replayed chunk rewrites identical
- * cells. Each row carries the exact feature values the model was served.
+ * cells. Each row carries the feature values the preprocessor served and, in
+ * `model_features`, the names of the inputs its model took (in input order):
+ * the values that model saw are those names' entries.
  *
  * Rows of `predictions_by_time` that share a partition (pipeline, day) go in
  * one unlogged batch (one mutation per partition); `prediction_log` rows are
@@ -16,11 +18,11 @@ import type { Prediction } from '../schemas/types.js';
 import { classifyCassandraError, IDEMPOTENT, storeCall } from './errors.js';
 
 const BY_ID =
-  'INSERT INTO prediction_log (event_id, model_name, model_version, variant, prediction_id, pipeline, entity_id, label, score, probabilities, value, features_num, features_str, missing, event_time, produced_at, scored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+  'INSERT INTO prediction_log (event_id, model_name, model_version, variant, prediction_id, pipeline, entity_id, label, score, probabilities, value, features_num, features_str, missing, model_features, event_time, produced_at, scored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
 const BY_TIME =
-  'INSERT INTO predictions_by_time (pipeline, day, event_time, event_id, variant, model_version, model_name, entity_id, label, score, value, features_num, features_str, missing, scored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+  'INSERT INTO predictions_by_time (pipeline, day, event_time, event_id, variant, model_version, model_name, entity_id, label, score, value, features_num, features_str, missing, model_features, scored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
 const SELECT_BY_EVENT =
-  'SELECT event_id, model_name, model_version, variant, prediction_id, pipeline, entity_id, produced_at, label, score, probabilities, value, features_num, features_str, missing, event_time, scored_at FROM prediction_log WHERE event_id = ?';
+  'SELECT event_id, model_name, model_version, variant, prediction_id, pipeline, entity_id, produced_at, label, score, probabilities, value, features_num, features_str, missing, model_features, event_time, scored_at FROM prediction_log WHERE event_id = ?';
 
 /** Splits served values into the typed maps the tables hold (nulls are omitted: absent = missing). */
 export function splitValues(values: Record<string, number | string | null>): { num: Record<string, number>; str: Record<string, string> } {
@@ -81,12 +83,12 @@ export function createPredictionLog(client: cassandra.Client, options: { inFligh
         const { num, str } = splitValues(p.features);
         requests.push(limit(() => client.execute(BY_ID, [
           p.event_id, p.model_name, p.model_version, p.variant, p.prediction_id, p.pipeline, p.entity_id, p.label, p.score,
-          p.probabilities, p.value, num, str, p.missing, new Date(p.event_time), new Date(p.produced_at), new Date(p.scored_at),
+          p.probabilities, p.value, num, str, p.missing, p.model_features, new Date(p.event_time), new Date(p.produced_at), new Date(p.scored_at),
         ], IDEMPOTENT)));
         const day = dayOf(p.event_time);
         const k = `${p.pipeline}/${day.toString()}`;
         const rows = byTime.get(k) ?? [];
-        rows.push([p.pipeline, day, new Date(p.event_time), p.event_id, p.variant, p.model_version, p.model_name, p.entity_id, p.label, p.score, p.value, num, str, p.missing, new Date(p.scored_at)]);
+        rows.push([p.pipeline, day, new Date(p.event_time), p.event_id, p.variant, p.model_version, p.model_name, p.entity_id, p.label, p.score, p.value, num, str, p.missing, p.model_features, new Date(p.scored_at)]);
         byTime.set(k, rows);
       }
       for (const rows of byTime.values()) {
@@ -116,6 +118,7 @@ export function createPredictionLog(client: cassandra.Client, options: { inFligh
           value: r.get('value'),
           features: joinValues(r.get('features_num'), r.get('features_str'), r.get('missing')),
           missing: r.get('missing') ?? [],
+          model_features: r.get('model_features') ?? [],
           event_time: (r.get('event_time') as Date).getTime(),
           produced_at: (r.get('produced_at') as Date).getTime(),
           scored_at: (r.get('scored_at') as Date).getTime(),

@@ -11,6 +11,7 @@ import { createFeatureStore, type FeatureStore } from './feature-store.js';
 import { createLabelStore, type LabelStore } from './labels.js';
 import { createModelRegistry } from './model-registry.js';
 import { createMonitorReportStore, type MonitorReportStore } from './monitor-reports.js';
+import { createPipelineSpecStore, type PipelineSpecStore } from './pipeline-specs.js';
 import { createLimiter, createPredictionLog, type PredictionLog } from './prediction-log.js';
 import { createRetrainRequestStore, type RetrainRequestStore } from './retrain-requests.js';
 import { createProgressStore, createStateStore, type ProgressStore, type StateStoreOptions } from './state-store.js';
@@ -24,6 +25,8 @@ export interface Stores {
   training: TrainingSet;
   reports: MonitorReportStore;
   requests: RetrainRequestStore;
+  /** The applied versions of each pipeline's spec (`loopline setup --spec`), which running workers pick up. */
+  specs: PipelineSpecStore;
   /** The keyed state of a stateful worker (streams/state.ts). */
   state<S, E = unknown>(worker: string, options?: StateStoreOptions): StateStore<S, E>;
   progress(worker: string): ProgressStore;
@@ -39,6 +42,7 @@ export function createStores(cql: cassandra.Client, options: { inFlight?: number
     training: createTrainingSet(cql),
     reports: createMonitorReportStore(cql),
     requests: createRetrainRequestStore(cql),
+    specs: createPipelineSpecStore(cql),
     state: (worker, opts) => createStateStore(cql, worker, opts),
     progress: (worker) => createProgressStore(cql, worker),
   };

@@ -20,6 +20,8 @@ export interface TrainingRow {
   label: string | number;
   labelTime: number;
   modelVersion: number;
+  /** The event's entity; absent or null on rows written before training rows kept it (migration 0010). */
+  entityId?: string | null;
 }
 
 /** YYYY-MM (UTC) of a time in ms: the training_rows partition. */
@@ -41,7 +43,7 @@ export interface TrainingSet {
 }
 
 const INSERT_ROW =
-  'INSERT INTO training_rows (pipeline, month, event_time, event_id, model_version, features_num, features_str, missing, label_str, label_num, label_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+  'INSERT INTO training_rows (pipeline, month, event_time, event_id, model_version, features_num, features_str, missing, label_str, label_num, label_time, entity_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
 
 export function createTrainingSet(cql: cassandra.Client): TrainingSet {
   const monthsWritten = new Set<string>();
@@ -53,7 +55,7 @@ export function createTrainingSet(cql: cassandra.Client): TrainingSet {
         await Promise.all([
           cql.execute(
             INSERT_ROW,
-            [p.pipeline, month, new Date(p.event_time), p.event_id, p.model_version, num, str, p.missing, ...labelColumns(label), new Date(labelTime)],
+            [p.pipeline, month, new Date(p.event_time), p.event_id, p.model_version, num, str, p.missing, ...labelColumns(label), new Date(labelTime), p.entity_id],
             IDEMPOTENT,
           ),
           monthsWritten.has(`${p.pipeline}/${month}`)
@@ -73,7 +75,7 @@ export function createTrainingSet(cql: cassandra.Client): TrainingSet {
           rows.map((r) => {
             const { num, str } = splitValues(r.values);
             const missing = Object.keys(r.values).filter((k) => r.values[k] === null);
-            return [pipeline, monthOf(r.eventTime), new Date(r.eventTime), r.eventId, r.modelVersion, num, str, missing, ...labelColumns(r.label), new Date(r.labelTime)];
+            return [pipeline, monthOf(r.eventTime), new Date(r.eventTime), r.eventId, r.modelVersion, num, str, missing, ...labelColumns(r.label), new Date(r.labelTime), r.entityId ?? null];
           }),
           { concurrencyLevel: 64, raiseOnFirstError: true, executionProfile: undefined },
         );
@@ -90,7 +92,7 @@ export function createTrainingSet(cql: cassandra.Client): TrainingSet {
             ? await cql.execute('SELECT month FROM training_months WHERE pipeline = ?', [pipeline], { ...IDEMPOTENT, fetchSize: 10_000 })
             : await cql.execute('SELECT month FROM training_months WHERE pipeline = ? AND month <= ?', [pipeline, monthOf(before)], { ...IDEMPOTENT, fetchSize: 10_000 });
         const months = monthsRs.rows.map((r) => r.get('month') as string);
-        const cols = 'event_time, event_id, model_version, features_num, features_str, missing, label_str, label_num, label_time';
+        const cols = 'event_time, event_id, model_version, features_num, features_str, missing, label_str, label_num, label_time, entity_id';
         for (const month of months) {
           const bounded = before !== undefined && month === monthOf(before);
           const query = `SELECT ${cols} FROM training_rows WHERE pipeline = ? AND month = ?${bounded ? ' AND event_time < ?' : ''} LIMIT ?`;
@@ -107,6 +109,7 @@ export function createTrainingSet(cql: cassandra.Client): TrainingSet {
                 label: (r.get('label_str') as string | null) ?? (r.get('label_num') as number),
                 labelTime: (r.get('label_time') as Date | null)?.getTime() ?? 0,
                 modelVersion: r.get('model_version') as number,
+                entityId: (r.get('entity_id') as string | null) ?? null,
               });
               if (out.length >= limit) return out;
             }

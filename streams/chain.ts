@@ -30,6 +30,7 @@ export function chainWorkers(first: AnyWorkerDefinition, second: AnyWorkerDefini
     tables: { reads: [...new Set([...first.tables.reads, ...second.tables.reads])], writes: [...new Set([...first.tables.writes, ...second.tables.writes])] },
     state: 'none',
     settings: { ...first.settings, ...second.settings },
+    settingScopes: Object.fromEntries([...Object.keys(first.settings).map((k) => [k, first.settingScopes?.[k] ?? first.name]), ...Object.keys(second.settings).map((k) => [k, second.settingScopes?.[k] ?? second.name])]),
     runtime: { ...first.runtime, ...second.runtime },
     createMetrics: (registry) => ({ first: first.createMetrics(registry), second: second.createMetrics(registry) }),
     create(settings, ctx, metrics: { first: unknown; second: unknown }) {

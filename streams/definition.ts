@@ -131,6 +131,12 @@ export interface WorkerDefinition<N extends RecordName = RecordName, S extends S
   /** 'none', or how its state is kept (for the README). */
   state: string;
   settings: S;
+  /**
+   * The worker whose variables name a setting, when not this one: a chain of workers
+   * (streams/chain.ts) keeps its parts' names (`LOOPLINE_SCORER_RELOAD_INTERVAL_MS`), also read after
+   * the chain's own (`LOOPLINE_PREPROCESSOR_SCORER_RELOAD_INTERVAL_MS`). Default: none.
+   */
+  settingScopes?: Record<string, string>;
   /** Runtime defaults that differ for this worker (the model builder's long session timeout). */
   runtime?: Partial<Record<keyof typeof RUNTIME_SETTINGS, number>>;
   /** Whether the pipeline needs this worker (the aggregator only with events-sourced feature sets). Default: always. */
@@ -159,7 +165,7 @@ export interface CompiledWorkerConfig<S extends Settings> {
 
 /** Compiles a worker's settings and runtime options from the environment (and explicit overrides); throws ConfigError naming every bad key. */
 export function compileWorkerConfig<S extends Settings>(
-  def: Pick<WorkerDefinition<RecordName, S>, 'name' | 'settings' | 'runtime'>,
+  def: Pick<WorkerDefinition<RecordName, S>, 'name' | 'settings' | 'runtime' | 'settingScopes'>,
   env: NodeJS.ProcessEnv = process.env,
   overrides: Partial<Record<keyof typeof RUNTIME_SETTINGS, number>> = {},
 ): CompiledWorkerConfig<S> {
@@ -177,7 +183,7 @@ export function compileWorkerConfig<S extends Settings>(
     }
     return fallback;
   };
-  const settings = Object.fromEntries(Object.entries(def.settings).map(([k, s]) => [k, read([envKey(def.name, k)], s, s.default)])) as SettingValues<S>;
+  const settings = Object.fromEntries(Object.entries(def.settings).map(([k, s]) => [k, read([envKey(def.name, k), ...(def.settingScopes?.[k] ? [envKey(def.settingScopes[k], k)] : [])], s, s.default)])) as SettingValues<S>;
   const r = Object.fromEntries(
     Object.entries(RUNTIME_SETTINGS).map(([k, s]) => {
       const key = k as keyof typeof RUNTIME_SETTINGS;

@@ -31,7 +31,7 @@ async function predict(m: TrainedModel, rs: readonly PointInTimeRow[], version: 
   try {
     const outs = await onnx.predict(rs.map((r) => r.values));
     return rs.map((r, i) => {
-      const p = toPrediction(vectorOf(r), outs[i]!, { name: spec.model.name, version, variant, classes: m.spec.classes }, r.event.event_time + 5);
+      const p = toPrediction(vectorOf(r), outs[i]!, { name: spec.model.name, version, variant, classes: m.spec.classes, features: m.spec.features.map((f) => f.name) }, r.event.event_time + 5);
       return { prediction: p, label: r.label!, label_time: r.event.event_time + spec.label.delayMs, joined_at: r.event.event_time + spec.label.delayMs + 1, correct: p.label === r.label, error: null };
     });
   } finally {

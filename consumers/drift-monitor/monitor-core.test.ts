@@ -92,6 +92,7 @@ function labeled(i: number, t: { row: FeatureRow; score: number }, o: Opts = {})
       value: null,
       features: t.row,
       missing: [],
+      model_features: Object.keys(t.row),
       event_time: time,
       produced_at: time,
       scored_at: time,

@@ -102,6 +102,7 @@ describe('drift monitor on SEA concepts (closed loop, prequential)', () => {
           value: null,
           features: row.features,
           missing: [],
+          model_features: Object.keys(row.features),
           event_time: i * 1000,
           produced_at: i * 1000,
           scored_at: i * 1000,

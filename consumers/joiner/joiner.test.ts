@@ -25,7 +25,7 @@ function prediction(eventId: string, patch: Partial<Prediction> = {}): Predictio
     prediction_id: `${eventId}/elec2-updown@${version}/${variant}`,
     event_id: eventId, pipeline: 'elec2', entity_id: 'nsw', model_name: 'elec2-updown', model_version: version, variant,
     label: 'UP', score: 0.7, probabilities: { DOWN: 0.3, UP: 0.7 }, value: null,
-    features: { day: '3', period: 0.5, nswprice_prev: null }, missing: ['nswprice_prev'],
+    features: { day: '3', period: 0.5, nswprice_prev: null }, missing: ['nswprice_prev'], model_features: ['day', 'period', 'nswprice_prev'],
     event_time: T0, produced_at: T0 + 5, scored_at: T0 + 9,
     ...patch,
   };

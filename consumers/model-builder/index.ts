@@ -10,6 +10,7 @@
 import { Histogram, type Registry } from 'prom-client';
 import type { Stores } from '../../store/stores.js';
 import { defineWorker, setting, type WorkerContext } from '../../streams/definition.js';
+import { createLiveSpec } from '../live-spec.js';
 import { createModelBuilder } from './model-builder.js';
 
 function builderMetrics(registry: Registry) {
@@ -23,7 +24,7 @@ export const modelBuilder = defineWorker({
   doc: 'trains on the newest labeled rows of what was served (time split: the newest holdoutRows are held out), built-in or external trainer, registers a candidate with its lineage',
   input: { topics: [{ topic: 'control.retrain', record: 'RetrainRequest' }] },
   outputs: ['control.candidates'],
-  tables: { reads: ['training_rows', 'training_months', 'models'], writes: ['models', 'retrain_requests'] },
+  tables: { reads: ['training_rows', 'training_months', 'models', 'pipeline_specs', 'features_history'], writes: ['models', 'retrain_requests'] },
   state: 'none (each request\'s build is claimed and recorded in retrain_requests)',
   settings: {
     minRows: setting.integer(100, 2, 10_000_000, 'fewest training rows worth a model; a request with fewer is skipped'),
@@ -32,11 +33,14 @@ export const modelBuilder = defineWorker({
   },
   runtime: { sessionTimeoutMs: 60_000 },
   createMetrics: builderMetrics,
-  create(settings, ctx: WorkerContext<Pick<Stores, 'registry' | 'training' | 'requests'>>, metrics) {
+  create(settings, ctx: WorkerContext<Pick<Stores, 'registry' | 'training' | 'requests' | 'specs' | 'features'>>, metrics) {
     return createModelBuilder({
       spec: ctx.spec,
+      // Read before each request: a candidate is trained on the newest applied spec version's inputs.
+      live: createLiveSpec({ initial: ctx.spec, store: ctx.stores.specs, pollMs: 0, logger: ctx.logger }),
       registry: ctx.stores.registry,
       training: ctx.stores.training,
+      features: ctx.stores.features,
       requests: ctx.stores.requests,
       logger: ctx.logger.child({ worker: 'model-builder' }),
       ...settings,

@@ -13,7 +13,7 @@ import { createMemoryStores, type MemoryStores } from '../../store/memory.js';
 import type { Stores } from '../../store/stores.js';
 import { defineWorker, type WorkerContext } from '../../streams/definition.js';
 import { runFlow, type FlowInput } from '../../streams/testing.js';
-import { elec2, elec2Rows, predictionOf, registerChampion, registerModel, trainOn, type PointInTimeRow } from '../../test/support/elec2.js';
+import { elec2, elec2Rows, predictionOf, registerChampion, registerModel, trainOn, withDemandMean, type PointInTimeRow } from '../../test/support/elec2.js';
 import { modelBuilder } from './index.js';
 import { createModelBuilder, type ModelBuilderDeps } from './model-builder.js';
 
@@ -224,6 +224,25 @@ describe('model-builder (in-memory harness)', () => {
     const run = await runFlow(builderWith(() => Promise.reject(new Error('must not train'))), [Q(r)], { spec, stores, settings: { leaseMs: 1000 } });
     await finishing;
     expect(candidates(run.outputs).map((c) => c.model_version)).toEqual([theirs.version]);
+  });
+
+  it('trains on the newest applied spec version (its new feature among the inputs) and records the version in the lineage', async () => {
+    const evolved = withDemandMean(spec);
+    const stores = createMemoryStores();
+    await stores.specs.record(P, JSON.stringify(spec), 'first', 0);
+    // The preprocessor served the new feature from row 300 on (spec version 2); the rows before have it missing.
+    const served = rows.slice(0, 700).map((r, i) => (i < 300 ? r : { ...r, values: { ...r.values, nswdemand_ma48: r.values.nswdemand ?? null } }));
+    await withRows(served, stores);
+    const first = await runFlow(modelBuilder, [Q(request('v1', rows[400]!.event.event_time))], { spec, stores });
+    const onV1 = (await stores.registry.list(P, M)).find((m) => m.version === candidates(first.outputs)[0]!.model_version)!;
+    expect(onV1.specVersion).toBe(1);
+    expect(onV1.spec.features.map((f) => f.name)).toEqual(spec.model.features);
+
+    await stores.specs.record(P, JSON.stringify(evolved), 'added inputs nswdemand_ma48', 0);
+    const second = await runFlow(modelBuilder, [Q(request('v2', rows[649]!.event.event_time))], { spec, stores, impl: first.impl, offsets: first.offsets });
+    const onV2 = (await stores.registry.list(P, M)).find((m) => m.version === candidates(second.outputs)[0]!.model_version)!;
+    expect(onV2.specVersion).toBe(2);
+    expect(onV2.spec.features.map((f) => f.name)).toEqual(evolved.model.features);
   });
 
   it('ignores requests of another pipeline', async () => {

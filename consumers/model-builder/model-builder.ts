@@ -14,15 +14,24 @@
  * second builder waits while the lease is held), a replayed request reuses
  * the model already registered for it, and a request that cannot be trained
  * (too few rows, one class only) is marked skipped with the reason.
+ *
+ * With `live`, each request is trained on the newest applied spec version's
+ * inputs (a feature added by `setup --spec` once the preprocessor serves it;
+ * rows logged before it was served have it missing, imputed as any missing
+ * value, unless the feature history holds it: ./backfill.ts), and the
+ * candidate's lineage records that version (`specVersion`).
  */
 import crypto from 'node:crypto';
 import os from 'node:os';
 import type { ModelInfo, ModelRegistry } from '../../models/registry.js';
 import { train, TrainingError, type Artifact, type LabeledRow, type TrainOptions } from '../../models/training.js';
 import type { PipelineSpec } from '../../pipelines/spec.js';
+import type { LiveSpec } from '../live-spec.js';
 import type { ModelCandidate, RetrainRequest } from '../../schemas/types.js';
 import type { RetrainRequestStore } from '../../store/retrain-requests.js';
+import type { FeatureStore } from '../../store/feature-store.js';
 import type { TrainingRow, TrainingSet } from '../../store/training-set.js';
+import { backfillRows } from './backfill.js';
 import type { WorkerImpl } from '../../streams/definition.js';
 import type { Logger } from '../../streams/logger.js';
 import type { OutputRecord, ProcessContext } from '../../streams/runtime.js';
@@ -51,8 +60,12 @@ export function toCandidate(spec: PipelineSpec, m: ModelInfo, r: RetrainRequest,
 
 export interface ModelBuilderDeps {
   spec: PipelineSpec;
+  /** The applied spec versions, read before each request: the candidate takes the newest version's inputs and records it in its lineage. */
+  live?: LiveSpec;
   registry: ModelRegistry;
   training: Pick<TrainingSet, 'newest'>;
+  /** The feature history: inputs a later spec version added are backfilled into older rows from it (./backfill.ts). Absent: no backfill. */
+  features?: Pick<FeatureStore, 'history'>;
   requests: RetrainRequestStore;
   logger: Logger;
   /** Fewest training rows worth a model. Default 100. */
@@ -66,7 +79,9 @@ export interface ModelBuilderDeps {
 }
 
 export function createModelBuilder(deps: ModelBuilderDeps): WorkerImpl<'RetrainRequest'> {
-  const { spec, registry, requests, logger } = deps;
+  const { registry, requests, logger } = deps;
+  /** The spec version in force for the request in hand (names never change across versions). */
+  let spec = deps.spec;
   const minRows = deps.minRows ?? 100;
   const leaseMs = deps.leaseMs ?? 30_000;
   const trainer = deps.trainer ?? train;
@@ -129,6 +144,7 @@ export function createModelBuilder(deps: ModelBuilderDeps): WorkerImpl<'RetrainR
       trainingEnd: Math.max(...times),
       parentVersion: r.champion_version,
       requestId,
+      specVersion: deps.live?.version() ?? null,
     });
     return { model, trainer: artifact.trainer, seconds: (Date.now() - started) / 1000 };
   }
@@ -137,7 +153,12 @@ export function createModelBuilder(deps: ModelBuilderDeps): WorkerImpl<'RetrainR
     // The request's model was registered before a restart (the request still building): finish with it, training nothing.
     const registered = await existing(r.request_id);
     if (registered) return { model: registered, validation: await existing(`${r.request_id}${VALIDATION}`), verdict: `built v${registered.version} (registered before a restart)` };
-    const rows = await deps.training.newest(spec.name, { limit: spec.promotion.holdoutRows + spec.trainer.windowRows, before: r.window_end + 1 });
+    let rows = await deps.training.newest(spec.name, { limit: spec.promotion.holdoutRows + spec.trainer.windowRows, before: r.window_end + 1 });
+    if (deps.features) {
+      const b = await backfillRows(spec, rows, deps.features);
+      rows = b.rows;
+      if (Object.keys(b.filled).length > 0) logger.info({ requestId: r.request_id, filled: b.filled }, 'training rows backfilled from the feature history');
+    }
     const { train: window } = splitByTime(rows, spec.promotion.holdoutRows, spec.trainer.windowRows);
     if (window.length < minRows) return { model: null, validation: null, verdict: `skipped: ${window.length} training rows (${rows.length} labeled in all) is under the minimum of ${minRows}` };
     const refit = spec.promotion.refitOnHoldout && rows.length > window.length;
@@ -162,10 +183,15 @@ export function createModelBuilder(deps: ModelBuilderDeps): WorkerImpl<'RetrainR
   }
 
   return {
+    async open() {
+      await deps.live?.open();
+      spec = deps.live?.current() ?? deps.spec;
+    },
     async process(records, ctx) {
       const outputs: OutputRecord[] = [];
       for (const { value: r } of records) {
         if (r.pipeline !== spec.name) continue;
+        if (await deps.live?.refresh({ force: true })) spec = deps.live!.current();
         for (;;) {
           const claim = await requests.claim(r, owner, leaseMs);
           if (claim.outcome === 'done') {

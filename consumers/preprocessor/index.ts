@@ -8,8 +8,9 @@
  */
 import { Histogram, type Registry } from 'prom-client';
 import type { Stores } from '../../store/stores.js';
-import { defineWorker, type WorkerContext } from '../../streams/definition.js';
+import { defineWorker, setting, type WorkerContext } from '../../streams/definition.js';
 import { FEATURE_AGGREGATOR } from '../feature-aggregator/index.js';
+import { createLiveSpec } from '../live-spec.js';
 import { createPreprocessor } from './preprocessor.js';
 
 function preprocessorMetrics(registry: Registry) {
@@ -29,13 +30,16 @@ export const preprocessor = defineWorker({
   doc: 'validates the event against the spec, joins it with the entity\'s online features and records exactly which values it served and which were missing',
   input: { topics: [{ topic: 'events.client', record: 'ClientEvent' }] },
   outputs: ['features.vectors'],
-  tables: { reads: ['features_online', 'features_history', 'feature_watermarks', 'worker_progress'], writes: [] },
+  tables: { reads: ['features_online', 'features_history', 'feature_watermarks', 'worker_progress', 'pipeline_specs'], writes: [] },
   state: 'none',
-  settings: {},
+  settings: {
+    specPollIntervalMs: setting.integer(5000, 100, 3_600_000, 'how often the applied spec versions are read: a new version (setup --spec) is served from the next chunk'),
+  },
   createMetrics: preprocessorMetrics,
-  create: (_settings, ctx: WorkerContext<Pick<Stores, 'features' | 'progress'>>, metrics) =>
+  create: (settings, ctx: WorkerContext<Pick<Stores, 'features' | 'progress' | 'specs'>>, metrics) =>
     createPreprocessor({
       spec: ctx.spec,
+      live: createLiveSpec({ initial: ctx.spec, store: ctx.stores.specs, pollMs: settings.specPollIntervalMs, logger: ctx.logger }),
       store: ctx.stores.features,
       aggregatorProgress: ctx.stores.progress(FEATURE_AGGREGATOR),
       now: ctx.now,

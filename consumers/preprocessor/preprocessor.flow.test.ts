@@ -11,7 +11,7 @@ import { parseSpec, type PipelineSpec } from '../../pipelines/spec.js';
 import type { ClientEvent, FeatureUpdate, FeatureVector } from '../../schemas/types.js';
 import { createMemoryStores, type MemoryStores } from '../../store/memory.js';
 import { runFlow, type FlowInput } from '../../streams/testing.js';
-import { elec2, shippedSpec } from '../../test/support/elec2.js';
+import { elec2, shippedSpec, withDemandMean } from '../../test/support/elec2.js';
 import { cleanAndCrashed } from '../../test/support/flows.js';
 import { featureAggregator } from '../feature-aggregator/index.js';
 import { preprocessor } from './index.js';
@@ -190,6 +190,33 @@ describe('preprocessor (in-memory harness)', () => {
     expect(out.map((v) => v.event_id)).toEqual(['ok', 'absent']);
     expect(out[1]!.missing.sort()).toEqual(['nswdemand', 'transfer', 'vicdemand', 'vicprice']);
     expect(out[1]!.values.vicprice).toBeNull();
+  });
+
+  it('picks up a spec version applied while it runs: the next chunk serves the new feature set', async () => {
+    const stores = await storeWith([market(T0, 0.1, 0.11)]);
+    await stores.specs.record('elec2', JSON.stringify(spec), 'first', T0);
+    const opts = { spec, stores, now: () => NOW, settings: { specPollIntervalMs: 0 } };
+    const before = await runFlow(preprocessor, [E(event('a', T0 + 10 * MIN))], opts);
+    expect(Object.keys(vectors(before)[0]!.values)).not.toContain('nswdemand_ma48');
+
+    // setup --spec applies version 2 (the aggregator, not run here, has written the new set's value).
+    await stores.specs.record('elec2', JSON.stringify(withDemandMean(spec, { waitForWatermarkMs: 0 })), 'added inputs nswdemand_ma48', T0);
+    await stores.features.apply([{ update_id: 'd:1', feature_set: 'rolling', entity_id: 'nsw', event_time: T0, values: { nswdemand_ma48: 0.42 } }], () => 3600);
+    const after = await runFlow(preprocessor, [E(event('b', T0 + 20 * MIN))], { ...opts, impl: before.impl, offsets: before.offsets });
+    const v = vectors(after)[0]!;
+    expect(v.values).toMatchObject({ nswprice_prev: 0.1, nswdemand_ma48: 0.42 });
+    expect(v.missing).not.toContain('nswdemand_ma48');
+  });
+
+  it('keeps serving its start spec when the applied version is another spec, and ignores a version naming another pipeline', async () => {
+    const stores = await storeWith([market(T0, 0.1, 0.11)]);
+    await stores.specs.record('elec2', JSON.stringify(withDemandMean(spec)), 'an earlier setup', T0);
+    const opts = { spec, stores, now: () => NOW, settings: { specPollIntervalMs: 0 } };
+    const first = await runFlow(preprocessor, [E(event('a', T0 + 10 * MIN))], opts);
+    expect(Object.keys(vectors(first)[0]!.values)).not.toContain('nswdemand_ma48');
+    await stores.specs.record('elec2', JSON.stringify({ ...withDemandMean(spec), name: 'other' }), 'renamed', T0);
+    const second = await runFlow(preprocessor, [E(event('b', T0 + 20 * MIN))], { ...opts, impl: first.impl, offsets: first.offsets });
+    expect(Object.keys(vectors(second)[0]!.values)).not.toContain('nswdemand_ma48');
   });
 
   it('gives the same vectors and dead letters with a crash after a chunk', async () => {

@@ -21,9 +21,12 @@
  * - for sets computed from events (the feature-aggregator reads the same partitions of
  *   events.client), the wait is exact: until the aggregator has applied every event of the
  *   partition up to the chunk's last one, so an event is never served an aggregate that is
- *   merely late.
+ *   merely late;
+ * - with `live`, a spec version applied while the preprocessor runs (a new event field,
+ *   feature set or aggregate) is served from the next chunk on.
  */
 import { keyTimes } from '../../pipelines/feature-keys.js';
+import type { LiveSpec } from '../live-spec.js';
 import type { PipelineSpec } from '../../pipelines/spec.js';
 import { checkEvent } from '../../pipelines/validate.js';
 import type { ClientEvent, FeatureVector } from '../../schemas/types.js';
@@ -36,6 +39,8 @@ export { checkEvent };
 
 export interface PreprocessorDeps {
   spec: PipelineSpec;
+  /** The applied spec versions: a newer one is served from the next chunk (consumers/live-spec.ts). Absent: `spec` for good. */
+  live?: LiveSpec;
   store: Pick<FeatureStore, 'lookup' | 'history' | 'waitForWatermarks'>;
   /** The feature-aggregator's progress per partition, for events-sourced sets. */
   aggregatorProgress?: Pick<ProgressStore, 'read'>;
@@ -88,7 +93,6 @@ export function buildVector(spec: PipelineSpec, e: ClientEvent, rows: Map<string
 
 export function createPreprocessor(deps: PreprocessorDeps): WorkerImpl<'ClientEvent'> {
   const now = deps.now ?? Date.now;
-  const { spec } = deps;
 
   /** Waits (bounded) until the writer has applied every update known at each key's newest event time. */
   async function waitForWriter(set: string, maxMs: number, newest: Map<string, number>): Promise<void> {
@@ -111,7 +115,12 @@ export function createPreprocessor(deps: PreprocessorDeps): WorkerImpl<'ClientEv
   }
 
   return {
+    async open() {
+      await deps.live?.open();
+    },
     async process(records: Array<InputRecord<ClientEvent>>) {
+      await deps.live?.refresh();
+      const spec = deps.live?.current() ?? deps.spec; // one spec version for the whole chunk
       const deadLetters: RecordFailure[] = [];
       const ok: Array<{ index: number; e: ClientEvent }> = [];
       records.forEach((r, index) => {

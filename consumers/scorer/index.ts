@@ -15,6 +15,7 @@ import { Gauge, type Registry } from 'prom-client';
 import type { ModelEvent } from '../../schemas/types.js';
 import type { Stores } from '../../store/stores.js';
 import { defineWorker, setting, type WorkerContext } from '../../streams/definition.js';
+import { createLiveSpec } from '../live-spec.js';
 import { createScorer, type Scorer } from './scorer.js';
 
 function scorerMetrics(registry: Registry) {
@@ -31,16 +32,18 @@ export const scorer = defineWorker({
   input: { topics: [{ topic: 'features.vectors', record: 'FeatureVector' }] },
   outputs: ['predictions', 'predictions.by-event', 'predictions.by-model'],
   broadcasts: ['control.models'],
-  tables: { reads: ['models', 'model_serving'], writes: ['prediction_log', 'predictions_by_time'] },
+  tables: { reads: ['models', 'model_serving', 'pipeline_specs'], writes: ['prediction_log', 'predictions_by_time'] },
   state: 'none (the serving models, reloaded from the registry)',
   settings: {
-    reloadIntervalMs: setting.integer(10_000, 100, 3_600_000, 'registry poll period, besides the control.models broadcast'),
+    reloadIntervalMs: setting.integer(10_000, 100, 3_600_000, 'registry and applied spec versions poll period, besides the control.models broadcast'),
   },
   createMetrics: scorerMetrics,
-  create(settings, ctx: WorkerContext<Pick<Stores, 'registry' | 'predictions'>>, metrics): Scorer {
+  create(settings, ctx: WorkerContext<Pick<Stores, 'registry' | 'predictions' | 'specs'>>, metrics): Scorer {
     const { spec } = ctx;
     const core = createScorer({
       spec,
+      // Re-read on every reload (the poll and each control.models event), so no interval of its own.
+      live: createLiveSpec({ initial: spec, store: ctx.stores.specs, pollMs: 0, logger: ctx.logger }),
       registry: ctx.stores.registry,
       log: ctx.stores.predictions,
       logger: ctx.logger,

@@ -18,7 +18,7 @@ import { createMemoryStores, type MemoryStores } from '../../store/memory.js';
 import type { WorkerImpl } from '../../streams/definition.js';
 import type { OutputRecord } from '../../streams/runtime.js';
 import { runFlow, type FlowInput } from '../../streams/testing.js';
-import { elec2 as spec, elec2Rows, registerChampion, registerModel, trainOn, vectorOf, type PointInTimeRow } from '../../test/support/elec2.js';
+import { elec2 as spec, elec2Rows, registerChampion, registerModel, trainOn, vectorOf, withDemandMean, type PointInTimeRow } from '../../test/support/elec2.js';
 import { cleanAndCrashed } from '../../test/support/flows.js';
 import { scorer } from './index.js';
 import { abArm, NoChampionError, type Scorer } from './scorer.js';
@@ -194,8 +194,60 @@ describe('scorer (in-memory harness)', () => {
     expect(new Set(served.map((p) => p.model_version))).toEqual(new Set([subset.version]));
     const expected = await scoresOf(fewer, scoreRows.slice(20, 40));
     for (const p of served) expect(p.score).toBeCloseTo(expected.get(p.event_id)!, 6);
-    // The prediction records what the pipeline served, all of it, whatever the model used.
+    // The prediction records what the pipeline served, all of it, whatever the model used, and which of it the model took.
     expect(served[0]!.features).toEqual(scoreRows[20]!.values);
+    expect(served[0]!.model_features).toEqual(['period', 'nswdemand', 'day']);
+  });
+
+  it('gives each live model its own inputs and records them per prediction: a shadow taking fewer inputs than the champion', async () => {
+    const s = setup();
+    await registerChampion(s.stores.registry, v1Model);
+    const train = rows.slice(0, 800);
+    const fewer = trainModel({
+      spec: { task: 'binary', features: [{ name: 'nswdemand', kind: 'numeric' }, { name: 'period', kind: 'numeric' }], classes: ['DOWN', 'UP'] },
+      rows: train.map((r) => ({ nswdemand: r.values.nswdemand ?? null, period: r.values.period ?? null })),
+      labels: train.map((r) => r.label!),
+    });
+    const shadow = await s.stores.registry.register({ pipeline: P, modelName: M, status: 'candidate', ...artifactOf(fewer) });
+    await setShadow(s.stores.registry, { pipeline: P, modelName: M, version: shadow.version, actor: 'test', reason: 'fewer inputs' });
+    const run = await s.run(inputs(0, 30));
+    const byEvent = on(run.outputs, 'predictions.by-event');
+    const expected = await scoresOf(fewer, scoreRows.slice(0, 30));
+    for (const p of byEvent) {
+      expect(p.model_features).toEqual(p.variant === 'shadow' ? ['nswdemand', 'period'] : spec.model.features);
+      if (p.variant === 'shadow') expect(p.score).toBeCloseTo(expected.get(p.event_id)!, 6);
+      expect(s.stores.predictions.rows.get(`${p.event_id}/${M}/${p.variant}`)!.model_features).toEqual(p.model_features);
+    }
+    expect(byEvent.filter((p) => p.variant === 'shadow')).toHaveLength(30);
+  });
+
+  it('picks up a spec version on reload: a model needing its new feature, refused before, serves once the version is applied', async () => {
+    const s = setup();
+    await s.stores.specs.record(P, JSON.stringify(spec), 'first', NOW);
+    await registerChampion(s.stores.registry, v1Model);
+    await s.run(inputs(0, 10));
+    const evolved = withDemandMean(spec);
+    const withDemand = (r: PointInTimeRow): PointInTimeRow => ({ ...r, values: { ...r.values, nswdemand_ma48: r.values.nswdemand ?? null } });
+    const v2 = await registerModel(s.stores.registry, trainOn(rows.slice(0, 1200).map(withDemand), { spec: evolved }), { spec: evolved });
+    expect(await s.stores.registry.promote({ pipeline: P, modelName: M, version: v2.version, expected: 1, actor: 'test', reason: 'new feature' })).toBe(true);
+    expect(await s.scorer().reload()).toBe(1);
+    expect(s.scorer().refused()).toEqual([v2.version]);
+
+    await s.stores.specs.record(P, JSON.stringify(evolved), 'added inputs nswdemand_ma48', NOW);
+    expect(await s.scorer().reload()).toBe(v2.version);
+    expect(s.scorer().refused()).toEqual([]);
+    const after = await s.run(scoreRows.slice(10, 30).map((r) => V(vectorOf(withDemand(r)))));
+    const served = on(after.outputs, 'predictions');
+    expect(served).toHaveLength(20);
+    for (const p of served) {
+      expect(p.model_version).toBe(v2.version);
+      expect(p.model_features).toEqual(evolved.model.features);
+      expect(p.model_features.at(-1)).toBe('nswdemand_ma48');
+      expect(p.missing).not.toContain('nswdemand_ma48');
+    }
+    // A vector served under the old version (no such key at all), scored by the new model: recorded as missing to it.
+    const old = on((await s.run(inputs(30, 35))).outputs, 'predictions');
+    for (const p of old) expect(p).toMatchObject({ model_version: v2.version, missing: expect.arrayContaining(['nswdemand_ma48']) });
   });
 
   it('hot-swaps between chunks on a control.models announcement, ignoring other pipelines\' events', async () => {

@@ -7,18 +7,25 @@
  * picks the same arm), and a shadow model scores every event side by side,
  * logged with variant "shadow" but never served.
  *
+ * Each prediction records in `model_features` the inputs its own model took
+ * (beside `features`, everything the preprocessor served).
+ *
  * Hot swap: `reload()` reads the serving state from the registry and loads
  * any new version; the swap takes effect between chunks, so every event is
  * scored by exactly one champion and no chunk is half old, half new. Each model
  * is given exactly the inputs its feature spec names (a model may use fewer
  * than the pipeline serves); a model that needs an input the pipeline does
  * not serve, or of another kind, is refused at load, not discovered per event,
- * and the current one keeps serving.
+ * and the current one keeps serving. With `live`, every reload first reads the
+ * applied spec versions: a new one (a feature added by `setup --spec`) takes
+ * effect with the models built under it, so a model trained on the new
+ * feature is accepted once the spec serving it is applied.
  */
 import crypto from 'node:crypto';
 import { LooplineError, TransientError } from '../../core/errors.js';
 import { pipelineFitProblem } from '../../models/feature-spec.js';
 import { estimateSetting } from '../drift-monitor/estimate-core.js';
+import type { LiveSpec } from '../live-spec.js';
 import { loadOnnxModel, type OnnxModel } from '../../models/onnx-model.js';
 import type { ModelOutput } from '../../models/model-output.js';
 import type { ModelRegistry, ServingState } from '../../models/registry.js';
@@ -46,6 +53,8 @@ export class ModelRefusedError extends LooplineError {
 
 export interface ScorerDeps {
   spec: PipelineSpec;
+  /** The applied spec versions, re-read on every reload (consumers/live-spec.ts). Absent: `spec` for good. */
+  live?: LiveSpec;
   registry: ModelRegistry;
   log: PredictionLog;
   logger: Logger;
@@ -57,6 +66,8 @@ export interface ScorerDeps {
 interface Loaded {
   version: number;
   model: OnnxModel;
+  /** The inputs the model takes, in order (its feature spec): what each of its predictions records it saw. */
+  features: string[];
 }
 
 export interface Serving {
@@ -88,7 +99,7 @@ export function predictionId(eventId: string, model: string, version: number, va
 export function toPrediction(
   v: FeatureVector,
   out: ModelOutput,
-  m: { name: string; version: number; variant: string; classes: string[] },
+  m: { name: string; version: number; variant: string; classes: string[]; features: readonly string[] },
   scoredAt: number,
 ): Prediction {
   const probabilities: Record<string, number> = {};
@@ -106,7 +117,9 @@ export function toPrediction(
     probabilities,
     value: out.value,
     features: v.values,
-    missing: v.missing,
+    // An input the model takes that the vector does not carry at all (served under an older spec version) was missing to it.
+    missing: [...v.missing, ...m.features.filter((f) => !(f in v.values))],
+    model_features: [...m.features],
     event_time: v.event_time,
     produced_at: v.produced_at,
     scored_at: scoredAt,
@@ -114,15 +127,23 @@ export function toPrediction(
 }
 
 export function createScorer(deps: ScorerDeps): Scorer {
-  const { spec, registry, log, logger } = deps;
+  const { registry, log, logger } = deps;
   const now = deps.now ?? Date.now;
-  const modelName = spec.model.name;
-  const expected = modelFeatureDefs(spec);
-  const byModel = estimateSetting(spec).config !== null;
-  const served = [...inputKinds(spec)].map(([name, kind]) => ({ name, kind }));
+  const modelName = deps.spec.model.name;
+  /** What the spec version in force serves: a model must fit it to load. */
+  const shapeOf = (spec: PipelineSpec) => ({
+    spec,
+    expected: modelFeatureDefs(spec),
+    byModel: estimateSetting(spec).config !== null,
+    served: [...inputKinds(spec)].map(([name, kind]) => ({ name, kind })),
+  });
+  let shape = shapeOf(deps.spec);
+  const spec = deps.spec; // names only (pipeline, model): a spec version never changes them
   const cache = new Map<number, Promise<Loaded>>();
   const refusedVersions = new Set<number>();
   let current: Serving | null = null;
+  /** The spec version `current` was built under: one for the whole chunk, with the models. */
+  let currentShape = shape;
   let reloading: Promise<number> | null = null;
 
   function load(version: number): Promise<Loaded> {
@@ -130,10 +151,10 @@ export function createScorer(deps: ScorerDeps): Scorer {
     if (!p) {
       p = (async () => {
         const mv = await registry.get(spec.name, modelName, version);
-        const problem = pipelineFitProblem(served, { task: spec.task, classes: spec.label.classes }, mv.spec);
+        const problem = pipelineFitProblem(shape.served, { task: shape.spec.task, classes: shape.spec.label.classes }, mv.spec);
         if (problem) throw new ModelRefusedError(`refusing ${modelName}@${version}: it does not fit pipeline ${spec.name}: ${problem}`);
         try {
-          return { version, model: await loadOnnxModel(mv.onnx, mv.spec) };
+          return { version, model: await loadOnnxModel(mv.onnx, mv.spec), features: mv.spec.features.map((f) => f.name) };
         } catch (err) {
           throw new ModelRefusedError(`refusing ${modelName}@${version}: onnxruntime cannot load it: ${(err as Error).message}`, err);
         }
@@ -175,20 +196,28 @@ export function createScorer(deps: ScorerDeps): Scorer {
   async function score(l: Loaded, variant: string, vectors: FeatureVector[], scoredAt: number): Promise<Prediction[]> {
     if (vectors.length === 0) return [];
     const outs = await l.model.predict(vectors.map((v) => v.values));
-    return vectors.map((v, i) => toPrediction(v, outs[i]!, { name: modelName, version: l.version, variant, classes: l.model.spec.classes }, scoredAt));
+    return vectors.map((v, i) => toPrediction(v, outs[i]!, { name: modelName, version: l.version, variant, classes: l.model.spec.classes, features: l.features }, scoredAt));
   }
 
   const scorer: Scorer = {
     async open() {
+      await deps.live?.open();
+      if (deps.live) shape = currentShape = shapeOf(deps.live.current());
       await scorer.reload();
     },
 
     reload() {
       reloading ??= (async () => {
         try {
+          if (await deps.live?.refresh({ force: true })) {
+            // A new spec version: models refused under the old one (needing an input it did not serve) may fit now.
+            shape = shapeOf(deps.live!.current());
+            refusedVersions.clear();
+          }
           const next = await build(await registry.serving(spec.name, modelName));
           const changed = !current || next.champion.version !== current.champion.version || next.shadow?.version !== current.shadow?.version || next.ab?.version !== current.ab?.version || next.ab?.share !== current.ab?.share;
           current = next;
+          currentShape = shape;
           if (changed) {
             logger.info({ champion: next.champion.version, shadow: next.shadow?.version ?? null, ab: next.ab?.version ?? null }, 'serving models swapped in');
             deps.onSwap?.(next);
@@ -206,6 +235,7 @@ export function createScorer(deps: ScorerDeps): Scorer {
 
     async process(records: Array<InputRecord<FeatureVector>>) {
       const serving = current; // one snapshot for the whole chunk
+      const { expected, byModel } = currentShape;
       if (!serving) throw new NoChampionError(spec.name, modelName);
       const deadLetters: RecordFailure[] = [];
       const champ: FeatureVector[] = [];

@@ -75,7 +75,7 @@ describe('Avro on the wire', () => {
       ['trailing-bytes', Buffer.concat([good, Buffer.from([1, 2, 3])]), 'BAD_BODY'],
       ['wrong-record', await env.codec.encode('Prediction', env.names.subject('predictions', 'Prediction'), {
         prediction_id: 'p', event_id: 'e', pipeline: 'p', entity_id: 'x', model_name: 'm', model_version: 1, variant: 'champion',
-        label: null, score: 0.5, probabilities: {}, value: null, features: {}, missing: [], event_time: 0, produced_at: 0, scored_at: 0,
+        label: null, score: 0.5, probabilities: {}, value: null, features: {}, missing: [], model_features: [], event_time: 0, produced_at: 0, scored_at: 0,
       }), 'SCHEMA_MISMATCH'],
     ];
     expect(otherId).not.toBe(id);

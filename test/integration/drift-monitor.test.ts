@@ -67,7 +67,7 @@ async function fixture(label: string): Promise<Fixture> {
     const r = rows[i]!;
     const e = r.event;
     const vector = { event_id: e.event_id, pipeline: e.pipeline, entity_id: e.entity_id, event_time: e.event_time, produced_at: e.produced_at, processed_at: e.event_time, values: r.values, missing: [], feature_age_ms: {} };
-    const prediction = toPrediction(vector, outputs[i]!, { name: spec.model.name, version, variant: 'champion', classes: mv.spec.classes }, e.event_time);
+    const prediction = toPrediction(vector, outputs[i]!, { name: spec.model.name, version, variant: 'champion', classes: mv.spec.classes, features: mv.spec.features.map((f) => f.name) }, e.event_time);
     return { prediction, label: String(r.label), label_time: e.event_time + spec.label.delayMs, joined_at: e.event_time + spec.label.delayMs, correct: prediction.label === String(r.label), error: null };
   };
   // From row 1,700 of the stream, 30 % of the labels turn against the model (a concept change): the detector must alarm.

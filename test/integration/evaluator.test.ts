@@ -83,7 +83,7 @@ async function writeHoldout(spec: PipelineSpec, modelVersion: number): Promise<v
         const p: Prediction = {
           prediction_id: `${r.event.event_id}/${spec.model.name}@${modelVersion}/champion`, event_id: r.event.event_id, pipeline: spec.name, entity_id: r.event.entity_id,
           model_name: spec.model.name, model_version: modelVersion, variant: 'champion', label: null, score: 0.5, probabilities: {}, value: null,
-          features: r.values, missing: Object.entries(r.values).filter(([, v]) => v === null).map(([k]) => k),
+          features: r.values, missing: Object.entries(r.values).filter(([, v]) => v === null).map(([k]) => k), model_features: spec.model.features,
           event_time: r.event.event_time, produced_at: r.event.event_time, scored_at: r.event.event_time,
         };
         return store.write(p, r.label!, r.event.event_time + spec.label.delayMs);

@@ -62,7 +62,7 @@ function predictionsOf(i: number): { served: Prediction; shadow: Prediction | nu
   };
   const base = {
     event_id: id(i), pipeline: spec.name, entity_id: 'nsw', model_name: spec.model.name, score: 0.4 + (i % 5) / 10, value: null,
-    features, missing: i % 10 === 0 ? ['nswprice_prev'] : [], event_time: eventTime(i), produced_at: eventTime(i) + 10, scored_at: eventTime(i) + 20,
+    features, missing: i % 10 === 0 ? ['nswprice_prev'] : [], model_features: spec.model.features, event_time: eventTime(i), produced_at: eventTime(i) + 10, scored_at: eventTime(i) + 20,
   };
   const label = i % 2 === 0 ? 'UP' : 'DOWN';
   const served: Prediction = { ...base, prediction_id: `${id(i)}/${spec.model.name}@${version}/${variant}`, model_version: version, variant, label, probabilities: { DOWN: 0.5, UP: 0.5 } };

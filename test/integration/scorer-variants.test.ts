@@ -1,6 +1,7 @@
 // Scorer variants on the real stack: an A/B arm serves its share of events
 // (chosen by a stable hash), a shadow model scores every event side by side
-// and is logged but never served, and a model whose feature spec does not
+// on its own, fewer inputs and is logged but never served (each row of the
+// prediction log records the inputs its model took), and a model whose feature spec does not
 // match the pipeline is refused at load while the champion keeps serving.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,9 +41,12 @@ afterAll(async () => {
   await env?.cleanup();
 });
 
-async function register(rowsFrom: number, rowsTo: number): Promise<number> {
+/** The shadow's own inputs: fewer than the pipeline serves (every live model gets its own vector). */
+const SHADOW_FEATURES = ['period', 'nswdemand', 'nswprice_prev', 'nswprice_ma48'];
+
+async function register(rowsFrom: number, rowsTo: number, features: readonly string[] = spec.model.features): Promise<number> {
   const rows = pointInTimeRows(spec, buildReplayPlan(spec, csv, { offset: rowsFrom, limit: rowsTo - rowsFrom })).filter((r) => r.label !== null);
-  const t = trainForPipeline(spec, rows.map((r) => r.values), rows.map((r) => r.label!));
+  const t = trainForPipeline({ ...spec, model: { ...spec.model, features: [...features] } }, rows.map((r) => r.values), rows.map((r) => r.label!));
   const m = await registry.register({
     pipeline: spec.name, modelName: spec.model.name, status: 'candidate', ...artifactOf(t), parentVersion: 1,
   });
@@ -50,9 +54,9 @@ async function register(rowsFrom: number, rowsTo: number): Promise<number> {
 }
 
 describe('scorer variants', () => {
-  it('serves an A/B arm by stable hash, logs a shadow without serving it, and refuses a mismatched model', async () => {
+  it('serves an A/B arm by stable hash, logs a shadow (on its own inputs) without serving it, and refuses a mismatched model', async () => {
     const ab = await register(1000, 4000);
-    const shadow = await register(2000, 5000);
+    const shadow = await register(2000, 5000, SHADOW_FEATURES);
     // A model trained on an input the pipeline does not serve (`nswprice`, the raw price): it cannot fit the pipeline.
     // (A model taking fewer of the served inputs would fit: each model gets exactly the inputs its spec names.)
     const rows = pointInTimeRows(spec, buildReplayPlan(spec, csv, { limit: 500 })).filter((r) => r.label !== null);
@@ -104,6 +108,13 @@ describe('scorer variants', () => {
       const rows = await log.byEvent(id);
       expect(rows.map((r) => r.variant).sort()).toEqual([abArm(id, 0.3), 'shadow'].sort());
       expect(rows.find((r) => r.variant === 'shadow')!.model_version).toBe(shadow);
+      // Each row records the inputs its own model took, beside everything served.
+      for (const r of rows) expect(r.model_features).toEqual(r.variant === 'shadow' ? SHADOW_FEATURES : spec.model.features);
+      expect(Object.keys(rows[0]!.features).sort()).toEqual([...spec.model.features].sort());
     }
+    // The analysts' table holds the same: every row of the replayed events, with its model's inputs.
+    const byTime = await env.cql.execute('SELECT event_id, variant, model_version, model_features FROM predictions_by_time WHERE model_version = ? ALLOW FILTERING', [shadow], { prepare: true });
+    expect(byTime.rows).toHaveLength(sent.events);
+    for (const r of byTime.rows) expect(r.get('model_features')).toEqual(SHADOW_FEATURES);
   }, 300_000);
 });

@@ -33,6 +33,7 @@ describe('training set', () => {
       label: i % 3 ? 'UP' : 'DOWN',
       labelTime: start + i * day + 3_600_000,
       modelVersion: 1,
+      entityId: i % 4 ? `c${i % 4}` : null, // the entity, for backfill; null as on rows written before it was kept
     }));
     await training.seed('p', rows);
     await training.seed('p', rows); // idempotent

@@ -15,6 +15,7 @@ import { promote } from '../../models/lifecycle.js';
 import { trainForPipeline } from '../../models/pipeline-training.js';
 import { artifactOf, type ModelInfo, type ModelRegistry, type RegisterInput } from '../../models/registry.js';
 import type { TrainedModel } from '../../models/trainer.js';
+import { withRollingMean } from '../../pipelines/evolution.js';
 import { loadSpec, type PipelineSpec } from '../../pipelines/spec.js';
 import { readCsv } from '../../producers/csv.js';
 import { buildReplayPlan, pointInTimeRows, type PointInTimeRow } from '../../producers/replay-plan.js';
@@ -81,7 +82,15 @@ export function predictionOf(r: PointInTimeRow, modelVersion: number, spec: Pipe
   return {
     prediction_id: `${r.event.event_id}/${spec.model.name}@${modelVersion}/champion`, event_id: r.event.event_id, pipeline: spec.name, entity_id: r.event.entity_id,
     model_name: spec.model.name, model_version: modelVersion, variant: 'champion', label: null, score: 0.5, probabilities: {}, value: null,
-    features: r.values, missing: Object.entries(r.values).filter(([, v]) => v === null).map(([k]) => k),
+    features: r.values, missing: Object.entries(r.values).filter(([, v]) => v === null).map(([k]) => k), model_features: spec.model.features,
     event_time: r.event.event_time, produced_at: r.event.event_time, scored_at: r.event.event_time,
   };
+}
+
+/**
+ * A spec version adding a feature (issue 11's example, the demo's --evolve): a rolling mean of the last 48 events'
+ * demand, aggregated from the events by the feature-aggregator, which the model now names. `set` patches the new set.
+ */
+export function withDemandMean(spec: PipelineSpec = elec2, set: Record<string, unknown> = {}): PipelineSpec {
+  return withRollingMean(spec, { field: 'nswdemand', window: 48 }, set);
 }
