@@ -131,13 +131,25 @@ const keyOf: Record<string, (a: Record<string, unknown>) => string> = {
 const RETRY_CONCURRENT = new Set(['addPartitionsToTxn', 'addOffsetsToTxn']);
 export const PATCHED_BROKER_METHODS = Object.keys(keyOf);
 
+/** The producer id and epoch the newest InitProducerId of a transactional id answered (for logs: which incarnation wrote what). */
+const identities = new Map<string, { producerId: string; producerEpoch: number }>();
+export function producerIdentity(transactionalId: string): { producerId: string; producerEpoch: number } | null {
+  return identities.get(transactionalId) ?? null;
+}
+
 /** A Broker request that drops its coordinator from the cache when the coordinator fails, and retries CONCURRENT_TRANSACTIONS where kafkajs does not. */
 export function coordinatorAwareRequest(method: string, send: AnyFn): AnyFn {
   const key = keyOf[method]!;
   return async function (this: unknown, args: Record<string, unknown>) {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await send.call(this, args);
+        const result = await send.call(this, args);
+        if (method === 'initProducerId' && result && typeof args.transactionalId === 'string') {
+          const r = result as { producerId?: unknown; producerEpoch?: unknown };
+          if (identities.size > 10_000) identities.clear();
+          identities.set(args.transactionalId, { producerId: String(r.producerId), producerEpoch: Number(r.producerEpoch) });
+        }
+        return result;
       } catch (err) {
         if (isCoordinatorFailure(err) && coordinators.delete(key(args))) patchStats.invalidated++;
         if (RETRY_CONCURRENT.has(method) && (err as { type?: string }).type === 'CONCURRENT_TRANSACTIONS' && attempt < 30) {

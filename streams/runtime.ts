@@ -54,7 +54,7 @@ import {
   classifyKafkaError, errorCode, FatalError, FencedError, isAmbiguous, isFatal, isRetriable, LooplineError, PoisonRecordError,
   type DeadLetterStage,
 } from '../core/errors.js';
-import { patchKafkajs } from './kafkajs-patch.js';
+import { patchKafkajs, producerIdentity } from './kafkajs-patch.js';
 import type { Logger } from './logger.js';
 import type { WorkerMetrics } from './metrics.js';
 import { DEFAULT_RETRY, RetryState, sleep, type RetryPolicy } from './retry.js';
@@ -310,7 +310,7 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
     t.epoch = ++epochs;
     t.confirmedAt = Date.now();
     metrics.fencings.inc({ worker: handler.name });
-    logger.info({ task: t.id, committed: Object.fromEntries([...t.committed].map(([k, v]) => [k, v.toString()])) }, 'task opened: previous owner fenced, committed offsets read');
+    logger.info({ task: t.id, producer: producerIdentity(`${groupId}-${t.id}`), committed: Object.fromEntries([...t.committed].map(([k, v]) => [k, v.toString()])) }, 'task opened: previous owner fenced, committed offsets read');
   }
 
   async function readCommitted(t: Task, topics: string[]): Promise<void> {
