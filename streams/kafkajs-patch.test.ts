@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { cachingFindCoordinator, coordinatorAwareRequest, coordinatorCacheSize, decodeStableOffsetFetch, forgetCoordinators, normalizeAbortedTransactions, PATCHED_BROKER_METHODS, PATCHED_FETCH_VERSIONS, patchKafkajs, patchStats, STABLE_OFFSET_FETCH_VERSION, stableOffsetFetchRequest } from './kafkajs-patch.js';
+import { cachingFindCoordinator, coordinatorAwareRequest, coordinatorCacheSize, forgetCoordinators, normalizeAbortedTransactions, PATCHED_BROKER_METHODS, PATCHED_FETCH_VERSIONS, patchKafkajs, patchStats } from './kafkajs-patch.js';
 
 const require = createRequire(import.meta.url);
 
@@ -101,52 +101,6 @@ describe('kafkajs patch', () => {
         const mod = require(`kafkajs/src/protocol/requests/fetch/v${v}/response.js`) as { decode: { normalizesAbortedTransactions?: boolean } };
         expect(mod.decode.normalizesAbortedTransactions).toBe(true);
       }
-    });
-  });
-
-  describe('stable offset reads (OffsetFetch v7, require_stable)', () => {
-    const Encoder = require('kafkajs/src/protocol/encoder.js') as new () => { writeInt8(v: number): any; writeInt16(v: number): any; writeInt32(v: number): any; writeInt64(v: string): any; writeUVarInt(v: number): any; writeUVarIntString(v: string | null): any; buffer: Buffer };
-
-    it('is the version kafkajs picks for a broker that speaks it, and the older ones stay', () => {
-      patchKafkajs();
-      const mod = require('kafkajs/src/protocol/requests/offsetFetch/index.js') as { versions: string[]; protocol: (a: { version: number }) => (args: unknown) => { request: { apiVersion: number } } };
-      expect(mod.versions.map(Number)).toEqual([1, 2, 3, 4, STABLE_OFFSET_FETCH_VERSION]);
-      expect(mod.protocol({ version: 7 })({ groupId: 'g', topics: [] }).request.apiVersion).toBe(7);
-      expect(mod.protocol({ version: 4 })({ groupId: 'g', topics: [] }).request.apiVersion).toBe(4);
-    });
-
-    it('encodes header v2 tagged fields, the group, the topics and require_stable = true', async () => {
-      const body = (await stableOffsetFetchRequest({ groupId: 'g1', topics: [{ topic: 'ab', partitions: [{ partition: 0 }, { partition: 5 }] }] }).encode()).buffer;
-      expect([...body]).toEqual([
-        0, // request header v2: no tagged fields (after kafkajs's client id)
-        3, 0x67, 0x31, // group_id "g1" (compact: length + 1)
-        2, // one topic (compact array: length + 1)
-        3, 0x61, 0x62, // "ab"
-        3, 0, 0, 0, 0, 0, 0, 0, 5, // partitions [0, 5]
-        0, // topic tagged fields
-        1, // require_stable
-        0, // tagged fields
-      ]);
-      const all = (await stableOffsetFetchRequest({ groupId: 'g1', topics: null }).encode()).buffer;
-      expect([...all.subarray(4)]).toEqual([0, 1, 0]); // null topics: every committed offset of the group
-    });
-
-    it('decodes a response and throws its partition errors as kafkajs errors (UNSTABLE_OFFSET_COMMIT retriable)', async () => {
-      const response = (partitionError: number) =>
-        new Encoder()
-          .writeUVarInt(0) // response header v1 tagged fields
-          .writeInt32(0) // throttle
-          .writeUVarInt(2).writeUVarIntString('ab')
-          .writeUVarInt(2).writeInt32(5).writeInt64('42').writeInt32(-1).writeUVarIntString(null).writeInt16(partitionError).writeUVarInt(0)
-          .writeUVarInt(0)
-          .writeInt16(0)
-          .writeUVarInt(0).buffer;
-      const ok = await decodeStableOffsetFetch(response(0));
-      expect(ok).toEqual({ throttleTime: 0, errorCode: 0, responses: [{ topic: 'ab', partitions: [{ partition: 5, offset: '42', metadata: null, errorCode: 0 }] }] });
-      const mod = require('kafkajs/src/protocol/requests/offsetFetch/index.js') as { protocol: (a: { version: number }) => (args: unknown) => { response: { parse(d: unknown): Promise<unknown> } } };
-      const { parse } = mod.protocol({ version: 7 })({ groupId: 'g', topics: [] }).response;
-      await expect(parse(ok)).resolves.toBe(ok);
-      await expect(parse(await decodeStableOffsetFetch(response(88)))).rejects.toMatchObject({ type: 'UNSTABLE_OFFSET_COMMIT', retriable: true });
     });
   });
 });

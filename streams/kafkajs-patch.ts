@@ -1,5 +1,5 @@
 /**
- * Four small, tested changes to kafkajs 2.2.4's transaction path, applied
+ * Three small, tested changes to kafkajs 2.2.4's transaction path, applied
  * once per process by `patchKafkajs()` (idempotent). Why:
  *
  * 1. **Coordinator lookups are cached.** kafkajs's eosManager asks
@@ -38,25 +38,6 @@
  *    per aborted run at the offset of its first fetched record, in offset
  *    order — a list kafkajs's one-per-record walk applies exactly.
  *
- * 4. **Committed offsets are read stable (KIP-447's require_stable).**
- *    kafkajs speaks OffsetFetch up to v4, which answers with the last
- *    *completed* offset commit even while a transaction's offsets are still
- *    being materialised. The runtime fences a task's previous owner
- *    (InitProducerId, which settles its transaction) and then reads the
- *    committed offsets, trusting that the settled transaction's offsets are
- *    visible by then. Kafka 4.2 does not promise that: measured on the local
- *    broker (the experiment is test/integration/stable-offsets.test.ts),
- *    3 of 150 reads right after a new producer's
- *    InitProducerId returned the offset *before* the transaction that had
- *    just committed — and a new owner that starts there processes those
- *    records a second time (seen: 2 and 123 duplicate predictions in the
- *    three-member test on a loaded machine). Here OffsetFetch v7 is added,
- *    sent with require_stable = true, so the broker answers
- *    UNSTABLE_OFFSET_COMMIT while any transaction's offsets for the group are
- *    pending, and that answer is retried (1 ms doubling to 100 ms, up to
- *    30 s) as the Java consumer does. Every kafkajs offset read goes through
- *    it: the runtime's and the consumer's own at each join.
- *
  * kafkajs is unmaintained upstream (tulios/kafkajs#1603), so these live here;
  * `kafkajs-patch.test.ts` pins the internals they rely on.
  */
@@ -83,7 +64,7 @@ const TRANSACTION = 1;
 const GROUP = 0;
 
 let patched = false;
-export const patchStats = { lookups: 0, cached: 0, invalidated: 0, concurrentRetries: 0, unstableRetries: 0 };
+export const patchStats = { lookups: 0, cached: 0, invalidated: 0, concurrentRetries: 0 };
 
 export function coordinatorCacheSize(): number {
   return coordinators.size;
@@ -229,123 +210,6 @@ function patchFetchResponses(): void {
   }
 }
 
-/** OffsetFetch v7 (flexible) with require_stable: the request of one group's offsets. */
-export const STABLE_OFFSET_FETCH_VERSION = 7;
-
-interface KafkajsEncoder {
-  writeInt8(v: number): KafkajsEncoder;
-  writeInt32(v: number): KafkajsEncoder;
-  writeUVarInt(v: number): KafkajsEncoder;
-  writeUVarIntString(v: string | null): KafkajsEncoder;
-  writeEncoder(e: KafkajsEncoder): KafkajsEncoder;
-  buffer: Buffer;
-}
-interface KafkajsDecoder {
-  readInt16(): number;
-  readInt32(): number;
-  readInt64(): { toString(): string };
-  readUVarIntString(): string | null;
-  readUVarIntArray<T>(reader: (d: KafkajsDecoder) => T): T[] | null;
-  readTaggedFields(): unknown;
-}
-export interface OffsetFetchTopic {
-  topic: string;
-  partitions: Array<{ partition: number }>;
-}
-export interface OffsetFetchResponse {
-  throttleTime: number;
-  errorCode: number;
-  responses: Array<{ topic: string; partitions: Array<{ partition: number; offset: string; metadata: string | null; errorCode: number }> }>;
-}
-
-/**
- * OffsetFetch v7: request header v2 (kafkajs writes v1: the empty tagged-field buffer that v2 adds
- * after the client id opens the body), then group_id, topics (null: all), require_stable.
- */
-export function stableOffsetFetchRequest({ groupId, topics }: { groupId: string; topics: OffsetFetchTopic[] | null }) {
-  const Encoder = require('kafkajs/src/protocol/encoder.js') as new () => KafkajsEncoder;
-  const apiKeys = require('kafkajs/src/protocol/requests/apiKeys.js') as { OffsetFetch: number };
-  return {
-    apiKey: apiKeys.OffsetFetch,
-    apiVersion: STABLE_OFFSET_FETCH_VERSION,
-    apiName: 'OffsetFetch',
-    encode: async () => {
-      const e = new Encoder().writeUVarInt(0).writeUVarIntString(groupId);
-      if (topics === null) e.writeUVarInt(0);
-      else {
-        e.writeUVarInt(topics.length + 1);
-        for (const t of topics) {
-          e.writeUVarIntString(t.topic).writeUVarInt(t.partitions.length + 1);
-          for (const p of t.partitions) e.writeInt32(p.partition);
-          e.writeUVarInt(0);
-        }
-      }
-      return e.writeInt8(1).writeUVarInt(0); // require_stable, no tagged fields
-    },
-  };
-}
-
-/** Decodes an OffsetFetch v7 response body (response header v1: its tagged fields come first). */
-export async function decodeStableOffsetFetch(raw: Buffer): Promise<OffsetFetchResponse> {
-  const Decoder = require('kafkajs/src/protocol/decoder.js') as new (b: Buffer) => KafkajsDecoder;
-  const d = new Decoder(raw);
-  d.readTaggedFields();
-  const throttleTime = d.readInt32();
-  const responses = (d.readUVarIntArray((t) => {
-    const topic = t.readUVarIntString() ?? '';
-    const partitions = (t.readUVarIntArray((p) => {
-      const partition = p.readInt32();
-      const offset = p.readInt64().toString();
-      p.readInt32(); // committed_leader_epoch
-      const metadata = p.readUVarIntString();
-      const errorCode = p.readInt16();
-      p.readTaggedFields();
-      return { partition, offset, metadata, errorCode };
-    }) ?? []);
-    t.readTaggedFields();
-    return { topic, partitions };
-  }) ?? []);
-  const errorCode = d.readInt16();
-  d.readTaggedFields();
-  return { throttleTime, errorCode, responses };
-}
-
-/** Throws the first error of a decoded response (top level, then per partition), as kafkajs's parse does. */
-async function parseOffsetFetch(data: OffsetFetchResponse): Promise<OffsetFetchResponse> {
-  const { failure, createErrorFromCode } = require('kafkajs/src/protocol/error.js') as { failure(code: number): boolean; createErrorFromCode(code: number): Error };
-  if (failure(data.errorCode)) throw createErrorFromCode(data.errorCode);
-  const bad = data.responses.flatMap((r) => r.partitions).find((p) => failure(p.errorCode));
-  if (bad) throw createErrorFromCode(bad.errorCode);
-  return data;
-}
-
-function patchOffsetFetch(Broker: { prototype: Record<string, AnyFn> }): void {
-  const mod = require('kafkajs/src/protocol/requests/offsetFetch/index.js') as { versions: string[]; protocol: (a: { version: number }) => unknown };
-  if (!Array.isArray(mod.versions) || typeof mod.protocol !== 'function' || Math.max(...mod.versions.map(Number)) !== 4) {
-    throw new Error('kafkajs offsetFetch has an unexpected version table: the patch does not fit this kafkajs version');
-  }
-  const protocol = mod.protocol;
-  mod.versions.push(String(STABLE_OFFSET_FETCH_VERSION));
-  mod.protocol = ({ version }) =>
-    version === STABLE_OFFSET_FETCH_VERSION
-      ? (args: { groupId: string; topics: OffsetFetchTopic[] | null }) => ({ request: stableOffsetFetchRequest(args), response: { decode: decodeStableOffsetFetch, parse: parseOffsetFetch } })
-      : protocol({ version });
-  const send = Broker.prototype.offsetFetch;
-  if (typeof send !== 'function') throw new Error('kafkajs Broker has no offsetFetch: the patch does not fit this kafkajs version');
-  Broker.prototype.offsetFetch = async function (this: unknown, args: unknown) {
-    const deadline = Date.now() + 30_000;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await send.call(this, args);
-      } catch (err) {
-        if ((err as { type?: string }).type !== 'UNSTABLE_OFFSET_COMMIT' || Date.now() > deadline) throw err;
-        patchStats.unstableRetries++;
-        await new Promise((r) => setTimeout(r, Math.min(2 ** attempt, 100)));
-      }
-    }
-  };
-}
-
 export function patchKafkajs(): void {
   if (patched) return;
   patched = true;
@@ -359,7 +223,6 @@ export function patchKafkajs(): void {
     if (typeof send !== 'function') throw new Error(`kafkajs Broker has no ${method}: the patch does not fit this kafkajs version`);
     Broker.prototype[method] = coordinatorAwareRequest(method, send);
   }
-  patchOffsetFetch(Broker);
 }
 
 /** Whether patchKafkajs() has run in this process. */

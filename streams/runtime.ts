@@ -30,10 +30,11 @@
  * for co-partitioned inputs). On every assignment the runtime initialises the
  * producer of each assigned task — which fences any previous owner and
  * completes or aborts its open transaction — and only then reads the group's
- * committed offsets, stable ones (require_stable, streams/kafkajs-patch.ts 4:
- * the settled transaction's offsets may not be readable yet when
- * InitProducerId returns), so records a previous owner committed just before
- * the rebalance are skipped, not processed twice. A fenced producer (another member
+ * committed offsets, so records a previous owner committed just before the
+ * rebalance are skipped, not processed twice. (kafkajs sends that
+ * InitProducerId at a producer's first transaction(), not at connect(): the
+ * runtime opens and aborts an empty transaction to fence before it reads;
+ * test/integration/fencing.test.ts pins this.) A fenced producer (another member
  * took the task) stops that task's work and pauses it until the next
  * assignment. A commit that fails ambiguously (timeout, broken connection) is
  * never resent blindly: the task is re-fenced and its committed offset re-read,
@@ -293,7 +294,14 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
       retry: { initialRetryTime: 10, maxRetryTime: 1000, retries: 20 },
     });
     try {
-      await producer.connect(); // InitProducerId: bumps the epoch, fencing any zombie, and settles its open transaction
+      await producer.connect();
+      // The fence. kafkajs's connect() asks only for an idempotent producer id; the transactional
+      // InitProducerId (which bumps the epoch of this task's transactional id, fencing any previous
+      // owner, and settles its open transaction) is sent at the first transaction(). Force it here,
+      // before the offsets are read: otherwise a previous owner could still commit after the read.
+      // An abort with nothing in the transaction sends nothing.
+      const fence = await producer.transaction();
+      await fence.abort();
     } catch (err) {
       await producer.disconnect().catch(() => {});
       throw classifyKafkaError(err, `initialising the transactional producer of ${t.id}`);
