@@ -1,9 +1,12 @@
 /**
  * The fault suite's own local stack: the same three servers as `loopline
- * stack up`, on ports of their own (Kafka 39092/39093, Cassandra 39042/37000,
- * registry 38081) and in a run folder of their own (.infra/faults-run), so
+ * stack up`, on ports of their own (Kafka 25092/25093, Cassandra 25042/25000,
+ * registry 25081) and in a run folder of their own (.infra/faults-run), so
  * that killing and pausing them never touches a shared stack on the default
- * ports. Every signal goes to a pid read from this stack's own pid files, and
+ * ports. The ports are below Linux's ephemeral range (32768–60999): while a
+ * server is down, a client socket of any process could otherwise be given
+ * its port as a local port, and the restart fails to bind (seen in CI:
+ * Cassandra's storage port 37000 after a kill). Every signal goes to a pid read from this stack's own pid files, and
  * only when the process's command line carries this stack's run-folder marker.
  *
  *   const stack = createFaultStack();
@@ -30,11 +33,11 @@ import { stackPorts, type ServiceName, type StackPorts } from '../../infra/local
 export function faultStackPorts(env: NodeJS.ProcessEnv = process.env): StackPorts {
   const pick = (name: string, fallback: number) => env[`LOOPLINE_FAULTS_${name}`] ?? String(fallback);
   return stackPorts({
-    LOOPLINE_STACK_KAFKA_PORT: pick('KAFKA_PORT', 39092),
-    LOOPLINE_STACK_KAFKA_CONTROLLER_PORT: pick('KAFKA_CONTROLLER_PORT', 39093),
-    LOOPLINE_STACK_CASSANDRA_PORT: pick('CASSANDRA_PORT', 39042),
-    LOOPLINE_STACK_CASSANDRA_STORAGE_PORT: pick('CASSANDRA_STORAGE_PORT', 37000),
-    LOOPLINE_STACK_REGISTRY_PORT: pick('REGISTRY_PORT', 38081),
+    LOOPLINE_STACK_KAFKA_PORT: pick('KAFKA_PORT', 25092),
+    LOOPLINE_STACK_KAFKA_CONTROLLER_PORT: pick('KAFKA_CONTROLLER_PORT', 25093),
+    LOOPLINE_STACK_CASSANDRA_PORT: pick('CASSANDRA_PORT', 25042),
+    LOOPLINE_STACK_CASSANDRA_STORAGE_PORT: pick('CASSANDRA_STORAGE_PORT', 25000),
+    LOOPLINE_STACK_REGISTRY_PORT: pick('REGISTRY_PORT', 25081),
   });
 }
 

@@ -59,7 +59,7 @@ async function main(): Promise<number> {
       log(`case ${c.name} (seed ${seed}): ${c.summary}`);
       let r: CaseResult;
       try {
-        r = await runCase(c, seed, { stack, logDir, metricsPortBase: 39500, log });
+        r = await runCase(c, seed, { stack, logDir, metricsPortBase: 25500, log });
       } catch (err) {
         r = { name: c.name, seed, in: 0, logged: 0, deadLettered: 0, lost: 0, duplicates: 0, recoveryMs: null, passed: false, failures: [`harness error: ${(err as Error).stack ?? err}`], wallMs: 0, scoring: null, loop: null, restarts: {}, details: {} };
       }
