@@ -159,7 +159,7 @@ export async function runCase(fc: FaultCase, seed: number, o: HarnessOptions): P
     LOOPLINE_SCHEMA_REGISTRY_URL: baseEnv.LOOPLINE_SCHEMA_REGISTRY_URL,
     LOOPLINE_TOPIC_PREFIX: env.config.kafka.topicPrefix,
     LOOPLINE_CASSANDRA_KEYSPACE: env.config.cassandra.keyspace,
-    LOOPLINE_LOG_LEVEL: 'warn',
+    LOOPLINE_LOG_LEVEL: process.env.LOOPLINE_FAULTS_WORKER_LOG_LEVEL ?? 'warn',
   };
   const procs = new Map<string, WorkerProcess>();
   fc.layout.forEach((p, i) => {
