@@ -15,24 +15,12 @@ import { gatePasses } from '../../consumers/evaluator/evaluator.js';
 import { loadSpec } from '../../pipelines/spec.js';
 import { createModelRegistry } from '../../store/model-registry.js';
 import { createCassandraClient } from '../../store/cassandra.js';
-import { createKafka } from '../../streams/kafka.js';
-import { createLogger } from '../../streams/logger.js';
+import { removeDemoRun } from '../support/demo-run.js';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 let run: DemoRun | null = null;
 
-afterAll(async () => {
-  if (!run) return;
-  const logger = createLogger({ level: 'silent' });
-  const admin = createKafka(run.config.kafka, logger, 'cleanup').admin();
-  await admin.connect();
-  const mine = (await admin.listTopics()).filter((t) => t.startsWith(run!.config.kafka.topicPrefix));
-  if (mine.length) await admin.deleteTopics({ topics: mine }).catch(() => {});
-  await admin.disconnect();
-  const cql = createCassandraClient(run.config.cassandra, { keyspace: false });
-  await cql.execute(`DROP KEYSPACE IF EXISTS ${run.config.cassandra.keyspace}`).catch(() => {});
-  await cql.shutdown();
-});
+afterAll(() => removeDemoRun(run));
 
 describe('closed loop', () => {
   it('joins every label, retrains, promotes only through the gate, beats the bootstrap model alone and keeps up with refitting on a schedule', async () => {

@@ -9,24 +9,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { runDemo, type DemoRun } from '../../cli/demo.js';
 import { createCassandraClient } from '../../store/cassandra.js';
 import { createModelRegistry } from '../../store/model-registry.js';
-import { createKafka } from '../../streams/kafka.js';
-import { createLogger } from '../../streams/logger.js';
+import { removeDemoRun } from '../support/demo-run.js';
 import { ROOT } from '../support/elec2.js';
 
 let run: DemoRun | null = null;
 
-afterAll(async () => {
-  if (!run) return;
-  const logger = createLogger({ level: 'silent' });
-  const admin = createKafka(run.config.kafka, logger, 'cleanup').admin();
-  await admin.connect();
-  const mine = (await admin.listTopics()).filter((t) => t.startsWith(run!.config.kafka.topicPrefix));
-  if (mine.length) await admin.deleteTopics({ topics: mine }).catch(() => {});
-  await admin.disconnect();
-  const cql = createCassandraClient(run.config.cassandra, { keyspace: false });
-  await cql.execute(`DROP KEYSPACE IF EXISTS ${run.config.cassandra.keyspace}`).catch(() => {});
-  await cql.shutdown();
-});
+afterAll(() => removeDemoRun(run));
 
 describe('demo --evolve', () => {
   it('applies a spec version halfway, promotes a model on its new feature through the gate, and every logged prediction records its model\'s inputs', async () => {
