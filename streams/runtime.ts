@@ -267,6 +267,13 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
   let admin: Admin | null = null;
   const broadcastConsumers: Consumer[] = [];
   const tasks = new Map<string, Task>();
+  /**
+   * The newest offset this process committed per `<topic>/<partition>`, across task incarnations. Committed
+   * offsets only move forward in consume-transform-produce, so a read below it (seen: none at all, right after
+   * a broker's SIGKILL and restart, RELIABILITY.md 12) is not trusted; the read that reopens a task uses the
+   * higher of the two.
+   */
+  const ownCommits = new Map<string, bigint>();
   let state: WorkerState = 'idle';
   let lastProgressAt: number | null = null;
   let lastError: string | null = null;
@@ -326,7 +333,13 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
       const got = await admin!.fetchOffsets({ groupId, topics });
       for (const { topic, partitions } of got) {
         const p = partitions.find((x) => x.partition === t.partition);
-        if (p && Number(p.offset) >= 0) t.committed.set(topic, BigInt(p.offset));
+        const read = p && Number(p.offset) >= 0 ? BigInt(p.offset) : null;
+        const own = ownCommits.get(`${topic}/${t.partition}`) ?? null;
+        if (own !== null && (read === null || read < own)) {
+          logger.warn({ task: t.id, topic, read: read?.toString() ?? 'none', committedHere: own.toString() }, 'the broker answered a committed offset below one this process committed; going on from the higher');
+          metrics.offsetRegressions.inc({ worker: handler.name });
+          t.committed.set(topic, own);
+        } else if (read !== null) t.committed.set(topic, read);
       }
     } catch (err) {
       throw classifyKafkaError(err, `reading the committed offsets of ${t.id}`);
@@ -573,6 +586,7 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
           tx = null;
           t.confirmedAt = Date.now();
           t.committed.set(topic, next);
+          ownCommits.set(`${topic}/${batch.partition}`, next);
           t.retry.succeeded();
           payload.resolveOffset(lastOffset);
           observeCommit(input.topic, batch.partition, batch.highWatermark, lastOffset, stats, started, commitStarted);
