@@ -72,6 +72,9 @@ async function readRange(
   const pending = () => [...end].filter(([p, high]) => (position.get(p) ?? high) < high);
   const behind = () => pending().map(([p, high]) => `partition ${p} at ${position.get(p)} of ${high}`).join(', ');
   const got: ReadMessage[] = [];
+  // Per partition, the offset after the last record taken: a batch handed over again (the reader's group
+  // rejoining, a seek applied after a fetch) is one record per offset, not a second copy.
+  const taken = new Map(from);
   if (pending().length === 0) return { messages: got, timedOut: false, behind: '' };
   const groupId = `reader-${topic}-${process.hrtime.bigint()}`;
   // kafkajs's own read_committed filter can hand over records of aborted transactions (kafkajs-patch.ts, 3).
@@ -91,12 +94,12 @@ async function readRange(
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({
       eachBatch: async ({ batch }) => {
-        const limit = from.get(batch.partition);
         const high = end.get(batch.partition);
-        if (limit === undefined || high === undefined) return;
+        if (!taken.has(batch.partition) || high === undefined) return;
         for (const m of batch.messages) {
           const offset = BigInt(m.offset);
-          if (offset < limit || offset >= high) continue;
+          if (offset < taken.get(batch.partition)! || offset >= high) continue;
+          taken.set(batch.partition, offset + 1n);
           got.push({ partition: batch.partition, offset: m.offset, key: m.key?.toString() ?? null, value: m.value, headers: m.headers ?? {}, timestamp: Number(m.timestamp) });
           if (o.stopAtFirst) done();
         }

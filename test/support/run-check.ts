@@ -44,7 +44,7 @@ export async function readToEnd(kafka: Kafka, topics: readonly string[], timeout
   if (pending.size === 0) return got;
   const consumer = kafka.consumer({ groupId: `check-${process.pid}-${process.hrtime.bigint()}`, readUncommitted, maxBytes: 20 * 1024 * 1024, maxWaitTimeInMs: 250 });
   const reached = new Map<string, number>();
-  const seen = new Set<string>();
+  const taken = new Map<string, bigint>(); // per partition, the offset after the last record taken
   let redelivered = 0;
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));
@@ -69,12 +69,12 @@ export async function readToEnd(kafka: Kafka, topics: readonly string[], timeout
           if (Number(m.offset) >= high) break; // written after the end offsets were taken
           // An offset is one record: a batch handed over again (the reader's own group rejoining on a
           // loaded machine starts again from the beginning) is not a second copy.
-          const at = `${batch.topic}/${batch.partition}@${m.offset}`;
-          if (seen.has(at)) {
+          const k = `${batch.topic}/${batch.partition}`;
+          if (BigInt(m.offset) < (taken.get(k) ?? 0n)) {
             redelivered++;
             continue;
           }
-          seen.add(at);
+          taken.set(k, BigInt(m.offset) + 1n);
           const bc = (m as { batchContext?: { producerId?: string; producerEpoch?: number } }).batchContext;
           got.push({ topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key?.toString() ?? null, value: m.value, timestamp: Number(m.timestamp), producer: bc?.producerId === undefined ? null : `${bc.producerId}/${bc.producerEpoch}` });
         }
