@@ -52,7 +52,7 @@ import type { RecordName } from '../schemas/catalogue.js';
 import type { Codec, RecordTypes } from '../schemas/codec.js';
 import { copartitionedAssigner } from './assigner.js';
 import {
-  classifyKafkaError, errorCode, FatalError, FencedError, isAmbiguous, isFatal, isRetriable, LooplineError, PoisonRecordError,
+  classifyKafkaError, errorCode, FatalError, FencedError, isAmbiguous, isFatal, isRetriable, LooplineError, PoisonRecordError, TransientError,
   type DeadLetterStage,
 } from '../core/errors.js';
 import { patchKafkajs, producerIdentity } from './kafkajs-patch.js';
@@ -329,20 +329,27 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
   }
 
   async function readCommitted(t: Task, topics: string[]): Promise<void> {
+    let got: Awaited<ReturnType<Admin['fetchOffsets']>>;
     try {
-      const got = await admin!.fetchOffsets({ groupId, topics });
-      for (const { topic, partitions } of got) {
-        const p = partitions.find((x) => x.partition === t.partition);
-        const read = p && Number(p.offset) >= 0 ? BigInt(p.offset) : null;
-        const own = ownCommits.get(`${topic}/${t.partition}`) ?? null;
-        if (own !== null && (read === null || read < own)) {
-          logger.warn({ task: t.id, topic, read: read?.toString() ?? 'none', committedHere: own.toString() }, 'the broker answered a committed offset below one this process committed; going on from the higher');
-          metrics.offsetRegressions.inc({ worker: handler.name });
-          t.committed.set(topic, own);
-        } else if (read !== null) t.committed.set(topic, read);
-      }
+      got = await admin!.fetchOffsets({ groupId, topics });
     } catch (err) {
       throw classifyKafkaError(err, `reading the committed offsets of ${t.id}`);
+    }
+    for (const topic of topics) {
+      // kafkajs asks only for the partitions its cached metadata lists: a partition missing from the
+      // answer was not asked about, which is not the broker saying "no committed offset" (-1).
+      const p = got.find((x) => x.topic === topic)?.partitions.find((x) => x.partition === t.partition);
+      if (!p) throw new TransientError(`reading the committed offsets of ${t.id}: the answer has no entry for ${topic}-${t.partition} (metadata without that partition); asking again`);
+    }
+    for (const { topic, partitions } of got) {
+      const p = partitions.find((x) => x.partition === t.partition);
+      const read = p && Number(p.offset) >= 0 ? BigInt(p.offset) : null;
+      const own = ownCommits.get(`${topic}/${t.partition}`) ?? null;
+      if (own !== null && (read === null || read < own)) {
+        logger.warn({ task: t.id, topic, read: read?.toString() ?? 'none', committedHere: own.toString() }, 'the broker answered a committed offset below one this process committed; going on from the higher');
+        metrics.offsetRegressions.inc({ worker: handler.name });
+        t.committed.set(topic, own);
+      } else if (read !== null) t.committed.set(topic, read);
     }
   }
 
