@@ -121,6 +121,17 @@ export function rolloutNeeded(policy: PipelineSpec['promotion']['rollout'], cand
   return policy.when === 'always' || candidateSpecVersion !== championSpecVersion;
 }
 
+/**
+ * Pure: the candidate a staged rollout is running for, as the registry shows it: a shadow or A/B arm
+ * newer than the champion and not the previous champion (whom the rollback guard's shadow is); or null.
+ */
+export function rolloutCandidate(serving: { champion: number | null; previous?: number | null; shadow: number | null; ab?: number | null }): number | null {
+  const champ = serving.champion;
+  if (champ === null) return null;
+  for (const v of [serving.ab ?? null, serving.shadow]) if (v !== null && v > champ && v !== serving.previous) return v;
+  return null;
+}
+
 /** The margin a rollout stage's window may be worse than the champion's: `rollout.margin`, else `rollbackMargin`. */
 export function rolloutMargin(p: PipelineSpec['promotion']): number {
   return p.rollout.margin ?? p.rollbackMargin;

@@ -22,12 +22,14 @@
  * promoted but set as shadow, by compare-and-set on the champion it was judged
  * against, announced with SHADOW_START; its verdict starts `rollout: shadow
  * stage`. It takes the shadow slot from the old champion the rollback guard
- * watched (that guard lapses; the champion keeps serving), and a newer staged
- * candidate supersedes one still in its rollout. The retrain trigger moves it
- * on: A/B, then promotion, or rejection.
+ * watched (that guard lapses; the champion keeps serving). One change of what
+ * serves at a time: while a rollout runs (a shadow or A/B arm newer than the
+ * champion), every other candidate is rejected with that reason, so frequent
+ * retrains cannot starve a rollout (the trigger ends a stalled one). The
+ * retrain trigger moves it on: A/B, then promotion, or rejection.
  */
 import { LooplineError } from '../../core/errors.js';
-import { promote, reject, rolloutNeeded, setAb, startShadowStage } from '../../models/lifecycle.js';
+import { promote, reject, rolloutCandidate, rolloutNeeded, startShadowStage } from '../../models/lifecycle.js';
 import { loadOnnxModel, type OnnxModel } from '../../models/onnx-model.js';
 import type { ModelOutput } from '../../models/model-output.js';
 import type { ModelRegistry } from '../../models/registry.js';
@@ -127,24 +129,6 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerImpl<'ModelCandidate
 
   const specName = (v: number | null) => (v === null ? 'unversioned' : `v${v}`);
 
-  /**
-   * A newer candidate supersedes a rollout in progress (a shadow or A/B arm newer than the champion): its
-   * arm stops, it retires with the reason; its shadow is replaced by the new candidate's.
-   */
-  async function supersede(serving: import('../../models/registry.js').ServingState, c: ModelCandidate): Promise<OutputRecord[]> {
-    const outputs: OutputRecord[] = [];
-    const champion = serving.champion ?? Infinity;
-    for (const v of new Set([serving.shadow, serving.ab])) {
-      if (v === null || v <= champion || v === c.model_version) continue;
-      const reason = `retired: superseded by v${c.model_version} during its rollout`;
-      if (serving.ab === v) outputs.push(announce(await setAb(registry, { ...change(c, reason), cause: rolloutCause(c.model_version), version: null, share: 0 })));
-      await registry.setStatus(spec.name, spec.model.name, v, 'retired');
-      await registry.setVerdict(spec.name, spec.model.name, v, reason);
-      logger.info({ version: v, by: c.model_version }, 'rollout superseded');
-    }
-    return outputs;
-  }
-
   return {
     async process(records: Array<InputRecord<ModelCandidate>>) {
       const outputs: OutputRecord[] = [];
@@ -166,6 +150,13 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerImpl<'ModelCandidate
           continue;
         }
         if (info.status !== 'candidate') continue; // judged before a restart
+        const inRollout = rolloutCandidate(serving);
+        if (inRollout !== null && inRollout !== c.model_version) {
+          const verdict = `rejected: v${inRollout}'s staged rollout is in progress (one change of what serves at a time)`;
+          logger.info({ version: c.model_version, rollout: inRollout }, verdict);
+          await reject(registry, { ...change(c, verdict), version: c.model_version });
+          continue;
+        }
         if (serving.champion === null) {
           logger.warn({ version: c.model_version }, 'no champion to compare with; promoting the candidate');
         }
@@ -224,7 +215,6 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerImpl<'ModelCandidate
           // Staged rollout: it shadows the champion on live traffic; the retrain trigger moves it to A/B, then promotes or rejects it.
           const r = p.rollout;
           const stage = `rollout: shadow stage (spec ${specName(info.specVersion)} vs the champion's ${specName(championInfo?.specVersion ?? null)}; ${r.shadowWindows} window(s) as shadow, then ${r.abWindows} as A/B arm at ${r.abShare}); offline: ${verdict}`;
-          outputs.push(...(await supersede(serving, c)));
           const event = await startShadowStage(registry, { ...change(c, stage), cause: rolloutCause(c.model_version), version: c.model_version, expected: evaluation.champion });
           if (!event) {
             logger.warn({ version: c.model_version }, 'champion changed during evaluation; candidate left for a later judgement');

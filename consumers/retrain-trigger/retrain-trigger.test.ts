@@ -185,6 +185,14 @@ describe('staged rollout (promotion.rollout)', () => {
     expect(s.rollout?.version).toBe(3);
   });
 
+  it('rejects a stalled stage: the champion fills more windows than the stage needs without one of the candidate\'s', () => {
+    const champ = [7, 8, 9].map((w) => [win(1, 'champion', w, 0.8), asShadow] as [QualityReport, typeof asShadow]);
+    expect(run(champ).decisions).toEqual([]); // shadowWindows 1 + 2 windows of slack
+    const { s, decisions } = run([...champ, [win(1, 'champion', 10, 0.8), asShadow]]);
+    expect(decisions).toEqual([['reject', 2, 'rollout rejected at the shadow stage: stalled: 4 full windows of the champion v1 and 0 of v2 as shadow since the stage started']]);
+    expect(s.rollouts[0]!.outcome).toBe('rejected');
+  });
+
   it('after the rollout\'s promotion the guard judges the new champion against the old one by event time, not window index', () => {
     const promoted = { champion: 2, previous: 1, shadow: 1, ab: null, specVersions };
     // v1 resumes an old shadow count (w3) while v2 starts its champion windows at w0; an ancient v1/shadow/w0 must not count.

@@ -37,12 +37,16 @@
  * shadow older than the champion. Every step, with its numbers, is kept in
  * the state (`rollout.steps`, then `rollouts`) and logged; each candidate
  * window counts once by report id; event ids derive from the deciding report.
+ * A stage whose candidate windows do not come (the champion filled two more
+ * windows than the stage needs, at the arm's share) is rejected as stalled;
+ * a rollout whose candidate lost its stage, or whose champion changed, ends
+ * as superseded without a step of its own.
  *
  * As stateful logic (`triggerLogic`), the decisions are saved with the
  * state before the registry changes, so a restart mid-decision starts no
  * second retrain and loses no rollback.
  */
-import { abStageEvents, rollbackEvent, rolloutMargin, rolloutNeeded, rolloutPromotionEvents, rolloutRejectionEvent, type Change } from '../../models/lifecycle.js';
+import { abStageEvents, rollbackEvent, rolloutCandidate, rolloutMargin, rolloutNeeded, rolloutPromotionEvents, rolloutRejectionEvent, type Change } from '../../models/lifecycle.js';
 import type { ServingState } from '../../models/registry.js';
 import type { PipelineSpec } from '../../pipelines/spec.js';
 import type { DriftReport, ModelEvent, QualityReport, RetrainRequest } from '../../schemas/types.js';
@@ -109,6 +113,8 @@ export interface Rollout {
   waiting: RolloutWindow[];
   /** The champion's full windows since the rollout started. */
   championWindows: RolloutWindow[];
+  /** The champion's full windows since this stage started: a stage that sees too many without its candidate's is stalled. */
+  stageChampionWindows: number;
   /** Report ids of candidate windows counted (a report delivered twice counts once). */
   seen: string[];
   steps: RolloutStep[];
@@ -279,14 +285,6 @@ function guardPair(s: TriggerState, champ: number, shadow: number, w: string): [
   return [undefined, undefined];
 }
 
-/** Pure: the candidate a registry stages (a shadow or A/B arm newer than the champion, not the previous champion), or null. */
-function stagedCandidate(serving: ServingView): number | null {
-  const champ = serving.champion;
-  if (champ === null) return null;
-  for (const v of [serving.ab ?? null, serving.shadow]) if (v !== null && v > champ && v !== serving.previous) return v;
-  return null;
-}
-
 function finishRollout(s: TriggerState, r: Rollout, outcome: RolloutOutcome): void {
   s.rollout = null;
   s.rollouts = [...s.rollouts, { ...r, waiting: [], championWindows: [], outcome }].slice(-20);
@@ -311,17 +309,20 @@ function advanceRollout(spec: PipelineSpec, s: TriggerState, report: QualityRepo
     r = null;
   }
   if (r === null && champ !== null) {
-    const cand = stagedCandidate(serving);
+    const cand = rolloutCandidate(serving);
     const sv = serving.specVersions ?? {};
     if (cand !== null && !s.rollouts.some((x) => x.version === cand) && rolloutNeeded(p.rollout, sv[String(cand)] ?? null, sv[String(champ)] ?? null)) {
       const stage: RolloutStage = serving.ab === cand ? 'ab' : 'shadow';
-      r = { version: cand, champion: champ, stage, passed: 0, waiting: [], championWindows: [], seen: [], steps: [{ stage, cause: report.report_id, candidate: null, champion: null, passed: true, detail: `followed from the ${stage} stage`, at }] };
+      r = { version: cand, champion: champ, stage, passed: 0, waiting: [], championWindows: [], stageChampionWindows: 0, seen: [], steps: [{ stage, cause: report.report_id, candidate: null, champion: null, passed: true, detail: `followed from the ${stage} stage`, at }] };
       s.rollout = r;
     }
   }
   if (r === null) return null;
   const w: RolloutWindow = { id: report.report_id, start: report.window_start, end: report.window_end, metric: m, count: Number(report.count) };
-  if (report.model_version === r.champion && report.variant === 'champion' && !r.championWindows.some((x) => x.id === w.id)) r.championWindows = [...r.championWindows, w].slice(-200);
+  if (report.model_version === r.champion && report.variant === 'champion' && !r.championWindows.some((x) => x.id === w.id)) {
+    r.championWindows = [...r.championWindows, w].slice(-200);
+    r.stageChampionWindows++;
+  }
   if (report.model_version === r.version && report.variant === r.stage && !r.seen.includes(w.id)) {
     r.seen.push(w.id);
     r.waiting.push(w);
@@ -346,7 +347,7 @@ function advanceRollout(spec: PipelineSpec, s: TriggerState, report: QualityRepo
     }
     r.passed++;
     if (r.stage === 'shadow' && r.passed >= p.rollout.shadowWindows) {
-      Object.assign(r, { stage: 'ab', passed: 0, waiting: [] });
+      Object.assign(r, { stage: 'ab', passed: 0, waiting: [], stageChampionWindows: 0 });
       return { ...decision, action: 'ab', reason: `rollout: A/B stage at ${p.rollout.abShare} after ${p.rollout.shadowWindows} shadow window(s) not worse; last: ${numbers}` };
     }
     if (r.stage === 'ab' && r.passed >= p.rollout.abWindows) {
@@ -354,6 +355,16 @@ function advanceRollout(spec: PipelineSpec, s: TriggerState, report: QualityRepo
       // The old champion shadows the new one: the rollback guard judges it as any fresh champion.
       return { ...decision, action: 'promote', reason: `promoted: rollout passed (${p.rollout.shadowWindows} shadow, ${p.rollout.abWindows} A/B window(s) not worse); last: ${numbers}` };
     }
+  }
+  // Stalled: the champion filled more windows than the stage needs (at the arm's share) without one of the candidate's
+  // to judge (the scorer refused it, or its reports stopped): rejected, so what serves can change again.
+  const share = p.rollout.abShare;
+  const limit = r.stage === 'shadow' ? p.rollout.shadowWindows + 2 : Math.ceil((p.rollout.abWindows * (1 - share)) / share) + 2;
+  if (r.waiting.length === 0 && r.stageChampionWindows > limit) {
+    const detail = `stalled: ${r.stageChampionWindows} full windows of the champion v${r.champion} and ${r.passed} of v${r.version} as ${names[r.stage]} since the stage started`;
+    r.steps.push({ stage: r.stage, cause: report.report_id, candidate: null, champion: null, passed: false, detail, at });
+    finishRollout(s, r, 'rejected');
+    return { version: r.version, champion: r.champion, stage: r.stage, action: 'reject', reason: `rollout rejected at the ${names[r.stage]} stage: ${detail}` };
   }
   return null;
 }
