@@ -175,7 +175,7 @@ describe('staged rollout (promotion.rollout)', () => {
     expect(run([[win(1, 'champion', 0, 0.8), sameSpec], [win(2, 'shadow', 0, 0.8)]].map(([r]) => [r, sameSpec] as [QualityReport, typeof sameSpec]), undefined, always).decisions.map(([a]) => a)).toEqual(['ab']);
   });
 
-  it('a rollout whose candidate lost its stage (superseded) or whose champion changed ends without a step', () => {
+  it('a rollout whose candidate lost its stage ends as superseded; one whose champion changed is rejected, its stage stopped', () => {
     const started = run([[win(1, 'champion', 7, 0.8), asShadow]]);
     expect(started.s.rollout?.version).toBe(2);
     const byV3 = { ...asShadow, shadow: 3, specVersions: { '1': 1, '3': 2 } };
@@ -183,6 +183,12 @@ describe('staged rollout (promotion.rollout)', () => {
     expect(decisions).toEqual([]);
     expect(s.rollouts.map((r) => [r.version, r.outcome])).toEqual([[2, 'superseded']]);
     expect(s.rollout?.version).toBe(3);
+    // v4 promoted by hand while v2 serves its A/B arm.
+    const promotedByHand = { champion: 4, previous: 1, shadow: 1, ab: 2, specVersions: { '1': 1, '2': 2, '4': 1 } };
+    const atAb = run([[win(1, 'champion', 7, 0.8), asShadow], [win(2, 'shadow', 0, 0.8, [7000, 7999]), asShadow]]);
+    const changed = decide(staged, atAb.s, win(4, 'champion', 0, 0.8, [8000, 8999]), promotedByHand);
+    expect(changed.rollout).toEqual({ action: 'reject', version: 2, champion: 1, stage: 'ab', reason: 'rollout rejected at the A/B arm stage: the champion changed from v1 to v4 during the rollout' });
+    expect(changed.state.rollouts.at(-1)?.outcome).toBe('rejected');
   });
 
   it('rejects a stalled stage: the champion fills more windows than the stage needs without one of the candidate\'s', () => {

@@ -39,8 +39,8 @@
  * window counts once by report id; event ids derive from the deciding report.
  * A stage whose candidate windows do not come (the champion filled two more
  * windows than the stage needs, at the arm's share) is rejected as stalled;
- * a rollout whose candidate lost its stage, or whose champion changed, ends
- * as superseded without a step of its own.
+ * a rollout whose champion changed (by hand) is rejected, its stage stopped;
+ * one whose candidate no longer holds a stage ends as superseded.
  *
  * As stateful logic (`triggerLogic`), the decisions are saved with the
  * state before the registry changes, so a restart mid-decision starts no
@@ -300,11 +300,19 @@ function advanceRollout(spec: PipelineSpec, s: TriggerState, report: QualityRepo
   const metricName = p.metric;
   const champ = serving.champion;
   const at = report.created_at;
+  const names = { shadow: 'shadow', ab: 'A/B arm' } as const;
   let r = s.rollout;
-  if (r !== null && (r.champion !== champ || (serving.shadow !== r.version && (serving.ab ?? null) !== r.version))) {
-    // The candidate no longer holds its stage (a newer candidate took it, or a person) or the champion changed.
-    const detail = r.champion !== champ ? `the champion changed from v${r.champion} to ${champ === null ? 'none' : `v${champ}`}` : `v${r.version} no longer serves as ${r.stage}`;
-    r.steps.push({ stage: r.stage, cause: report.report_id, candidate: null, champion: null, passed: false, detail: `superseded: ${detail}`, at });
+  const holds: RolloutStage | null = r === null ? null : serving.ab === r.version ? 'ab' : serving.shadow === r.version ? 'shadow' : null;
+  if (r !== null && r.champion !== champ && holds !== null) {
+    // The champion changed under the rollout (by hand, say): what it was judged against is gone, and it still serves a stage.
+    const detail = `the champion changed from v${r.champion} to ${champ === null ? 'none' : `v${champ}`} during the rollout`;
+    r.steps.push({ stage: holds, cause: report.report_id, candidate: null, champion: null, passed: false, detail, at });
+    finishRollout(s, r, 'rejected');
+    return { version: r.version, champion: r.champion, stage: holds, action: 'reject', reason: `rollout rejected at the ${names[holds]} stage: ${detail}` };
+  }
+  if (r !== null && holds === null) {
+    // The candidate no longer holds a stage (stopped by hand, or its champion rolled back with it): nothing left to stop.
+    r.steps.push({ stage: r.stage, cause: report.report_id, candidate: null, champion: null, passed: false, detail: `superseded: v${r.version} no longer serves as ${names[r.stage]}`, at });
     finishRollout(s, r, 'superseded');
     r = null;
   }
@@ -328,7 +336,6 @@ function advanceRollout(spec: PipelineSpec, s: TriggerState, report: QualityRepo
     r.waiting.push(w);
   }
   const margin = rolloutMargin(p);
-  const names = { shadow: 'shadow', ab: 'A/B arm' } as const;
   for (const cw of [...r.waiting]) {
     if (!r.championWindows.some((x) => x.end >= cw.end)) continue; // the champion's windows have not reached its end yet
     const over = r.championWindows.filter((x) => x.end >= cw.start && x.start <= cw.end);
