@@ -54,6 +54,7 @@ export const retrainTrigger = defineWorker({
         metrics.requests.inc({ reason: d.request.reason });
         logger.info({ requestId: d.request.request_id, reason: d.request.reason, detail: d.request.detail }, 'retrain requested');
       }
+      for (const x of d.rolloutSteps) logger.info({ stage: x.stage, cause: x.cause, candidate: x.candidate, champion: x.champion, passed: x.passed, detail: x.detail }, 'rollout step');
       if (d.rollout) logger.info({ version: d.rollout.version, champion: d.rollout.champion, stage: d.rollout.stage, action: d.rollout.action, reason: d.rollout.reason }, 'rollout decision');
     });
     return {

@@ -159,6 +159,8 @@ export interface Decision {
   /** Champion version to roll back from, with the reason. */
   rollback: { from: number; reason: string } | null;
   rollout: RolloutDecision | null;
+  /** The rollout steps this report added (windows judged, a stage followed, stalled or superseded), for the log. */
+  rolloutSteps: RolloutStep[];
 }
 
 /** What `decide` needs of the registry: which versions serve, and (for promotion.rollout) their spec versions. */
@@ -186,6 +188,7 @@ export function decide(spec: PipelineSpec, s0: TriggerState, report: Report, ser
   s.rollout ??= null;
   s.rollouts ??= [];
   let rolloutDecision: RolloutDecision | null = null;
+  const rolloutSteps: RolloutStep[] = [];
   let trigger: { reason: string; detail: string } | null = null;
   let rollback: Decision['rollback'] = null;
   const r = spec.retrain;
@@ -204,7 +207,7 @@ export function decide(spec: PipelineSpec, s0: TriggerState, report: Report, ser
     if (full && m !== null) {
       s.windows[key] = m;
       s.spans[key] = [report.window_start, report.window_end];
-      rolloutDecision = advanceRollout(spec, s, report, m, serving);
+      rolloutDecision = advanceRollout(spec, s, report, m, serving, rolloutSteps);
     }
     if (report.variant === 'champion' && report.model_version === serving.champion) {
       if (report.alarm !== null && r.onDetectorAlarm) trigger = { reason: 'detector_alarm', detail: report.alarm };
@@ -259,7 +262,7 @@ export function decide(spec: PipelineSpec, s0: TriggerState, report: Report, ser
     }
   }
   if (rollback) s.rollbacks++;
-  return { state: s, request, rollback, rollout: rolloutDecision };
+  return { state: s, request, rollback, rollout: rolloutDecision, rolloutSteps };
 }
 
 /**
@@ -295,24 +298,28 @@ function finishRollout(s: TriggerState, r: Rollout, outcome: RolloutOutcome): vo
  * candidate the registry stages, records the champion's and the candidate's windows, judges the
  * candidate's windows the champion's now cover, and decides the next step.
  */
-function advanceRollout(spec: PipelineSpec, s: TriggerState, report: QualityReport, m: number, serving: ServingView): RolloutDecision | null {
+function advanceRollout(spec: PipelineSpec, s: TriggerState, report: QualityReport, m: number, serving: ServingView, added: RolloutStep[]): RolloutDecision | null {
   const p = spec.promotion;
   const metricName = p.metric;
   const champ = serving.champion;
   const at = report.created_at;
   const names = { shadow: 'shadow', ab: 'A/B arm' } as const;
+  const step = (r: Rollout, x: RolloutStep) => {
+    r.steps.push(x);
+    added.push(x);
+  };
   let r = s.rollout;
   const holds: RolloutStage | null = r === null ? null : serving.ab === r.version ? 'ab' : serving.shadow === r.version ? 'shadow' : null;
   if (r !== null && r.champion !== champ && holds !== null) {
     // The champion changed under the rollout (by hand, say): what it was judged against is gone, and it still serves a stage.
     const detail = `the champion changed from v${r.champion} to ${champ === null ? 'none' : `v${champ}`} during the rollout`;
-    r.steps.push({ stage: holds, cause: report.report_id, candidate: null, champion: null, passed: false, detail, at });
+    step(r, { stage: holds, cause: report.report_id, candidate: null, champion: null, passed: false, detail, at });
     finishRollout(s, r, 'rejected');
     return { version: r.version, champion: r.champion, stage: holds, action: 'reject', reason: `rollout rejected at the ${names[holds]} stage: ${detail}` };
   }
   if (r !== null && holds === null) {
     // The candidate no longer holds a stage (stopped by hand, or its champion rolled back with it): nothing left to stop.
-    r.steps.push({ stage: r.stage, cause: report.report_id, candidate: null, champion: null, passed: false, detail: `superseded: v${r.version} no longer serves as ${names[r.stage]}`, at });
+    step(r, { stage: r.stage, cause: report.report_id, candidate: null, champion: null, passed: false, detail: `superseded: v${r.version} no longer serves as ${names[r.stage]}`, at });
     finishRollout(s, r, 'superseded');
     r = null;
   }
@@ -321,7 +328,8 @@ function advanceRollout(spec: PipelineSpec, s: TriggerState, report: QualityRepo
     const sv = serving.specVersions ?? {};
     if (cand !== null && !s.rollouts.some((x) => x.version === cand) && rolloutNeeded(p.rollout, sv[String(cand)] ?? null, sv[String(champ)] ?? null)) {
       const stage: RolloutStage = serving.ab === cand ? 'ab' : 'shadow';
-      r = { version: cand, champion: champ, stage, passed: 0, waiting: [], championWindows: [], stageChampionWindows: 0, seen: [], steps: [{ stage, cause: report.report_id, candidate: null, champion: null, passed: true, detail: `followed from the ${stage} stage`, at }] };
+      r = { version: cand, champion: champ, stage, passed: 0, waiting: [], championWindows: [], stageChampionWindows: 0, seen: [], steps: [] };
+      step(r, { stage, cause: report.report_id, candidate: null, champion: null, passed: true, detail: `followed from the ${stage} stage`, at });
       s.rollout = r;
     }
   }
@@ -346,7 +354,7 @@ function advanceRollout(spec: PipelineSpec, s: TriggerState, report: QualityRepo
     const passed = gap <= margin;
     const numbers = `live ${metricName} of v${r.version} as ${names[r.stage]} ${cw.metric.toFixed(4)} vs the champion v${r.champion}'s ${theirs.toFixed(4)} over the same event time (${basis.length} window(s)), ${gap > 0 ? `worse by ${gap.toFixed(4)}` : `not worse`} (margin ${margin})`;
     r.waiting = r.waiting.filter((x) => x.id !== cw.id);
-    r.steps.push({ stage: r.stage, cause: cw.id, candidate: cw.metric, champion: theirs, passed, detail: numbers, at });
+    step(r, { stage: r.stage, cause: cw.id, candidate: cw.metric, champion: theirs, passed, detail: numbers, at });
     const decision = { version: r.version, champion: r.champion, stage: r.stage };
     if (!passed) {
       finishRollout(s, r, 'rejected');
@@ -369,7 +377,7 @@ function advanceRollout(spec: PipelineSpec, s: TriggerState, report: QualityRepo
   const limit = r.stage === 'shadow' ? p.rollout.shadowWindows + 2 : Math.ceil((p.rollout.abWindows * (1 - share)) / share) + 2;
   if (r.waiting.length === 0 && r.stageChampionWindows > limit) {
     const detail = `stalled: ${r.stageChampionWindows} full windows of the champion v${r.champion} and ${r.passed} of v${r.version} as ${names[r.stage]} since the stage started`;
-    r.steps.push({ stage: r.stage, cause: report.report_id, candidate: null, champion: null, passed: false, detail, at });
+    step(r, { stage: r.stage, cause: report.report_id, candidate: null, champion: null, passed: false, detail, at });
     finishRollout(s, r, 'rejected');
     return { version: r.version, champion: r.champion, stage: r.stage, action: 'reject', reason: `rollout rejected at the ${names[r.stage]} stage: ${detail}` };
   }
