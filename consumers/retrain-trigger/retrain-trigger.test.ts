@@ -191,6 +191,23 @@ describe('staged rollout (promotion.rollout)', () => {
     expect(changed.state.rollouts.at(-1)?.outcome).toBe('rejected');
   });
 
+  it('holds a retrain trigger while a rollout runs, and fires it once the rollout ends', () => {
+    const eager: PipelineSpec = { ...staged, retrain: { ...staged.retrain, cooldownLabels: 0, minFreshLabels: 1, maxRelativeDrop: 0.1 } };
+    const requests: string[] = [];
+    let s = initialTriggerState();
+    const steps: Array<[QualityReport, Parameters<typeof decide>[3]]> = [
+      [win(1, 'champion', 7, 0.8), asShadow],
+      [win(1, 'champion', 8, 0.6), asShadow], // a relative drop: held, v2's rollout runs
+      [win(2, 'shadow', 0, 0.5, [8000, 8999]), asShadow], // v2 rejected: the held trigger fires
+    ];
+    for (const [r, serving] of steps) {
+      const d = decide(eager, s, r, serving);
+      s = d.state;
+      requests.push(d.request ? `${d.request.reason}@${r.report_id.split('/').at(-1)}` : '-');
+    }
+    expect(requests).toEqual(['-', '-', 'quality_drop@w0']);
+  });
+
   it('rejects a stalled stage: the champion fills more windows than the stage needs without one of the candidate\'s', () => {
     const champ = [7, 8, 9].map((w) => [win(1, 'champion', w, 0.8), asShadow] as [QualityReport, typeof asShadow]);
     expect(run(champ).decisions).toEqual([]); // shadowWindows 1 + 2 windows of slack

@@ -9,7 +9,8 @@
  * window, `everyLabels` labeled predictions since the last retrain, or a
  * drifted DriftReport (`onDrift`). A trigger fires only once `cooldownLabels`
  * and `minFreshLabels` labeled predictions have arrived since the last
- * request; a trigger during the cooldown is remembered and fires when it ends.
+ * request; a trigger during the cooldown, or during a staged rollout, is
+ * remembered and fires when it ends.
  * Each decision yields one RetrainRequest whose id is derived from the report
  * that caused it, so a replay re-emits the same request (and the model builder
  * builds each id once).
@@ -243,7 +244,8 @@ export function decide(spec: PipelineSpec, s0: TriggerState, report: Report, ser
   let request: RetrainRequest | null = null;
   if (trigger) {
     const enough = s.labelsSinceRetrain >= Math.max(r.cooldownLabels, r.minFreshLabels);
-    if (enough) {
+    // While a rollout runs, a trigger waits for its end as during the cooldown (the evaluator would reject its candidate).
+    if (enough && s.rollout === null) {
       s.requests++;
       s.labelsSinceRetrain = 0;
       s.pending = null;
