@@ -154,6 +154,10 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerImpl<'ModelCandidate
         if (inRollout !== null && inRollout !== c.model_version) {
           const verdict = `rejected: v${inRollout}'s staged rollout is in progress (one change of what serves at a time)`;
           logger.info({ version: c.model_version, rollout: inRollout }, verdict);
+          if (c.validation_version !== null) {
+            await registry.setStatus(spec.name, spec.model.name, c.validation_version, 'retired');
+            await registry.setVerdict(spec.name, spec.model.name, c.validation_version, `validation model of v${c.model_version}: ${verdict}`);
+          }
           await reject(registry, { ...change(c, verdict), version: c.model_version });
           continue;
         }
