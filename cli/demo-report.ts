@@ -115,6 +115,28 @@ export interface Evolution {
   /** Rows of prediction_log read, and those whose model_features differ from their model's inputs (should be 0). */
   loggedPredictions: number;
   modelFeaturesMismatched: number;
+  /**
+   * The stages models on the new version went through (promotion.rollout: shadow, A/B arm, champion), each with the
+   * first event (replay order) whose logged predictions show it there, in that order.
+   */
+  stages: EvolutionStage[];
+}
+
+export interface EvolutionStage {
+  stage: 'shadow' | 'ab' | 'champion';
+  version: number;
+  atEvent: number;
+}
+
+/** Pure: the stages of `versions` from the first event index of each `<version>/<variant>` logged, ordered by event. */
+export function evolutionStages(firstAt: ReadonlyMap<string, number>, versions: ReadonlySet<number>): EvolutionStage[] {
+  const out: EvolutionStage[] = [];
+  for (const [key, atEvent] of firstAt) {
+    const [v, stage] = key.split('/') as [string, string];
+    if (versions.has(Number(v)) && (stage === 'shadow' || stage === 'ab' || stage === 'champion')) out.push({ stage, version: Number(v), atEvent });
+  }
+  const order = { shadow: 0, ab: 1, champion: 2 } as const;
+  return out.sort((a, b) => a.atEvent - b.atEvent || a.version - b.version || order[a.stage] - order[b.stage]);
 }
 
 /** Every committed record of the topics, each read to the end offsets it had when the read began. */
@@ -189,13 +211,17 @@ export async function buildReport(r: ReportInput): Promise<DemoReport> {
   const inputsOf = new Map((await registry.list(spec.name, spec.model.name)).map((m) => [m.version, m.spec.features.map((f) => f.name).join(',')]));
   let loggedRows = 0;
   let mismatched = 0;
+  /** First event index (replay order) of each `<version>/<variant>` in the log, for the evolution's stages. */
+  const firstAt = new Map<string, number>();
   for (let i = 0; i < ids.length; i += 256) {
     const slice = ids.slice(i, i + 256);
     const counts = await Promise.all(
-      slice.map(async (id) => {
+      slice.map(async (id, j) => {
         const rs = await cql.execute('SELECT variant, model_version, model_features FROM prediction_log WHERE event_id = ?', [id], { prepare: true });
         for (const row of rs.rows) {
           loggedRows++;
+          const key = `${row.get('model_version') as number}/${row.get('variant') as string}`;
+          if ((firstAt.get(key) ?? Infinity) > i + j) firstAt.set(key, i + j);
           if (((row.get('model_features') as string[] | null) ?? []).join(',') !== inputsOf.get(row.get('model_version') as number)) mismatched++;
         }
         return rs.rows.filter((row) => row.get('variant') !== 'shadow').length;
@@ -340,6 +366,7 @@ export async function buildReport(r: ReportInput): Promise<DemoReport> {
       promotedAtEvent: at < 0 ? null : at,
       loggedPredictions: loggedRows,
       modelFeaturesMismatched: mismatched,
+      stages: evolutionStages(firstAt, onNew),
     };
   }
   return {

@@ -11,8 +11,14 @@
  * the retrain trigger's rollback guard can compare the two live and restore
  * the old one if the new one does worse.
  *
+ * A staged rollout (promotion.rollout) goes shadow → A/B → champion: the
+ * evaluator starts it (`startShadowStage`), the retrain trigger moves it on
+ * (`startAbStage`, `promoteRollout`) or ends it (`rejectRollout`); every step
+ * is compare-and-set on the champion it was judged against.
+ *
  *   const event = await promote(registry, { pipeline, modelName, version: 7, expected: 6, actor: 'cli', reason: 'by hand', cause: 'manual-1733' });
  */
+import type { PipelineSpec } from '../pipelines/spec.js';
 import type { ModelAction, ModelEvent } from '../schemas/types.js';
 import type { ModelRegistry, ServingState } from './registry.js';
 
@@ -103,4 +109,93 @@ export async function setAb(registry: ModelRegistry, c: Change & { version: numb
   const action: ModelAction = c.version === null ? 'AB_STOP' : 'AB_START';
   await registry.setAb({ ...c, version: c.version, share: c.share, eventId: modelEventId(c, action, c.version ?? 0) });
   return modelEvent(c, action, c.version ?? 0, null, c.version === null ? null : c.share);
+}
+
+/**
+ * Pure: whether a candidate that passed the offline gate is rolled out in stages (promotion.rollout)
+ * instead of promoted: never without a champion; with `new-spec`, when it was trained on another
+ * pipeline-spec version than the champion (an unversioned model counts as a version of its own).
+ */
+export function rolloutNeeded(policy: PipelineSpec['promotion']['rollout'], candidateSpecVersion: number | null, championSpecVersion: number | null | undefined): boolean {
+  if (championSpecVersion === undefined || policy.when === 'never') return false;
+  return policy.when === 'always' || candidateSpecVersion !== championSpecVersion;
+}
+
+/**
+ * Pure: the candidate a staged rollout is running for, as the registry shows it: a shadow or A/B arm
+ * newer than the champion and not the previous champion (whom the rollback guard's shadow is); or null.
+ */
+export function rolloutCandidate(serving: { champion: number | null; previous?: number | null; shadow: number | null; ab?: number | null }): number | null {
+  const champ = serving.champion;
+  if (champ === null) return null;
+  for (const v of [serving.ab ?? null, serving.shadow]) if (v !== null && v > champ && v !== serving.previous) return v;
+  return null;
+}
+
+/** The margin a rollout stage's window may be worse than the champion's: `rollout.margin`, else `rollbackMargin`. */
+export function rolloutMargin(p: PipelineSpec['promotion']): number {
+  return p.rollout.margin ?? p.rollbackMargin;
+}
+
+/**
+ * Rollout stage 1: `version` shadows the champion if the champion is still `expected` (compare-and-set);
+ * the reason becomes its verdict. Returns the SHADOW_START event (again, on a replay of a stage already
+ * set), or null when the champion changed.
+ */
+export async function startShadowStage(registry: ModelRegistry, c: Change & { version: number; expected: number }): Promise<ModelEvent | null> {
+  const event = modelEvent(c, 'SHADOW_START', c.version, null);
+  const serving = await registry.serving(c.pipeline, c.modelName);
+  if (serving.champion !== c.expected) return null;
+  if (serving.shadow !== c.version && !(await registry.setShadow({ ...c, version: c.version, expectedChampion: c.expected, eventId: event.event_id }))) return null;
+  await registry.setVerdict(c.pipeline, c.modelName, c.version, c.reason);
+  return event;
+}
+
+/** The events of rollout stage 2 (the candidate serves `share` as A/B arm, its shadow stops), before they are carried out. */
+export function abStageEvents(c: Change & { version: number; share: number }): ModelEvent[] {
+  return [modelEvent(c, 'AB_START', c.version, null, c.share), modelEvent(c, 'SHADOW_STOP', c.version, null)];
+}
+
+/** Rollout stage 2, idempotent: the A/B arm set by compare-and-set on the champion, then the candidate's shadow stopped. False when the champion changed. */
+export async function startAbStage(registry: ModelRegistry, c: Change & { version: number; expected: number; share: number }): Promise<boolean> {
+  const [start, stop] = abStageEvents(c);
+  const serving = await registry.serving(c.pipeline, c.modelName);
+  if (serving.champion !== c.expected) return false;
+  if (serving.ab !== c.version && !(await registry.setAb({ ...c, version: c.version, share: c.share, expectedChampion: c.expected, eventId: start!.event_id }))) return false;
+  if (serving.shadow === c.version) await registry.setShadow({ ...c, version: null, eventId: stop!.event_id });
+  await registry.setVerdict(c.pipeline, c.modelName, c.version, c.reason);
+  return true;
+}
+
+/** The events of the rollout's promotion (the A/B arm stops, the candidate becomes champion), before they are carried out. */
+export function rolloutPromotionEvents(c: Change & { version: number; expected: number }): ModelEvent[] {
+  return [modelEvent(c, 'AB_STOP', c.version, null), modelEvent(c, 'PROMOTE', c.version, c.expected)];
+}
+
+/**
+ * The rollout's last step, idempotent: stops the candidate's A/B arm and promotes it over `expected`
+ * (compare-and-set; the old champion shadows it for the rollback guard, as every promotion). False when
+ * the champion changed (the arm is then left as it is).
+ */
+export async function promoteRollout(registry: ModelRegistry, c: Change & { version: number; expected: number }): Promise<boolean> {
+  const [stop] = rolloutPromotionEvents(c);
+  const serving = await registry.serving(c.pipeline, c.modelName);
+  if (serving.champion === c.version) return (await promote(registry, c)) !== null;
+  if (serving.champion !== c.expected) return false;
+  if (serving.ab === c.version && !(await registry.setAb({ ...c, version: null, share: 0, expectedChampion: c.expected, eventId: stop!.event_id }))) return false;
+  return (await promote(registry, c)) !== null;
+}
+
+/** The event a rejected rollout announces: its stage stops. */
+export function rolloutRejectionEvent(c: Change & { version: number; stage: 'shadow' | 'ab' }): ModelEvent {
+  return modelEvent(c, c.stage === 'shadow' ? 'SHADOW_STOP' : 'AB_STOP', c.version, null);
+}
+
+/** Rejects a rolled-out candidate, idempotent: its shadow or A/B arm stops (whichever it still holds) and the reason becomes its verdict. */
+export async function rejectRollout(registry: ModelRegistry, c: Change & { version: number; stage: 'shadow' | 'ab' }): Promise<void> {
+  const eventId = rolloutRejectionEvent(c).event_id;
+  const serving = await registry.serving(c.pipeline, c.modelName);
+  if (serving.shadow === c.version) await registry.setShadow({ ...c, version: null, eventId });
+  if (serving.ab === c.version) await registry.setAb({ ...c, version: null, share: 0, eventId });
+  await reject(registry, c);
 }

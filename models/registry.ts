@@ -99,10 +99,13 @@ export interface ModelRegistry {
   promote(change: ChangeServing & { version: number; expected: number | null }): Promise<boolean>;
   /** Restores the previous champion if the champion is still `expected`. */
   rollback(change: ChangeServing & { expected: number }): Promise<number | null>;
-  /** Sets (or clears, with null) the shadow version. */
-  setShadow(change: ChangeServing & { version: number | null }): Promise<void>;
-  /** Serves `share` (0..1) of events with `version` as A/B arm, or stops the test (version null). */
-  setAb(change: ChangeServing & { version: number | null; share: number }): Promise<void>;
+  /**
+   * Sets (or clears, with null) the shadow version; with `expectedChampion`, only while the champion is
+   * still that version (compare-and-set). False when that check failed (nothing changed).
+   */
+  setShadow(change: ChangeServing & { version: number | null; expectedChampion?: number }): Promise<boolean>;
+  /** Serves `share` (0..1) of events with `version` as A/B arm, or stops the test (version null); `expectedChampion` as for setShadow. */
+  setAb(change: ChangeServing & { version: number | null; share: number; expectedChampion?: number }): Promise<boolean>;
   /** Records the judgement of a version, whatever its status becomes. */
   setVerdict(pipeline: string, modelName: string, version: number, verdict: string): Promise<void>;
   /** Recent promotions, rollbacks and shadow changes, newest first. */

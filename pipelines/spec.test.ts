@@ -8,6 +8,12 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const elec2 = () => structuredClone(loadSpec(path.join(here, 'elec2.json')).spec) as Record<string, any>;
 
 describe('pipeline spec', () => {
+  it('defaults promotion.rollout: staged when the spec version is new, one shadow and one A/B window at 0.5, the margin of rollbackMargin', () => {
+    const s = elec2();
+    delete s.promotion.rollout;
+    expect(parseSpec(s, 'test').promotion.rollout).toEqual({ when: 'new-spec', shadowWindows: 1, abShare: 0.5, abWindows: 1, margin: null });
+  });
+
   it('loads the bundled Elec2 spec', () => {
     const { spec } = loadSpec(path.join(here, 'elec2.json'));
     expect(spec.task).toBe('binary');
@@ -23,6 +29,9 @@ describe('pipeline spec', () => {
     ['horizon', (s: any) => (s.label.horizonMs = 1000), /label\.horizonMs: must be at least label\.delayMs/],
     ['feed set', (s: any) => (s.replay.feeds[0].featureSet = 'weather'), /replay\.feeds\.0\.featureSet: no feature set named "weather"/],
     ['wrong type', (s: any) => (s.monitoring.windowSize = 'big'), /monitoring\.windowSize: Expected number/],
+    ['rollout when', (s: any) => (s.promotion.rollout = { when: 'sometimes' }), /promotion\.rollout\.when: Invalid enum value\. Expected 'new-spec' \| 'always' \| 'never'/],
+    ['rollout share', (s: any) => (s.promotion.rollout = { abShare: 0 }), /promotion\.rollout\.abShare: Number must be greater than 0/],
+    ['rollout windows', (s: any) => (s.promotion.rollout = { shadowWindows: 0 }), /promotion\.rollout\.shadowWindows: Number must be greater than or equal to 1/],
     ['command trainer', (s: any) => (s.trainer.kind = 'command'), /trainer\.command: required/],
     ['unknown algorithm', (s: any) => (s.trainer.algorithm = 'forest'), /trainer\.algorithm: Invalid discriminator value\. Expected 'linear' \| 'gbdt'/],
     ['gbdt setting on linear', (s: any) => (s.trainer = { algorithm: 'linear', settings: { maxDepth: 4 } }), /trainer\.settings: Unrecognized key\(s\) in object: 'maxDepth'/],

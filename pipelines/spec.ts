@@ -286,6 +286,31 @@ export const PipelineSpecSchema = z
         holdoutRows: z.number().int().min(10).default(500),
         /** Roll back when the new champion's live metric is worse than the old one's by more than this. */
         rollbackMargin: z.number().min(0).default(0.02),
+        /**
+         * Staged rollout of a candidate that passed the offline gate: it shadows the champion on live
+         * traffic, then serves an A/B share, and is promoted only after both stages' full monitor windows
+         * (monitoring.windowSize labeled predictions) were not worse than the champion's over the same
+         * event time by more than `margin`; worse at any stage, it is rejected. Each step is a ModelEvent
+         * on control.models and an entry of the registry's history (consumers/retrain-trigger).
+         */
+        rollout: z
+          .object({
+            /**
+             * Which candidates are staged: `new-spec` (default) those trained on another pipeline-spec version
+             * than the serving champion's (new inputs deserve live evidence first); `always` every candidate;
+             * `never` none (promoted straight after the offline gate, the rollback guard watching).
+             */
+            when: z.enum(['new-spec', 'always', 'never']).default('new-spec'),
+            /** Full windows the candidate scores as shadow (every event, never served) before its A/B stage. */
+            shadowWindows: z.number().int().min(1).max(1000).default(1),
+            /** Share of events (stable hash of the event id) the candidate serves in its A/B stage. */
+            abShare: z.number().gt(0).max(1).default(0.5),
+            /** Full windows of the A/B arm before the promotion. */
+            abWindows: z.number().int().min(1).max(1000).default(1),
+            /** How much worse (in the metric) a stage's window may be than the champion's; null: `rollbackMargin`. */
+            margin: z.number().min(0).nullable().default(null),
+          })
+          .default({}),
       })
       .default({}),
     replay: z

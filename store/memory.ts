@@ -169,13 +169,17 @@ export function createMemoryRegistry(): ModelRegistry & { models: ModelVersion[]
       return s.previous;
     },
     async setShadow(c) {
+      if (c.expectedChampion !== undefined && state(c.pipeline, c.modelName).champion !== c.expectedChampion) return false;
       serving.set(key(c.pipeline, c.modelName), { ...state(c.pipeline, c.modelName), shadow: c.version });
       if (c.version !== null) await registry.setStatus(c.pipeline, c.modelName, c.version, 'shadow');
       log(c, c.version === null ? 'SHADOW_STOP' : 'SHADOW_START', c.version ?? 0, null);
+      return true;
     },
     async setAb(c) {
+      if (c.expectedChampion !== undefined && state(c.pipeline, c.modelName).champion !== c.expectedChampion) return false;
       serving.set(key(c.pipeline, c.modelName), { ...state(c.pipeline, c.modelName), ab: c.version, abShare: c.version === null ? 0 : c.share });
       log(c, c.version === null ? 'AB_STOP' : 'AB_START', c.version ?? 0, null);
+      return true;
     },
     async history(p, m, limit = 20) {
       return events.filter((e) => e.key === key(p, m)).slice(0, limit).map(({ key: _k, ...e }) => e);

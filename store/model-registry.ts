@@ -150,20 +150,24 @@ export function createModelRegistry(client: cassandra.Client): ModelRegistry {
     },
 
     async setShadow(c) {
-      await q('UPDATE model_serving SET shadow_version = ?, updated_at = ?, updated_by = ? WHERE pipeline = ? AND model_name = ?', [
-        c.version, new Date(), c.actor, c.pipeline, c.modelName,
-      ]);
+      const set = 'UPDATE model_serving SET shadow_version = ?, updated_at = ?, updated_by = ? WHERE pipeline = ? AND model_name = ?';
+      const params = [c.version, new Date(), c.actor, c.pipeline, c.modelName];
+      if (c.expectedChampion === undefined) await q(set, params);
+      else if (!(await q(`${set} IF champion_version = ?`, [...params, c.expectedChampion], false)).wasApplied()) return false;
       if (c.version !== null) await registry.setStatus(c.pipeline, c.modelName, c.version, 'shadow');
       await logEvent(c, c.version === null ? 'SHADOW_STOP' : 'SHADOW_START', c.version ?? 0, null);
+      return true;
     },
 
     async setAb(c) {
       if (c.version !== null) await registry.get(c.pipeline, c.modelName, c.version);
       if (!(c.share >= 0 && c.share <= 1)) throw new LooplineError(`A/B share must be in 0..1, got ${c.share}`, { code: 'BAD_ARGUMENT', retriable: false });
-      await q('UPDATE model_serving SET ab_version = ?, ab_share = ?, updated_at = ?, updated_by = ? WHERE pipeline = ? AND model_name = ?', [
-        c.version, c.version === null ? 0 : c.share, new Date(), c.actor, c.pipeline, c.modelName,
-      ]);
+      const set = 'UPDATE model_serving SET ab_version = ?, ab_share = ?, updated_at = ?, updated_by = ? WHERE pipeline = ? AND model_name = ?';
+      const params = [c.version, c.version === null ? 0 : c.share, new Date(), c.actor, c.pipeline, c.modelName];
+      if (c.expectedChampion === undefined) await q(set, params);
+      else if (!(await q(`${set} IF champion_version = ?`, [...params, c.expectedChampion], false)).wasApplied()) return false;
       await logEvent(c, c.version === null ? 'AB_STOP' : 'AB_START', c.version ?? 0, null);
+      return true;
     },
 
     async setVerdict(pipeline, modelName, version, verdict) {

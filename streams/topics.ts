@@ -63,7 +63,7 @@ export const TOPICS = [
   { name: 'monitor.reports', partitions: 1, key: 'model', retentionMs: 90 * DAY_MS, cleanupPolicy: 'delete', values: ['QualityReport', 'DriftReport'], deadLetter: 'monitor.reports.dlq', compatibility: 'BACKWARD', doc: 'Quality and drift reports per window.' },
   { name: 'control.retrain', partitions: 1, key: 'pipeline', retentionMs: 90 * DAY_MS, cleanupPolicy: 'delete', values: ['RetrainRequest'], deadLetter: 'control.retrain.dlq', compatibility: 'BACKWARD', doc: 'Retrain decisions.' },
   { name: 'control.candidates', partitions: 1, key: 'pipeline', retentionMs: 90 * DAY_MS, cleanupPolicy: 'delete', values: ['ModelCandidate'], deadLetter: 'control.candidates.dlq', compatibility: 'BACKWARD', doc: 'Trained candidates awaiting evaluation.' },
-  { name: 'control.models', partitions: 1, key: 'model', retentionMs: 365 * DAY_MS, cleanupPolicy: 'delete', values: ['ModelEvent'], deadLetter: 'control.models.dlq', compatibility: 'BACKWARD', doc: 'Promotions and rollbacks; scorers hot-swap on them.' },
+  { name: 'control.models', partitions: 1, key: 'model', retentionMs: 365 * DAY_MS, cleanupPolicy: 'delete', values: ['ModelEvent'], deadLetter: 'control.models.dlq', compatibility: 'BACKWARD', doc: 'Promotions, rollbacks, shadow and A/B changes (a staged rollout\'s steps among them); scorers hot-swap on them.' },
   dlq('events.client.dlq'),
   dlq('features.updates.dlq'),
   dlq('features.vectors.dlq'),

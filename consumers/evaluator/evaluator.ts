@@ -16,9 +16,20 @@
  * champion that does worse live. The PROMOTE ModelEvent goes to control.models
  * in the worker's transaction. Every verdict, with its numbers, is stored on
  * the candidate; a candidate that cannot be loaded is rejected with the reason.
+ *
+ * Staged rollout (promotion.rollout; by default for a candidate trained on
+ * another spec version than the champion's): a candidate that passes is not
+ * promoted but set as shadow, by compare-and-set on the champion it was judged
+ * against, announced with SHADOW_START; its verdict starts `rollout: shadow
+ * stage`. It takes the shadow slot from the old champion the rollback guard
+ * watched (that guard lapses; the champion keeps serving). One change of what
+ * serves at a time: while a rollout runs (a shadow or A/B arm newer than the
+ * champion), every other candidate is rejected with that reason, so frequent
+ * retrains cannot starve a rollout (the trigger ends a stalled one). The
+ * retrain trigger moves it on: A/B, then promotion, or rejection.
  */
 import { LooplineError } from '../../core/errors.js';
-import { promote, reject } from '../../models/lifecycle.js';
+import { promote, reject, rolloutCandidate, rolloutNeeded, startShadowStage } from '../../models/lifecycle.js';
 import { loadOnnxModel, type OnnxModel } from '../../models/onnx-model.js';
 import type { ModelOutput } from '../../models/model-output.js';
 import type { ModelRegistry } from '../../models/registry.js';
@@ -48,7 +59,12 @@ export interface Evaluation {
   lower: number;
   upper: number;
   promote: boolean;
+  /** Passed, and staged (promotion.rollout) instead of promoted: it now shadows the champion. */
+  rollout: boolean;
 }
+
+/** The cause in the ids of a candidate's rollout events from the evaluator (`…/shadow_start/v7-rollout`). */
+export const rolloutCause = (version: number): string => `v${version}-rollout`;
 
 /** Pure: the per-row score of a prediction under the promotion metric (higher is better). */
 export function rowScore(metric: string, out: ModelOutput, truth: string | number, classes: string[]): number {
@@ -111,6 +127,8 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerImpl<'ModelCandidate
   const change = (c: ModelCandidate, reason: string) => ({ pipeline: spec.name, modelName: spec.model.name, actor: 'evaluator', reason, at: c.created_at });
   const announce = (event: import('../../schemas/types.js').ModelEvent): OutputRecord => ({ topic: 'control.models', record: 'ModelEvent', key: `${spec.name}/${spec.model.name}`, value: event });
 
+  const specName = (v: number | null) => (v === null ? 'unversioned' : `v${v}`);
+
   return {
     async process(records: Array<InputRecord<ModelCandidate>>) {
       const outputs: OutputRecord[] = [];
@@ -125,7 +143,24 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerImpl<'ModelCandidate
           if (event) outputs.push(announce(event));
           continue;
         }
+        if (serving.champion !== null && serving.shadow === c.model_version && info.status === 'shadow' && info.verdict?.startsWith('rollout: ')) {
+          // Staged before a crash: announces the shadow stage again (the trigger moves it on from there).
+          const event = await startShadowStage(registry, { ...change(c, info.verdict), cause: rolloutCause(c.model_version), version: c.model_version, expected: serving.champion });
+          if (event) outputs.push(announce(event));
+          continue;
+        }
         if (info.status !== 'candidate') continue; // judged before a restart
+        const inRollout = rolloutCandidate(serving);
+        if (inRollout !== null && inRollout !== c.model_version) {
+          const verdict = `rejected: v${inRollout}'s staged rollout is in progress (one change of what serves at a time)`;
+          logger.info({ version: c.model_version, rollout: inRollout }, verdict);
+          if (c.validation_version !== null) {
+            await registry.setStatus(spec.name, spec.model.name, c.validation_version, 'retired');
+            await registry.setVerdict(spec.name, spec.model.name, c.validation_version, `validation model of v${c.model_version}: ${verdict}`);
+          }
+          await reject(registry, { ...change(c, verdict), version: c.model_version });
+          continue;
+        }
         if (serving.champion === null) {
           logger.warn({ version: c.model_version }, 'no champion to compare with; promoting the candidate');
         }
@@ -170,8 +205,8 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerImpl<'ModelCandidate
             lower: ci?.lower ?? 0,
             upper: ci?.upper ?? 0,
             promote: gatePasses(p, ci),
+            rollout: false,
           };
-          deps.onEvaluated?.(evaluation);
         }
         const verdict = evaluation
           ? `${p.metric} on ${evaluation.rows} held-out rows: candidate${c.validation_version === null ? '' : ` (validated by v${judged})`} ${evaluation.candidateMetric.toFixed(4)} vs champion ${evaluation.championMetric.toFixed(4)}, difference ${evaluation.meanDiff.toFixed(4)} [${evaluation.lower.toFixed(4)}, ${evaluation.upper.toFixed(4)}] at ${p.confidence}; gate ${p.gate === 'better' ? `better by more than ${p.minImprovement}` : `not worse by more than ${p.tolerance}`}`
@@ -180,6 +215,21 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerImpl<'ModelCandidate
           await registry.setStatus(spec.name, spec.model.name, c.validation_version, 'retired');
           await registry.setVerdict(spec.name, spec.model.name, c.validation_version, `validation model of v${c.model_version}: ${verdict}`);
         }
+        if (evaluation && evaluation.promote && rolloutNeeded(p.rollout, info.specVersion, championInfo?.specVersion ?? null)) {
+          // Staged rollout: it shadows the champion on live traffic; the retrain trigger moves it to A/B, then promotes or rejects it.
+          const r = p.rollout;
+          const stage = `rollout: shadow stage (spec ${specName(info.specVersion)} vs the champion's ${specName(championInfo?.specVersion ?? null)}; ${r.shadowWindows} window(s) as shadow, then ${r.abWindows} as A/B arm at ${r.abShare}); offline: ${verdict}`;
+          const event = await startShadowStage(registry, { ...change(c, stage), cause: rolloutCause(c.model_version), version: c.model_version, expected: evaluation.champion });
+          if (!event) {
+            logger.warn({ version: c.model_version }, 'champion changed during evaluation; candidate left for a later judgement');
+            continue;
+          }
+          deps.onEvaluated?.({ ...evaluation, rollout: true });
+          logger.info({ version: c.model_version, champion: evaluation.champion, verdict: stage }, 'candidate staged: shadow');
+          outputs.push(announce(event));
+          continue;
+        }
+        if (evaluation) deps.onEvaluated?.(evaluation);
         if (evaluation && !evaluation.promote) {
           logger.info({ version: c.model_version, verdict }, 'candidate rejected');
           await reject(registry, { ...change(c, `rejected: ${verdict}`), version: c.model_version });

@@ -3,7 +3,9 @@
  * (the newest labeled rows after the candidate's training window, as they
  * were served); a paired bootstrap interval of the improvement must clear
  * `promotion.minImprovement`; promotes by compare-and-set and keeps the old
- * champion as shadow for the rollback guard. Every verdict is stored.
+ * champion as shadow for the rollback guard. A candidate that needs a staged
+ * rollout (promotion.rollout) is set as shadow instead, and the retrain
+ * trigger takes it on through A/B to the promotion. Every verdict is stored.
  *
  *   npm start -- run --workers evaluator
  */
@@ -20,7 +22,7 @@ function evaluatorMetrics(registry: Registry) {
 
 export const evaluator = defineWorker({
   name: 'evaluator',
-  doc: 'candidate against champion on the held-out rows; a paired bootstrap interval of the improvement must clear minImprovement; promotes by compare-and-set and keeps the old champion as shadow',
+  doc: 'candidate against champion on the held-out rows; a paired bootstrap interval of the improvement must clear minImprovement; promotes by compare-and-set and keeps the old champion as shadow, or starts a staged rollout (shadow, then A/B) of a candidate on a new spec version',
   input: { topics: [{ topic: 'control.candidates', record: 'ModelCandidate' }] },
   outputs: ['control.models'],
   tables: { reads: ['training_rows', 'models', 'model_serving'], writes: ['model_serving', 'models', 'model_events'] },
@@ -34,6 +36,6 @@ export const evaluator = defineWorker({
       registry: ctx.stores.registry,
       training: ctx.stores.training,
       logger: ctx.logger.child({ worker: 'evaluator' }),
-      onEvaluated: (e) => metrics.verdicts.inc({ verdict: e.promote ? 'promote' : 'reject' }),
+      onEvaluated: (e) => metrics.verdicts.inc({ verdict: e.rollout ? 'rollout' : e.promote ? 'promote' : 'reject' }),
     }),
 });

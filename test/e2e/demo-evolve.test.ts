@@ -40,7 +40,8 @@ describe('demo --evolve', () => {
       expect(model.specVersion).toBe(2);
       expect(model.spec.features.map((f) => f.name)).toEqual(ev.toFeatures);
       const history = await registry.history('elec2', 'elec2-updown', 1000);
-      expect(history.some((h) => h.action === 'PROMOTE' && h.actor === 'evaluator' && h.version === ev.promotedVersion)).toBe(true);
+      // Promoted by the evaluator's gate, or (the first model on version 2, promotion.rollout) by the retrain trigger at the end of its staged rollout.
+      expect(history.some((h) => h.action === 'PROMOTE' && ['evaluator', 'retrain-trigger'].includes(h.actor) && h.version === ev.promotedVersion)).toBe(true);
       // Every model built before the switch was on version 1, after it on version 2 (or, built from a request taken before, 1).
       for (const m of await registry.list('elec2', 'elec2-updown')) if (m.version > 1) expect([1, 2]).toContain(m.specVersion);
       // The analysts' table: every prediction of the promoted version records its inputs, the new feature served to it.

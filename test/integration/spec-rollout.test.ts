@@ -25,8 +25,11 @@ import { readToEnd, workersCaughtUp } from '../support/read-topic.js';
 
 const { spec: shipped, dir } = loadSpec(path.join(ROOT, 'pipelines', 'elec2.json'));
 const csv = readCsv(path.join(dir, shipped.replay!.csv));
-/** Elec2 with a smaller training window and a lenient gate: this test is about the rollout path, not the model's quality. */
-const v1: PipelineSpec = { ...shipped, trainer: { ...shipped.trainer, windowRows: 500 }, promotion: { ...shipped.promotion, holdoutRows: 150, tolerance: 0.1 } };
+/**
+ * Elec2 with a smaller training window and a lenient gate: this test is about the rollout path, not the model's quality.
+ * No staged rollout (promotion.rollout, tested on the in-memory harness): the candidate on v2 is promoted by the evaluator's gate.
+ */
+const v1: PipelineSpec = { ...shipped, trainer: { ...shipped.trainer, windowRows: 500 }, promotion: { ...shipped.promotion, holdoutRows: 150, tolerance: 0.1, rollout: { ...shipped.promotion.rollout, when: 'never' } } };
 const v2 = withDemandMean(v1, { pointInTime: true, waitForWatermarkMs: 10_000 });
 const FAST = { LOOPLINE_PREPROCESSOR_SPEC_POLL_INTERVAL_MS: '200', LOOPLINE_SCORER_RELOAD_INTERVAL_MS: '500' };
 
