@@ -18,15 +18,17 @@ async function registry(n: number) {
 }
 
 describe('staged rollout in the lifecycle', () => {
-  it('rolloutNeeded: new-spec stages a candidate on another spec version (unversioned counts as one), always every one, never none; none without a champion', () => {
+  it('rolloutNeeded: new-spec stages a candidate whose inputs differ from the champion\'s, always every one, never none; none without a champion', () => {
+    const v1 = 'day,period,nswdemand';
+    const v2 = 'day,period,nswdemand,nswdemand_ma48';
     const table: Array<[Parameters<typeof rolloutNeeded>, boolean]> = [
-      [[policy('new-spec'), 2, 1], true],
-      [[policy('new-spec'), 1, 1], false],
-      [[policy('new-spec'), null, null], false],
-      [[policy('new-spec'), 2, null], true],
-      [[policy('always'), 1, 1], true],
-      [[policy('never'), 2, 1], false],
-      [[policy('always'), 1, undefined], false],
+      [[policy('new-spec'), v2, v1], true],
+      [[policy('new-spec'), v1, v2], true],
+      [[policy('new-spec'), v1, v1], false],
+      [[policy('new-spec'), 'period,day,nswdemand', v1], true],
+      [[policy('always'), v1, v1], true],
+      [[policy('never'), v2, v1], false],
+      [[policy('always'), v1, undefined], false],
     ];
     for (const [args, want] of table) expect([args, rolloutNeeded(...args)]).toEqual([args, want]);
   });

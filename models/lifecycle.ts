@@ -111,14 +111,22 @@ export async function setAb(registry: ModelRegistry, c: Change & { version: numb
   return modelEvent(c, action, c.version ?? 0, null, c.version === null ? null : c.share);
 }
 
+/** A model's inputs, in order, as one comparable string (what `rolloutNeeded` compares). */
+export function modelInputs(m: { spec: { features: ReadonlyArray<{ name: string }> } }): string {
+  return m.spec.features.map((f) => f.name).join(',');
+}
+
 /**
  * Pure: whether a candidate that passed the offline gate is rolled out in stages (promotion.rollout)
- * instead of promoted: never without a champion; with `new-spec`, when it was trained on another
- * pipeline-spec version than the champion (an unversioned model counts as a version of its own).
+ * instead of promoted: never without a champion; with `new-spec`, when its inputs (`modelInputs`) differ
+ * from the champion's, as a model trained on a spec version that added or removed a feature does. Spec
+ * version numbers alone do not decide: a bootstrap model registered without one takes the same inputs as
+ * the candidates trained on the first version, and a spec change that left the model's features alone
+ * gives the live stages nothing new to test.
  */
-export function rolloutNeeded(policy: PipelineSpec['promotion']['rollout'], candidateSpecVersion: number | null, championSpecVersion: number | null | undefined): boolean {
-  if (championSpecVersion === undefined || policy.when === 'never') return false;
-  return policy.when === 'always' || candidateSpecVersion !== championSpecVersion;
+export function rolloutNeeded(policy: PipelineSpec['promotion']['rollout'], candidateInputs: string, championInputs: string | undefined): boolean {
+  if (championInputs === undefined || policy.when === 'never') return false;
+  return policy.when === 'always' || candidateInputs !== championInputs;
 }
 
 /**

@@ -296,8 +296,9 @@ export const PipelineSpecSchema = z
         rollout: z
           .object({
             /**
-             * Which candidates are staged: `new-spec` (default) those trained on another pipeline-spec version
-             * than the serving champion's (new inputs deserve live evidence first); `always` every candidate;
+             * Which candidates are staged: `new-spec` (default) those whose inputs differ from the serving
+             * champion's, as a model trained on a spec version that added a feature does (new inputs deserve
+             * live evidence first; the spec version number alone does not decide); `always` every candidate;
              * `never` none (promoted straight after the offline gate, the rollback guard watching).
              */
             when: z.enum(['new-spec', 'always', 'never']).default('new-spec'),
@@ -307,7 +308,10 @@ export const PipelineSpecSchema = z
             abShare: z.number().gt(0).max(1).default(0.5),
             /** Full windows of the A/B arm before the promotion. */
             abWindows: z.number().int().min(1).max(1000).default(1),
-            /** How much worse (in the metric) a stage's window may be than the champion's; null: `rollbackMargin`. */
+            /**
+             * How much worse (in the metric) a stage's window may be than the champion's; null: `rollbackMargin`.
+             * For accuracy, the one-sided 95% sampling noise of the two windows' difference is allowed on top.
+             */
             margin: z.number().min(0).nullable().default(null),
           })
           .default({}),

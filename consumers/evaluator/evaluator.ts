@@ -29,7 +29,7 @@
  * retrain trigger moves it on: A/B, then promotion, or rejection.
  */
 import { LooplineError } from '../../core/errors.js';
-import { promote, reject, rolloutCandidate, rolloutNeeded, startShadowStage } from '../../models/lifecycle.js';
+import { modelInputs, promote, reject, rolloutCandidate, rolloutNeeded, startShadowStage } from '../../models/lifecycle.js';
 import { loadOnnxModel, type OnnxModel } from '../../models/onnx-model.js';
 import type { ModelOutput } from '../../models/model-output.js';
 import type { ModelRegistry } from '../../models/registry.js';
@@ -215,7 +215,7 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerImpl<'ModelCandidate
           await registry.setStatus(spec.name, spec.model.name, c.validation_version, 'retired');
           await registry.setVerdict(spec.name, spec.model.name, c.validation_version, `validation model of v${c.model_version}: ${verdict}`);
         }
-        if (evaluation && evaluation.promote && rolloutNeeded(p.rollout, info.specVersion, championInfo?.specVersion ?? null)) {
+        if (evaluation && evaluation.promote && rolloutNeeded(p.rollout, modelInputs(info), championInfo ? modelInputs(championInfo) : undefined)) {
           // Staged rollout: it shadows the champion on live traffic; the retrain trigger moves it to A/B, then promotes or rejects it.
           const r = p.rollout;
           const stage = `rollout: shadow stage (spec ${specName(info.specVersion)} vs the champion's ${specName(championInfo?.specVersion ?? null)}; ${r.shadowWindows} window(s) as shadow, then ${r.abWindows} as A/B arm at ${r.abShare}); offline: ${verdict}`;

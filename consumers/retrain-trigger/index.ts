@@ -11,7 +11,7 @@
  *   npm start -- run --workers retrain-trigger
  */
 import { Counter, type Registry } from 'prom-client';
-import { promoteRollout, rejectRollout, rollback, startAbStage } from '../../models/lifecycle.js';
+import { modelInputs, promoteRollout, rejectRollout, rollback, startAbStage } from '../../models/lifecycle.js';
 import type { Stores } from '../../store/stores.js';
 import { defineWorker, type WorkerContext } from '../../streams/definition.js';
 import { createStatefulProcess } from '../../streams/state.js';
@@ -42,12 +42,12 @@ export const retrainTrigger = defineWorker({
     const context = async () => {
       const serving = await stores.registry.serving(spec.name, spec.model.name);
       const live = [serving.champion, serving.shadow, serving.ab].filter((v): v is number => v !== null);
-      // Spec versions matter only to a rollout: a shadow or arm newer than the champion.
-      const specVersions: Record<string, number | null> = {};
+      // Model inputs matter only to a rollout: a shadow or arm newer than the champion.
+      const inputs: Record<string, string> = {};
       if (serving.champion !== null && live.some((v) => v > serving.champion!)) {
-        for (const m of await stores.registry.list(spec.name, spec.model.name)) if (live.includes(m.version)) specVersions[String(m.version)] = m.specVersion;
+        for (const m of await stores.registry.list(spec.name, spec.model.name)) if (live.includes(m.version)) inputs[String(m.version)] = modelInputs(m);
       }
-      return { ...serving, specVersions };
+      return { ...serving, inputs };
     };
     const logic = triggerLogic(spec, context, (d) => {
       if (d.request) {

@@ -68,9 +68,9 @@ describe('retrain policy', () => {
 describe('staged rollout (promotion.rollout)', () => {
   /** Shadow 1 window, A/B at 0.5 for 1 window, margin 0.02 (rollbackMargin's). */
   const staged: PipelineSpec = { ...spec, promotion: { ...spec.promotion, metric: 'accuracy', rollbackMargin: 0.02, rollout: { when: 'new-spec', shadowWindows: 1, abShare: 0.5, abWindows: 1, margin: null } } };
-  const specVersions = { '1': 1, '2': 2 };
-  const asShadow = { champion: 1, previous: null, shadow: 2, ab: null, specVersions };
-  const asArm = { champion: 1, previous: null, shadow: null, ab: 2, specVersions };
+  const inputs = { '1': 'a,b', '2': 'a,b,c' };
+  const asShadow = { champion: 1, previous: null, shadow: 2, ab: null, inputs };
+  const asArm = { champion: 1, previous: null, shadow: null, ab: 2, inputs };
   /** A full window report of `version`/`variant`, index `w`, over event time [w·1000, w·1000+999] (or `span`). */
   function win(version: number, variant: 'champion' | 'shadow' | 'ab', w: number, accuracy: number, span: [number, number] = [w * 1000, w * 1000 + 999]): QualityReport {
     return {
@@ -98,8 +98,8 @@ describe('staged rollout (promotion.rollout)', () => {
       [win(2, 'ab', 0, 0.79, [8000, 8999]), asArm], // worse by 0.01, within the margin
     ]);
     expect(decisions.map(([a, v]) => [a, v])).toEqual([['ab', 2], ['promote', 2]]);
-    expect(decisions[0]![2]).toBe("rollout: A/B stage at 0.5 after 1 shadow window(s) not worse; last: live accuracy of v2 as shadow 0.8100 vs the champion v1's 0.8000 over the same event time (1 window(s)), not worse (margin 0.02)");
-    expect(decisions[1]![2]).toMatch(/^promoted: rollout passed \(1 shadow, 1 A\/B window\(s\) not worse\); last: live accuracy of v2 as A\/B arm 0\.7900 vs the champion v1's 0\.8000 .*worse by 0\.0100 \(margin 0\.02\)$/);
+    expect(decisions[0]![2]).toBe("rollout: A/B stage at 0.5 after 1 shadow window(s) not worse; last: live accuracy of v2 as shadow 0.8100 vs the champion v1's 0.8000 over the same event time (1 window(s)), not worse (margin 0.02 + sampling allowance 0.0412)");
+    expect(decisions[1]![2]).toMatch(/^promoted: rollout passed \(1 shadow, 1 A\/B window\(s\) not worse\); last: live accuracy of v2 as A\/B arm 0\.7900 vs the champion v1's 0\.8000 .*worse by 0\.0100 \(margin 0\.02 \+ sampling allowance 0\.04\d\d\)$/);
     expect(s.rollout).toBeNull();
     expect(s.rollouts.map((r) => [r.version, r.champion, r.outcome])).toEqual([[2, 1, 'promoted']]);
     expect(s.rollouts[0]!.steps.map((x) => [x.stage, x.cause, x.candidate, x.champion, x.passed])).toEqual([
@@ -123,23 +123,24 @@ describe('staged rollout (promotion.rollout)', () => {
 
   it('rejects at the shadow stage a candidate worse than the champion by more than the margin', () => {
     const { s, decisions } = run([[win(1, 'champion', 7, 0.8), asShadow], [win(2, 'shadow', 0, 0.7, [7000, 7999]), asShadow]]);
-    expect(decisions).toEqual([['reject', 2, "rollout rejected at the shadow stage: live accuracy of v2 as shadow 0.7000 vs the champion v1's 0.8000 over the same event time (1 window(s)), worse by 0.1000 (margin 0.02)"]]);
+    expect(decisions).toEqual([['reject', 2, "rollout rejected at the shadow stage: live accuracy of v2 as shadow 0.7000 vs the champion v1's 0.8000 over the same event time (1 window(s)), worse by 0.1000 (margin 0.02 + sampling allowance 0.0447)"]]);
     expect(s.rollout).toBeNull();
     expect(s.rollouts.map((r) => [r.version, r.stage, r.outcome])).toEqual([[2, 'shadow', 'rejected']]);
     // Rejected once: its later reports (the scorer not yet swapped) start nothing.
     expect(run([[win(2, 'shadow', 1, 0.9, [8000, 8999]), asShadow], [win(1, 'champion', 8, 0.8), asShadow]], s).decisions).toEqual([]);
   });
 
-  it('rejects at the A/B stage, with its own margin when set', () => {
+  it('rejects at the A/B stage, with its own margin when set (plus the sampling allowance of accuracy)', () => {
     const strict: PipelineSpec = { ...staged, promotion: { ...staged.promotion, rollout: { ...staged.promotion.rollout, margin: 0.005 } } };
     const { s, decisions } = run([
       [win(1, 'champion', 7, 0.8), asShadow],
       [win(2, 'shadow', 0, 0.8, [7000, 7999]), asShadow],
       [win(1, 'champion', 8, 0.8), asArm],
-      [win(2, 'ab', 0, 0.79, [8000, 8999]), asArm],
+      [win(2, 'ab', 0, 0.72, [8000, 8999]), asArm],
     ], undefined, strict);
     expect(decisions.map(([a, v]) => [a, v])).toEqual([['ab', 2], ['reject', 2]]);
-    expect(decisions[1]![2]).toMatch(/^rollout rejected at the A\/B arm stage: .* worse by 0\.0100 \(margin 0\.005\)$/);
+    // 0.08 worse: past the margin of 0.005 and the sampling allowance of two windows of 500 (0.044).
+    expect(decisions[1]![2]).toMatch(/^rollout rejected at the A\/B arm stage: .* worse by 0\.0800 \(margin 0\.005 \+ sampling allowance 0\.04\d\d\)$/);
     expect(s.rollouts[0]!.outcome).toBe('rejected');
   });
 
@@ -165,7 +166,7 @@ describe('staged rollout (promotion.rollout)', () => {
   });
 
   it('a shadow on the champion\'s spec version (when new-spec), or any with when never, is no rollout; the guard leaves a newer shadow alone', () => {
-    const sameSpec = { ...asShadow, specVersions: { '1': 1, '2': 1 } };
+    const sameSpec = { ...asShadow, inputs: { '1': 'a,b', '2': 'a,b' } };
     const same = run([[win(1, 'champion', 0, 0.8), sameSpec], [win(2, 'shadow', 0, 0.9), sameSpec]]);
     expect([same.s.rollout, same.decisions]).toEqual([null, []]);
     const never: PipelineSpec = { ...staged, promotion: { ...staged.promotion, rollout: { ...staged.promotion.rollout, when: 'never' } } };
@@ -178,13 +179,13 @@ describe('staged rollout (promotion.rollout)', () => {
   it('a rollout whose candidate lost its stage ends as superseded; one whose champion changed is rejected, its stage stopped', () => {
     const started = run([[win(1, 'champion', 7, 0.8), asShadow]]);
     expect(started.s.rollout?.version).toBe(2);
-    const byV3 = { ...asShadow, shadow: 3, specVersions: { '1': 1, '3': 2 } };
+    const byV3 = { ...asShadow, shadow: 3, inputs: { '1': 'a,b', '3': 'a,b,c' } };
     const { s, decisions } = run([[win(1, 'champion', 8, 0.8), byV3]], started.s);
     expect(decisions).toEqual([]);
     expect(s.rollouts.map((r) => [r.version, r.outcome])).toEqual([[2, 'superseded']]);
     expect(s.rollout?.version).toBe(3);
     // v4 promoted by hand while v2 serves its A/B arm.
-    const promotedByHand = { champion: 4, previous: 1, shadow: 1, ab: 2, specVersions: { '1': 1, '2': 2, '4': 1 } };
+    const promotedByHand = { champion: 4, previous: 1, shadow: 1, ab: 2, inputs: { '1': 'a,b', '2': 'a,b,c', '4': 'a,b' } };
     const atAb = run([[win(1, 'champion', 7, 0.8), asShadow], [win(2, 'shadow', 0, 0.8, [7000, 7999]), asShadow]]);
     const changed = decide(staged, atAb.s, win(4, 'champion', 0, 0.8, [8000, 8999]), promotedByHand);
     expect(changed.rollout).toEqual({ action: 'reject', version: 2, champion: 1, stage: 'ab', reason: 'rollout rejected at the A/B arm stage: the champion changed from v1 to v4 during the rollout' });
@@ -217,7 +218,7 @@ describe('staged rollout (promotion.rollout)', () => {
   });
 
   it('after the rollout\'s promotion the guard judges the new champion against the old one by event time, not window index', () => {
-    const promoted = { champion: 2, previous: 1, shadow: 1, ab: null, specVersions };
+    const promoted = { champion: 2, previous: 1, shadow: 1, ab: null, inputs };
     // v1 resumes an old shadow count (w3) while v2 starts its champion windows at w0; an ancient v1/shadow/w0 must not count.
     const d0 = decide(staged, initialTriggerState(), win(1, 'shadow', 0, 0.99, [0, 999]), promoted);
     const d1 = decide(staged, d0.state, win(2, 'champion', 0, 0.7, [20000, 20999]), promoted);

@@ -170,8 +170,8 @@ export interface ServingView {
   shadow: number | null;
   previous?: number | null;
   ab?: number | null;
-  /** models.spec_version by version, for the serving versions; absent ones count as unversioned. */
-  specVersions?: Record<string, number | null>;
+  /** Each serving version's inputs (lifecycle.modelInputs); a version absent here is never followed as a rollout. */
+  inputs?: Record<string, string>;
 }
 
 /** How much of the shorter of two spans their overlap covers (0..1). */
@@ -327,8 +327,9 @@ function advanceRollout(spec: PipelineSpec, s: TriggerState, report: QualityRepo
   }
   if (r === null && champ !== null) {
     const cand = rolloutCandidate(serving);
-    const sv = serving.specVersions ?? {};
-    if (cand !== null && !s.rollouts.some((x) => x.version === cand) && rolloutNeeded(p.rollout, sv[String(cand)] ?? null, sv[String(champ)] ?? null)) {
+    const inputs = serving.inputs ?? {};
+    const candInputs = cand === null ? undefined : inputs[String(cand)];
+    if (cand !== null && candInputs !== undefined && !s.rollouts.some((x) => x.version === cand) && rolloutNeeded(p.rollout, candInputs, inputs[String(champ)])) {
       const stage: RolloutStage = serving.ab === cand ? 'ab' : 'shadow';
       r = { version: cand, champion: champ, stage, passed: 0, waiting: [], championWindows: [], stageChampionWindows: 0, seen: [], steps: [] };
       step(r, { stage, cause: report.report_id, candidate: null, champion: null, passed: true, detail: `followed from the ${stage} stage`, at });
@@ -353,8 +354,13 @@ function advanceRollout(spec: PipelineSpec, s: TriggerState, report: QualityRepo
     const labeled = basis.reduce((a, x) => a + x.count, 0);
     const theirs = labeled > 0 ? basis.reduce((a, x) => a + x.metric * x.count, 0) / labeled : basis.reduce((a, x) => a + x.metric, 0) / basis.length;
     const gap = worseBy(metricName, cw.metric, theirs);
-    const passed = gap <= margin;
-    const numbers = `live ${metricName} of v${r.version} as ${names[r.stage]} ${cw.metric.toFixed(4)} vs the champion v${r.champion}'s ${theirs.toFixed(4)} over the same event time (${basis.length} window(s)), ${gap > 0 ? `worse by ${gap.toFixed(4)}` : `not worse`} (margin ${margin})`;
+    // A window is a sample. For accuracy (a proportion) the allowance adds the one-sided 95% sampling noise
+    // of a difference of two proportions, so that one window of 500 does not reject a candidate as good as
+    // the champion by chance (with a 0.02 margin alone, about 1 time in 5 in the A/B stage, whose two
+    // sides score different events). Other metrics' reports carry no spread: the margin alone.
+    const noise = metricName === 'accuracy' && cw.count > 0 && labeled > 0 ? 1.645 * Math.sqrt((cw.metric * (1 - cw.metric)) / cw.count + (theirs * (1 - theirs)) / labeled) : 0;
+    const passed = gap <= margin + noise;
+    const numbers = `live ${metricName} of v${r.version} as ${names[r.stage]} ${cw.metric.toFixed(4)} vs the champion v${r.champion}'s ${theirs.toFixed(4)} over the same event time (${basis.length} window(s)), ${gap > 0 ? `worse by ${gap.toFixed(4)}` : `not worse`} (margin ${margin}${noise > 0 ? ` + sampling allowance ${noise.toFixed(4)}` : ''})`;
     r.waiting = r.waiting.filter((x) => x.id !== cw.id);
     step(r, { stage: r.stage, cause: cw.id, candidate: cw.metric, champion: theirs, passed, detail: numbers, at });
     const decision = { version: r.version, champion: r.champion, stage: r.stage };
@@ -434,7 +440,7 @@ export interface RolloutEffect {
 export type TriggerEffect = RollbackEffect | RolloutEffect;
 
 /** What the trigger's logic reads per chunk: which versions serve, and their spec versions. */
-export type TriggerContext = ServingState & { specVersions: Record<string, number | null> };
+export type TriggerContext = ServingState & { inputs: Record<string, string> };
 
 /**
  * The trigger as stateful logic: one state per pipeline model; `prepare`

@@ -31,17 +31,24 @@ const AT = Date.UTC(2024, 0, 1);
 let train: PointInTimeRow[];
 let holdout: PointInTimeRow[];
 let good: TrainedModel;
+/** The champion's model on the first spec version: every input but the last (the candidate's spec version adds it). */
+let narrow: TrainedModel;
+const older: PipelineSpec = { ...spec, model: { ...spec.model, features: spec.model.features.slice(0, -1) } };
 
 beforeAll(() => {
   const rows = elec2Rows({ limit: 1500 + HOLDOUT });
   train = rows.slice(0, 1500);
   holdout = rows.slice(1500);
   good = trainOn(train);
+  narrow = trainOn(train, { spec: older });
 });
 
-/** v1 champion on spec version 1, the held-out rows, and v2 (on spec version `candidateSpec`) as candidate. */
+/**
+ * v1 champion on spec version 1, the held-out rows, and v2 (on spec version `candidateSpec`) as candidate:
+ * on version 2 the candidate takes one input more than the champion; on version 1 the same inputs.
+ */
 async function staged(s: MemoryStores, candidateSpec = 2): Promise<ModelCandidate> {
-  const v1 = await registerModel(s.registry, good, { spec, rows: train, extra: { specVersion: 1 } });
+  const v1 = await registerModel(s.registry, candidateSpec === 1 ? good : narrow, { spec, rows: train, extra: { specVersion: 1 } });
   await promote(s.registry, { pipeline: P, modelName: M, version: v1.version, expected: null, actor: 'test', reason: 'test champion' });
   for (const r of holdout) await s.training.write(predictionOf(r, 1, spec), r.label!, r.event.event_time + spec.label.delayMs);
   const m = await registerModel(s.registry, good, { spec, rows: train, parentVersion: 1, extra: { specVersion: candidateSpec } });
@@ -90,7 +97,7 @@ describe('staged rollout (evaluator, then retrain-trigger, in-memory harness)', 
       `${SCOPE}/ab_start/${SCOPE}@2/shadow/w0`, `${SCOPE}/shadow_stop/${SCOPE}@2/shadow/w0`, `${SCOPE}/ab_stop/${SCOPE}@2/ab/w0`, `${SCOPE}/promote/${SCOPE}@2/ab/w0`,
     ]);
     expect(out[0]!.reason).toMatch(/^rollout: A\/B stage at 0\.5 after 1 shadow window\(s\) not worse; last: live accuracy of v2 as shadow 0\.8100 vs the champion v1's 0\.8000/);
-    expect(out[3]!.reason).toMatch(/^promoted: rollout passed .* worse by 0\.0100 \(margin 0\.02\)$/);
+    expect(out[3]!.reason).toMatch(/^promoted: rollout passed .* worse by 0\.0100 \(margin 0\.02 \+ sampling allowance 0\.04\d\d\)$/);
     // Promoted like any champion: the old one shadows it for the rollback guard.
     expect(await s.registry.serving(P, M)).toMatchObject({ champion: 2, previous: 1, shadow: 1, ab: null, abShare: 0 });
     expect(await info(s, 2)).toMatchObject({ status: 'champion', verdict: out[3]!.reason });
@@ -117,7 +124,7 @@ describe('staged rollout (evaluator, then retrain-trigger, in-memory harness)', 
     const run = await runFlow(retrainTrigger, [...passing.slice(0, 3), R(win(2, 'ab', 0, 11, 0.7))], { spec, stores: s });
     const out = events(run.outputs);
     expect(out.map((e) => [e.action, e.model_version])).toEqual([['AB_START', 2], ['SHADOW_STOP', 2], ['AB_STOP', 2]]);
-    expect(out[2]!.reason).toMatch(/^rollout rejected at the A\/B arm stage: live accuracy of v2 as A\/B arm 0\.7000 vs the champion v1's 0\.8000 .* worse by 0\.1000 \(margin 0\.02\)$/);
+    expect(out[2]!.reason).toMatch(/^rollout rejected at the A\/B arm stage: live accuracy of v2 as A\/B arm 0\.7000 vs the champion v1's 0\.8000 .* worse by 0\.1000 \(margin 0\.02 \+ sampling allowance 0\.0447\)$/);
     expect(await s.registry.serving(P, M)).toMatchObject({ champion: 1, shadow: null, ab: null });
     expect(await info(s, 2)).toMatchObject({ status: 'rejected', verdict: out[2]!.reason });
   });

@@ -194,17 +194,19 @@ describe('planted secrets', () => {
     const variants: NodeJS.ProcessEnv[] = [
       // a malformed registry URL carrying userinfo, beside a valid password
       { LOOPLINE_SCHEMA_REGISTRY_URL: `htp//svc:${S}-url@ bad host`, LOOPLINE_CASSANDRA_USERNAME: 'u', LOOPLINE_CASSANDRA_PASSWORD: `${S}-cassandra` },
-      // a password without its username, a token beside basic auth
-      { LOOPLINE_CASSANDRA_PASSWORD: `${S}-cassandra` },
+      // a password without its username (unset: under test:secure the environment carries the admin's), a token beside basic auth
+      { LOOPLINE_CASSANDRA_PASSWORD: `${S}-cassandra`, LOOPLINE_CASSANDRA_USERNAME: undefined },
       { LOOPLINE_SCHEMA_REGISTRY_AUTH: `svc:${S}-auth`, LOOPLINE_SCHEMA_REGISTRY_TOKEN: `${S}-token` },
       // a SASL password with an unknown mechanism
       { LOOPLINE_KAFKA_SASL_MECHANISM: 'rot13', LOOPLINE_KAFKA_SASL_USERNAME: 'svc', LOOPLINE_KAFKA_SASL_PASSWORD: `${S}-kafka` },
-      // a per-worker password without a mechanism
-      { LOOPLINE_KAFKA_SASL_SCORER_USERNAME: 'svc', LOOPLINE_KAFKA_SASL_SCORER_PASSWORD: `${S}-kafka-scorer` },
+      // a per-worker password without a mechanism (nor a shared one to fall back on, which test:secure sets)
+      { LOOPLINE_KAFKA_SASL_SCORER_USERNAME: 'svc', LOOPLINE_KAFKA_SASL_SCORER_PASSWORD: `${S}-kafka-scorer`, LOOPLINE_KAFKA_SASL_MECHANISM: undefined },
     ];
     for (const v of variants) {
+      const env: NodeJS.ProcessEnv = { ...process.env, ...base(), ...v };
+      for (const [k, value] of Object.entries(v)) if (value === undefined) delete env[k];
       const child = spawn(process.execPath, ['--import', 'tsx', path.join(projectRoot, 'cli', 'main.ts'), 'run', '--spec', specFile, '--workers', 'scorer', '--metrics-port', String(await freePort())], {
-        cwd: projectRoot, env: { ...process.env, ...base(), ...v }, stdio: ['ignore', 'pipe', 'pipe'],
+        cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';
       child.stdout.on('data', (b: Buffer) => (out += b.toString()));

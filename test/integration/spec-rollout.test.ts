@@ -113,7 +113,12 @@ describe('spec rollout', () => {
     const demand = model.baseline.features.nswdemand_ma48!;
     expect(demand.kind === 'numeric' && demand.count).toBeGreaterThan(450);
     expect(demand.kind === 'numeric' && demand.missing).toBeLessThanOrEqual(2);
-    const events = await decoded<ModelEvent>('control.models', 'ModelEvent');
+    // The registry changes inside the evaluator's chunk and the scorer may poll it before that chunk's
+    // transaction commits the PROMOTE event: wait for the event rather than read the topic once.
+    const events = await waitFor('the PROMOTE of the served model on control.models', async () => {
+      const all = await decoded<ModelEvent>('control.models', 'ModelEvent');
+      return all.some((e) => e.action === 'PROMOTE' && e.model_version === promoted) ? all : undefined;
+    }, 60_000, 500);
     expect(events.filter((e) => e.action === 'PROMOTE').map((e) => e.model_version)).toContain(promoted);
     expect(scorer.serving().shadow).toBe(1); // the old champion, kept as shadow
 
