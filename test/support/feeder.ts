@@ -6,12 +6,13 @@
  * the send repeated, which can duplicate input — counted by the checks as
  * `inputDuplicates`, apart from the pipeline's own.
  */
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, logLevel, type SASLOptions } from 'kafkajs';
 import type { LooplineConfig } from '../../config/config.js';
 import { createLooplineProducer, type LooplineProducer } from '../../producers/client.js';
 import type { ReplayPlan } from '../../producers/replay-plan.js';
 import { createReplayer, type ReplayResult } from '../../producers/replayer.js';
 import type { Codec } from '../../schemas/codec.js';
+import { kafkaTls } from '../../streams/kafka.js';
 import type { Logger } from '../../streams/logger.js';
 import type { TopicNames } from '../../streams/topics.js';
 
@@ -27,6 +28,9 @@ export async function createFeeder(deps: { config: LooplineConfig; codec: Codec;
   const kafka = new Kafka({
     clientId: 'loopline-test-feeder',
     brokers: deps.config.kafka.brokers,
+    // The secured stack (npm run test:secure) takes only SASL_SSL: a plaintext client has its connection closed.
+    ssl: deps.config.kafka.ssl ? kafkaTls(deps.config.kafka) : undefined,
+    sasl: (deps.config.kafka.sasl ?? undefined) as SASLOptions | undefined,
     logLevel: logLevel.NOTHING,
     connectionTimeout: 3000,
     requestTimeout: 30_000,
