@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type cassandra from 'cassandra-driver';
 import type { Kafka } from 'kafkajs';
+import { modelInputs } from '../models/lifecycle.js';
 import { qualityMetrics, type QualityMetrics } from '../models/metrics.js';
 import type { ModelOutput } from '../models/model-output.js';
 import { loadOnnxModel } from '../models/onnx-model.js';
@@ -208,7 +209,7 @@ export async function buildReport(r: ReportInput): Promise<DemoReport> {
   const ids = [...replayed];
   const loggedPerEvent = new Map<string, number>();
   // Each logged row with the inputs it records its model took, checked against the model's feature spec in the registry.
-  const inputsOf = new Map((await registry.list(spec.name, spec.model.name)).map((m) => [m.version, m.spec.features.map((f) => f.name).join(',')]));
+  const inputsOf = new Map((await registry.list(spec.name, spec.model.name)).map((m) => [m.version, modelInputs(m)]));
   let loggedRows = 0;
   let mismatched = 0;
   /** First event index (replay order) of each `<version>/<variant>` in the log, for the evolution's stages. */

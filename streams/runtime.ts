@@ -340,10 +340,7 @@ export function createWorker<N extends RecordName>(handler: WorkerHandler<N>, de
       // answer was not asked about, which is not the broker saying "no committed offset" (-1).
       const p = got.find((x) => x.topic === topic)?.partitions.find((x) => x.partition === t.partition);
       if (!p) throw new TransientError(`reading the committed offsets of ${t.id}: the answer has no entry for ${topic}-${t.partition} (metadata without that partition); asking again`);
-    }
-    for (const { topic, partitions } of got) {
-      const p = partitions.find((x) => x.partition === t.partition);
-      const read = p && Number(p.offset) >= 0 ? BigInt(p.offset) : null;
+      const read = Number(p.offset) >= 0 ? BigInt(p.offset) : null;
       const own = ownCommits.get(`${topic}/${t.partition}`) ?? null;
       if (own !== null && (read === null || read < own)) {
         logger.warn({ task: t.id, topic, read: read?.toString() ?? 'none', committedHere: own.toString() }, 'the broker answered a committed offset below one this process committed; going on from the higher');

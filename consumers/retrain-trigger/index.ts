@@ -45,7 +45,7 @@ export const retrainTrigger = defineWorker({
       // Model inputs matter only to a rollout: a shadow or arm newer than the champion.
       const inputs: Record<string, string> = {};
       if (serving.champion !== null && live.some((v) => v > serving.champion!)) {
-        for (const m of await stores.registry.list(spec.name, spec.model.name)) if (live.includes(m.version)) inputs[String(m.version)] = modelInputs(m);
+        for (const m of await Promise.all(live.map((v) => stores.registry.get(spec.name, spec.model.name, v)))) inputs[String(m.version)] = modelInputs(m);
       }
       return { ...serving, inputs };
     };

@@ -164,7 +164,7 @@ export interface Decision {
   rolloutSteps: RolloutStep[];
 }
 
-/** What `decide` needs of the registry: which versions serve, and (for promotion.rollout) their spec versions. */
+/** What `decide` needs of the registry: which versions serve, and (for promotion.rollout) their inputs. */
 export interface ServingView {
   champion: number | null;
   shadow: number | null;
@@ -439,12 +439,12 @@ export interface RolloutEffect {
 
 export type TriggerEffect = RollbackEffect | RolloutEffect;
 
-/** What the trigger's logic reads per chunk: which versions serve, and their spec versions. */
+/** What the trigger's logic reads per chunk: which versions serve, and their inputs. */
 export type TriggerContext = ServingState & { inputs: Record<string, string> };
 
 /**
  * The trigger as stateful logic: one state per pipeline model; `prepare`
- * reads which versions serve and their spec versions (a snapshot per chunk,
+ * reads which versions serve and their inputs (a snapshot per chunk,
  * updated by the chunk's own rollbacks and rollout steps); outputs are
  * RetrainRequests, ROLLBACK events and the rollout's events.
  */
