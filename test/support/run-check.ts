@@ -12,6 +12,7 @@ import type { Admin, Kafka } from 'kafkajs';
 import type cassandra from 'cassandra-driver';
 import type { Codec } from '../../schemas/codec.js';
 import type { DriftReport, LabeledPrediction, ModelCandidate, ModelEvent, Prediction, QualityReport, RetrainRequest } from '../../schemas/types.js';
+import { classifyCassandraError } from '../../store/errors.js';
 import { patchKafkajs } from '../../streams/kafkajs-patch.js';
 import { TOPICS, type TopicNames } from '../../streams/topics.js';
 
@@ -237,6 +238,31 @@ async function decodeAll<T>(codec: Codec, record: Parameters<Codec['decode']>[0]
   return out;
 }
 
+/**
+ * Every row of a table scan, page by page. A page that fails with what an
+ * overloaded node answers (a timeout, or a read aborted as too slow, which
+ * Cassandra reports as a read failure) is asked again from the same page
+ * state, up to 8 times: the check counts rows, and a busy machine must not
+ * turn a slow scan into "every event lost" (seen under a busy loop per core:
+ * a 5.8 s GC pause on the fault stack's node failed the baseline's scan).
+ */
+export async function* scanWithRetries(cql: cassandra.Client, query: string, fetchSize = 500): AsyncGenerator<cassandra.types.Row> {
+  let pageState: string | undefined;
+  do {
+    let page: cassandra.types.ResultSet | undefined;
+    for (let attempt = 1; !page; attempt++) {
+      try {
+        page = await cql.execute(query, [], { prepare: true, fetchSize, pageState, readTimeout: 60_000, isIdempotent: true });
+      } catch (err) {
+        if (attempt >= 8 || !classifyCassandraError(err, 'scanning').retriable) throw err;
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
+    }
+    yield* page.rows;
+    pageState = page.pageState ?? undefined;
+  } while (pageState);
+}
+
 export async function checkScoring(deps: { kafka: Kafka; codec: Codec; names: TopicNames; cql: cassandra.Client }, eventIds: readonly string[]): Promise<ScoringCheck> {
   const { kafka, codec, names, cql } = deps;
   const sent = new Set(eventIds);
@@ -250,19 +276,11 @@ export async function checkScoring(deps: { kafka: Kafka; codec: Codec; names: To
   for (const p of predictions) if (sent.has(p.event_id) && p.variant !== 'shadow') onTopic.set(p.event_id, [...(onTopic.get(p.event_id) ?? []), p]);
 
   const logRows = new Map<string, Array<{ version: number; scoredAt: number }>>();
-  await new Promise<void>((resolve, reject) => {
-    cql.eachRow(
-      'SELECT event_id, variant, model_version, scored_at FROM prediction_log',
-      [],
-      { prepare: true, autoPage: true, fetchSize: 2000 },
-      (_n, row) => {
-        const id = row.get('event_id') as string;
-        if (!sent.has(id) || row.get('variant') === 'shadow') return;
-        logRows.set(id, [...(logRows.get(id) ?? []), { version: row.get('model_version') as number, scoredAt: (row.get('scored_at') as Date).getTime() }]);
-      },
-      (err) => (err ? reject(err) : resolve()),
-    );
-  });
+  for await (const row of scanWithRetries(cql, 'SELECT event_id, variant, model_version, scored_at FROM prediction_log')) {
+    const id = row.get('event_id') as string;
+    if (!sent.has(id) || row.get('variant') === 'shadow') continue;
+    logRows.set(id, [...(logRows.get(id) ?? []), { version: row.get('model_version') as number, scoredAt: (row.get('scored_at') as Date).getTime() }]);
+  }
 
   let logged = 0;
   let lost = 0;
