@@ -246,7 +246,7 @@ async function decodeAll<T>(codec: Codec, record: Parameters<Codec['decode']>[0]
  * turn a slow scan into "every event lost" (seen under a busy loop per core:
  * a 5.8 s GC pause on the fault stack's node failed the baseline's scan).
  */
-export async function* scanWithRetries(cql: cassandra.Client, query: string, fetchSize = 500): AsyncGenerator<cassandra.types.Row> {
+async function* scanWithRetries(cql: cassandra.Client, query: string, fetchSize = 500): AsyncGenerator<cassandra.types.Row> {
   let pageState: string | undefined;
   do {
     let page: cassandra.types.ResultSet | undefined;
