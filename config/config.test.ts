@@ -13,6 +13,15 @@ describe('loadConfig', () => {
     expect(c.cassandra.replication).toEqual({ class: 'SimpleStrategy', replication_factor: 1 });
     expect(c.registry.url).toBe('http://127.0.0.1:18081/apis/ccompat/v7');
     expect(c.kafka.sasl).toBeNull();
+    expect([c.kafka.replicationFactor, c.kafka.minInsyncReplicas]).toEqual([1, null]);
+  });
+
+  it('takes the topics\' replication and min.insync.replicas, and refuses a minimum above the replication', () => {
+    const c = loadConfig({ LOOPLINE_KAFKA_REPLICATION_FACTOR: '3', LOOPLINE_KAFKA_MIN_INSYNC_REPLICAS: '2' });
+    expect([c.kafka.replicationFactor, c.kafka.minInsyncReplicas]).toEqual([3, 2]);
+    expect(() => loadConfig({ LOOPLINE_KAFKA_MIN_INSYNC_REPLICAS: '2' })).toThrow(/LOOPLINE_KAFKA_MIN_INSYNC_REPLICAS \(2\) is above LOOPLINE_KAFKA_REPLICATION_FACTOR \(1\)/);
+    expect(() => loadConfig({ LOOPLINE_KAFKA_REPLICATION_FACTOR: '0' })).toThrow(/LOOPLINE_KAFKA_REPLICATION_FACTOR/);
+    expect(() => loadConfig({ LOOPLINE_KAFKA_REPLICATION_FACTOR: 'three' })).toThrow(/LOOPLINE_KAFKA_REPLICATION_FACTOR/);
   });
 
   it.each([

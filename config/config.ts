@@ -16,6 +16,8 @@
  * | LOOPLINE_KAFKA_SSL_CA | (system CAs) | PEM file of the CA that signed the brokers' certificates; needs LOOPLINE_KAFKA_SSL=true |
  * | LOOPLINE_KAFKA_SSL_CERT / _KEY | | PEM client certificate and key, for brokers that require one |
  * | LOOPLINE_TOPIC_PREFIX | (empty) | prepended to every topic name, e.g. `staging.` |
+ * | LOOPLINE_KAFKA_REPLICATION_FACTOR | 1 | replicas of each topic `setup` creates (existing topics are left as they are) |
+ * | LOOPLINE_KAFKA_MIN_INSYNC_REPLICAS | (broker default) | `min.insync.replicas` of each topic `setup` creates: with replication 3, 2 keeps an acknowledged write on two brokers and the topic writable with one down; at most the replication factor |
  * | LOOPLINE_CASSANDRA_CONTACT_POINTS | 127.0.0.1:19042 | comma-separated host:port |
  * | LOOPLINE_CASSANDRA_LOCAL_DC | datacenter1 | the driver's local data center |
  * | LOOPLINE_CASSANDRA_KEYSPACE | loopline | keyspace of every table |
@@ -53,6 +55,8 @@ const ENV = z.object({
   LOOPLINE_KAFKA_SSL_CA: file.optional(),
   LOOPLINE_KAFKA_SSL_CERT: file.optional(),
   LOOPLINE_KAFKA_SSL_KEY: file.optional(),
+  LOOPLINE_KAFKA_REPLICATION_FACTOR: z.coerce.number().int().min(1).max(32767).default(1),
+  LOOPLINE_KAFKA_MIN_INSYNC_REPLICAS: z.coerce.number().int().min(1).max(32767).optional(),
   LOOPLINE_TOPIC_PREFIX: z.string().regex(/^[A-Za-z0-9._-]*$/, 'may hold only letters, digits, ".", "_" and "-"').default(''),
   LOOPLINE_CASSANDRA_CONTACT_POINTS: list.default('127.0.0.1:19042'),
   LOOPLINE_CASSANDRA_LOCAL_DC: z.string().min(1).default('datacenter1'),
@@ -82,6 +86,9 @@ export interface KafkaConfig {
   ssl: boolean;
   sasl: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string } | null;
   topicPrefix: string;
+  /** Replicas, and `min.insync.replicas` (null: the broker's default), of the topics `setup` creates. */
+  replicationFactor: number;
+  minInsyncReplicas: number | null;
   /**
    * Per-worker SASL credentials (LOOPLINE_KAFKA_SASL_<WORKER>_USERNAME / _PASSWORD), by worker name
    * (`FEATURE_WRITER` → `feature-writer`); `startPipeline` gives such a worker its own Kafka client. Empty when none are set.
@@ -152,12 +159,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LooplineConfig
     const basic = e.LOOPLINE_SCHEMA_REGISTRY_AUTH ? 'LOOPLINE_SCHEMA_REGISTRY_AUTH' : 'userinfo in LOOPLINE_SCHEMA_REGISTRY_URL';
     throw new ConfigError(`${basic} and LOOPLINE_SCHEMA_REGISTRY_TOKEN are both set; choose basic auth or a bearer token`);
   }
+  if (e.LOOPLINE_KAFKA_MIN_INSYNC_REPLICAS !== undefined && e.LOOPLINE_KAFKA_MIN_INSYNC_REPLICAS > e.LOOPLINE_KAFKA_REPLICATION_FACTOR) {
+    throw new ConfigError(`LOOPLINE_KAFKA_MIN_INSYNC_REPLICAS (${e.LOOPLINE_KAFKA_MIN_INSYNC_REPLICAS}) is above LOOPLINE_KAFKA_REPLICATION_FACTOR (${e.LOOPLINE_KAFKA_REPLICATION_FACTOR}): no write could ever be acknowledged`);
+  }
   checkTls(e.LOOPLINE_KAFKA_SSL, 'LOOPLINE_KAFKA_SSL', 'LOOPLINE_KAFKA_SSL_', e.LOOPLINE_KAFKA_SSL_CA, e.LOOPLINE_KAFKA_SSL_CERT, e.LOOPLINE_KAFKA_SSL_KEY);
   checkTls(e.LOOPLINE_CASSANDRA_SSL, 'LOOPLINE_CASSANDRA_SSL', 'LOOPLINE_CASSANDRA_SSL_', e.LOOPLINE_CASSANDRA_SSL_CA, e.LOOPLINE_CASSANDRA_SSL_CERT, e.LOOPLINE_CASSANDRA_SSL_KEY);
   checkTls(e.LOOPLINE_SCHEMA_REGISTRY_URL.startsWith('https:'), 'an https LOOPLINE_SCHEMA_REGISTRY_URL', 'LOOPLINE_SCHEMA_REGISTRY_', e.LOOPLINE_SCHEMA_REGISTRY_CA, e.LOOPLINE_SCHEMA_REGISTRY_CERT, e.LOOPLINE_SCHEMA_REGISTRY_KEY);
   return {
     kafka: {
       brokers: e.LOOPLINE_KAFKA_BROKERS, clientId: e.LOOPLINE_KAFKA_CLIENT_ID, ssl: e.LOOPLINE_KAFKA_SSL, sasl, topicPrefix: e.LOOPLINE_TOPIC_PREFIX, workerSasl,
+      replicationFactor: e.LOOPLINE_KAFKA_REPLICATION_FACTOR, minInsyncReplicas: e.LOOPLINE_KAFKA_MIN_INSYNC_REPLICAS ?? null,
       sslCa: e.LOOPLINE_KAFKA_SSL_CA ?? null, sslCert: e.LOOPLINE_KAFKA_SSL_CERT ?? null, sslKey: e.LOOPLINE_KAFKA_SSL_KEY ?? null,
     },
     cassandra: {

@@ -30,7 +30,7 @@ export async function bootstrapInfra(config: LooplineConfig, logger: Logger): Pr
   const cql = createCassandraClient(config.cassandra, { keyspace: false });
   try {
     await admin.connect();
-    const topics = await ensureTopics(admin, createTopicNames(config.kafka.topicPrefix));
+    const topics = await ensureTopics(admin, createTopicNames(config.kafka.topicPrefix), undefined, config.kafka);
     for (const m of topics.mismatched) logger.warn(m, 'topic exists with a different partition count; left unchanged');
     const acls = config.kafka.sasl ? await grantAcls(admin, config.kafka.topicPrefix, logger) : 0;
     const migrations = await migrate(cql, config.cassandra);

@@ -142,8 +142,20 @@ export async function waitForTopicLeaders(admin: Admin, topics: string[], timeou
   }
 }
 
+/** How many copies of each created topic (`LOOPLINE_KAFKA_REPLICATION_FACTOR`, `_MIN_INSYNC_REPLICAS`). */
+export interface TopicReplication {
+  replicationFactor: number;
+  /** null: the broker's `min.insync.replicas`. */
+  minInsyncReplicas: number | null;
+}
+
 /** Creates missing topics; never alters existing ones (a partition change reshuffles keys, an operator's call). */
-export async function ensureTopics(admin: Admin, names: TopicNames, specs: readonly TopicSpec[] = TOPICS, replicationFactor = 1): Promise<EnsureTopicsResult> {
+export async function ensureTopics(
+  admin: Admin,
+  names: TopicNames,
+  specs: readonly TopicSpec[] = TOPICS,
+  { replicationFactor, minInsyncReplicas }: TopicReplication = { replicationFactor: 1, minInsyncReplicas: null },
+): Promise<EnsureTopicsResult> {
   for (const group of new Set(specs.map((s) => s.copartition).filter(Boolean))) {
     const members = specs.filter((s) => s.copartition === group);
     if (new Set(members.map((m) => m.partitions)).size > 1) throw new FatalError(`co-partitioned topics ${members.map((m) => m.name).join(', ')} must have the same partition count`, 'COPARTITION');
@@ -162,6 +174,7 @@ export async function ensureTopics(admin: Admin, names: TopicNames, specs: reado
         configEntries: [
           { name: 'retention.ms', value: String(s.retentionMs) },
           { name: 'cleanup.policy', value: s.cleanupPolicy },
+          ...(minInsyncReplicas === null ? [] : [{ name: 'min.insync.replicas', value: String(minInsyncReplicas) }]),
         ],
       })),
     });

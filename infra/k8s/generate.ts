@@ -39,6 +39,8 @@ export const EXAMPLE_OVERLAY: OverlayOptions = {
     LOOPLINE_KAFKA_BROKERS: 'kafka-0.kafka.example.svc:9093,kafka-1.kafka.example.svc:9093,kafka-2.kafka.example.svc:9093',
     LOOPLINE_KAFKA_SSL: 'true',
     LOOPLINE_TOPIC_PREFIX: 'elec2.',
+    LOOPLINE_KAFKA_REPLICATION_FACTOR: '3',
+    LOOPLINE_KAFKA_MIN_INSYNC_REPLICAS: '2',
     LOOPLINE_CASSANDRA_CONTACT_POINTS: 'cassandra.cassandra.example.svc:9042',
     LOOPLINE_CASSANDRA_LOCAL_DC: 'dc1',
     LOOPLINE_CASSANDRA_KEYSPACE: 'loopline_elec2',

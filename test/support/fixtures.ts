@@ -66,9 +66,9 @@ export async function createTestEnv(label: string, options: TestEnvOptions = {})
     if (specs.length !== wider.length) throw new Error(`createTestEnv: unknown topic in partitions ${JSON.stringify(options.partitions)}`);
     // Right after CreateTopics a KRaft broker may still answer UNKNOWN_TOPIC_OR_PARTITION for a
     // while (to the leader wait or to bootstrap's metadata read): wait until the metadata is there.
-    await ensureTopics(admin, names, specs).catch(() => {});
+    await ensureTopics(admin, names, specs, config.kafka).catch(() => {});
     await waitFor('the wider topics to have leaders', async () => {
-      await ensureTopics(admin, names, specs);
+      await ensureTopics(admin, names, specs, config.kafka);
       const meta = await admin.fetchTopicMetadata({ topics: specs.map((t) => names.physical(t.name)) });
       return meta.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0));
     }, 30_000, 250);
