@@ -29,8 +29,26 @@ import { findJava } from './java.js';
 import type { StackPaths } from './paths.js';
 import { BROKER_CERT_PRINCIPAL, REGISTRY_TOKEN_AUDIENCE, REGISTRY_TOKEN_ISSUER, type Credentials, type SecureMaterial } from './secure.js';
 
-export type ServiceName = 'kafka' | 'cassandra' | 'schema-registry';
+/** What a server is. */
+export type ServiceKind = 'kafka' | 'cassandra' | 'schema-registry';
+/** A server of the stack: its kind (one node), or `kafka-<n>` / `cassandra-<n>` (a node of the cluster). */
+export type ServiceName = ServiceKind | `kafka-${number}` | `cassandra-${number}`;
 export type StackMode = 'plain' | 'secure';
+/**
+ * `single`: one node of each server; `cluster` (`stack up --cluster`): three
+ * Kafka nodes (each broker + controller, replication 3, min.insync.replicas 2)
+ * and three Cassandra nodes (keyspaces with replication 3, read and written at
+ * LOCAL_QUORUM), on the loopback addresses 127.0.0.1–3 with the same ports
+ * each, and one registry.
+ */
+export type StackTopology = 'single' | 'cluster';
+
+/** The loopback addresses of the cluster's nodes (Linux routes all of 127/8 to lo). */
+export const CLUSTER_HOSTS: readonly string[] = ['127.0.0.1', '127.0.0.2', '127.0.0.3'];
+
+export function topologyHosts(topology: StackTopology): readonly string[] {
+  return topology === 'cluster' ? CLUSTER_HOSTS : ['127.0.0.1'];
+}
 
 export interface StackPorts {
   kafka: number;
@@ -42,10 +60,11 @@ export interface StackPorts {
 
 /**
  * Default ports, chosen away from the servers' usual ones so a developer's own servers do not clash;
- * the secure stack's defaults are 10000 higher, so both stacks can run side by side.
+ * the secure stack's defaults are 10000 higher and the cluster's 5000 higher, so the stacks can run
+ * side by side (all below Linux's ephemeral range, 32768–60999).
  */
-export function stackPorts(env: NodeJS.ProcessEnv = process.env, mode: StackMode = 'plain'): StackPorts {
-  const offset = mode === 'secure' ? 10_000 : 0;
+export function stackPorts(env: NodeJS.ProcessEnv = process.env, mode: StackMode = 'plain', topology: StackTopology = 'single'): StackPorts {
+  const offset = (mode === 'secure' ? 10_000 : 0) + (topology === 'cluster' ? 5_000 : 0);
   const port = (key: string, fallback: number): number => {
     const raw = env[key];
     if (raw === undefined || raw === '') return fallback;
@@ -84,10 +103,15 @@ export type ProbeResult = 'ready' | 'uninitialized' | 'down';
 
 export interface ServiceDef {
   name: ServiceName;
+  kind: ServiceKind;
+  /** The loopback address it listens on. */
+  host: string;
   /** Milliseconds to wait for readiness after launch. */
   startTimeoutMs: number;
   /** Writes config files and prepares data folders; returns how to launch. */
   prepare(ctx: ServiceContext): Launch;
+  /** Resolves when the server may be launched (a cluster's non-seed Cassandra node waits for its seed to answer). */
+  beforeLaunch?(ctx: ServiceContext): Promise<void>;
   /** One real client round trip. */
   probe(ctx: ServiceContext): Promise<ProbeResult>;
   /** Brings an `uninitialized` server to `ready` (secure mode: users and roles); idempotent. */
@@ -123,10 +147,10 @@ function scramUsers(secure: SecureMaterial): Credentials[] {
 }
 
 /** Listener and security settings of the plain broker. */
-function plainKafkaProps(ports: StackPorts): string[] {
+function plainKafkaProps(ports: StackPorts, host: string): string[] {
   return [
-    `listeners=PLAINTEXT://127.0.0.1:${ports.kafka},CONTROLLER://127.0.0.1:${ports.kafkaController}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${ports.kafka}`,
+    `listeners=PLAINTEXT://${host}:${ports.kafka},CONTROLLER://${host}:${ports.kafkaController}`,
+    `advertised.listeners=PLAINTEXT://${host}:${ports.kafka}`,
     'inter.broker.listener.name=PLAINTEXT',
     'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
   ];
@@ -175,30 +199,56 @@ function knownScramUsers(run: string): string[] {
   }
 }
 
-const kafka: ServiceDef = {
-  name: 'kafka',
-  startTimeoutMs: 90_000,
-  address: ({ ports }) => `127.0.0.1:${ports.kafka}`,
+/** One node of a stack's servers: its number (1-based), its address, and every node's address. */
+interface NodeSpec {
+  index: number;
+  host: string;
+  hosts: readonly string[];
+}
+
+/**
+ * Replication of the broker's internal topics (and, in a cluster, the default
+ * of every topic): one node cannot have the default replication factor of 3;
+ * three nodes keep 3 copies and accept a write on 2 of them.
+ */
+function kafkaReplicationProps(nodes: number): string[] {
+  const rf = Math.min(3, nodes);
+  const isr = Math.max(1, rf - 1);
+  return [
+    `offsets.topic.replication.factor=${rf}`,
+    'offsets.topic.num.partitions=1',
+    `transaction.state.log.replication.factor=${rf}`,
+    `transaction.state.log.min.isr=${isr}`,
+    'transaction.state.log.num.partitions=1',
+    `share.coordinator.state.topic.replication.factor=${rf}`,
+    `share.coordinator.state.topic.min.isr=${isr}`,
+    ...(nodes > 1 ? [`default.replication.factor=${rf}`, `min.insync.replicas=${isr}`, 'unclean.leader.election.enable=false'] : []),
+  ];
+}
+
+function kafkaNode(node: NodeSpec): ServiceDef {
+  const cluster = node.hosts.length > 1;
+  const name: ServiceName = cluster ? `kafka-${node.index}` : 'kafka';
+  return {
+  name,
+  kind: 'kafka',
+  host: node.host,
+  startTimeoutMs: cluster ? 180_000 : 90_000,
+  address: ({ ports }) => `${node.host}:${ports.kafka}`,
   prepare({ paths, ports, secure }) {
-    const run = paths.run('kafka');
+    if (secure && cluster) throw new Error('the secured stack runs one node of each server; --cluster and --secure do not go together');
+    const run = paths.run(name);
     const data = path.join(run, 'data');
     fs.mkdirSync(data, { recursive: true });
     fs.mkdirSync(path.join(run, 'logs'), { recursive: true });
     const props = [
       'process.roles=broker,controller',
-      'node.id=1',
-      `controller.quorum.voters=1@127.0.0.1:${ports.kafkaController}`,
+      `node.id=${node.index}`,
+      `controller.quorum.voters=${node.hosts.map((h, i) => `${i + 1}@${h}:${ports.kafkaController}`).join(',')}`,
       'controller.listener.names=CONTROLLER',
-      ...(secure ? secureKafkaProps(ports, secure) : plainKafkaProps(ports)),
+      ...(secure ? secureKafkaProps(ports, secure) : plainKafkaProps(ports, node.host)),
       `log.dirs=${data}`,
-      // One node: internal topics cannot have the default replication factor of 3.
-      'offsets.topic.replication.factor=1',
-      'offsets.topic.num.partitions=1',
-      'transaction.state.log.replication.factor=1',
-      'transaction.state.log.min.isr=1',
-      'transaction.state.log.num.partitions=1',
-      'share.coordinator.state.topic.replication.factor=1',
-      'share.coordinator.state.topic.min.isr=1',
+      ...kafkaReplicationProps(node.hosts.length),
       'group.initial.rebalance.delay.ms=0',
       'num.partitions=1',
       // Topics are created by Loopline's catalogue, never by a typo.
@@ -214,7 +264,9 @@ const kafka: ServiceDef = {
     const java = findJava([17, 21, 25]);
     const classpath = path.join(paths.lib('kafka'), '*');
     if (!fs.existsSync(path.join(data, 'meta.properties'))) {
-      const idFile = path.join(run, 'cluster-id');
+      // Every node of a cluster is formatted with the same cluster id.
+      const idFile = cluster ? path.join(paths.runRoot, 'kafka-cluster-id') : path.join(run, 'cluster-id');
+      fs.mkdirSync(path.dirname(idFile), { recursive: true });
       // A cluster id that begins with '-' is taken for an option by kafka-storage's argument parser
       // (Kafka's own Uuid.randomUuid() never makes one): draw again, also over an old file's id.
       if (!fs.existsSync(idFile) || fs.readFileSync(idFile, 'utf8').trim().startsWith('-')) fs.writeFileSync(idFile, kafkaClusterId());
@@ -247,7 +299,7 @@ const kafka: ServiceDef = {
   async probe({ paths, ports, secure }) {
     const admin = new Kafka({
       clientId: 'loopline-stack-probe',
-      brokers: [`127.0.0.1:${ports.kafka}`],
+      brokers: [`${node.host}:${ports.kafka}`],
       logLevel: logLevel.NOTHING,
       connectionTimeout: 2000,
       retry: { retries: 0 },
@@ -257,21 +309,24 @@ const kafka: ServiceDef = {
     }).admin();
     try {
       await admin.connect();
-      const cluster = await admin.describeCluster();
-      if (cluster.brokers.length === 0) return 'down';
+      // Ready once the cluster's metadata lists this broker: it has registered with the controller
+      // quorum (so `up` returns with every broker of a cluster registered, and a node stays ready
+      // while another is down).
+      const described = await admin.describeCluster();
+      if (!described.brokers.some((b) => b.nodeId === node.index)) return 'down';
     } catch {
       return 'down';
     } finally {
       await admin.disconnect().catch(() => {});
     }
     if (!secure) return 'ready';
-    const known = new Set(knownScramUsers(paths.run('kafka')));
+    const known = new Set(knownScramUsers(paths.run(name)));
     return scramUsers(secure).every((u) => known.has(u.username)) ? 'ready' : 'uninitialized';
   },
   /** Adds SCRAM users of workers added to the ACL table since the broker was formatted. */
   async initialize({ paths, ports, secure }) {
     if (!secure) return;
-    const run = paths.run('kafka');
+    const run = paths.run(name);
     const known = knownScramUsers(run);
     const missing = scramUsers(secure).filter((u) => !known.includes(u.username));
     if (missing.length === 0) return;
@@ -300,7 +355,8 @@ const kafka: ServiceDef = {
       fs.writeFileSync(scramUsersFile(run), JSON.stringify(known));
     }
   },
-};
+  };
+}
 
 /** Authentication, authorization and TLS of the secure node (client certificates required on both ports). */
 function secureCassandraYaml(secure: SecureMaterial): string {
@@ -332,9 +388,13 @@ const PLAIN_CASSANDRA_AUTH = `authenticator:
 authorizer: AllowAllAuthorizer
 `;
 
-async function cqlAnswers(ports: StackPorts, secure: SecureMaterial | null, credentials: Credentials | null): Promise<'yes' | 'refused' | 'no'> {
+/**
+ * Whether the node at `host` answers CQL ('refused': it rejects the credentials); with `peers`, only
+ * 'yes' once it knows that many other nodes (a cluster's ring formed).
+ */
+async function cqlAnswers(host: string, ports: StackPorts, secure: SecureMaterial | null, credentials: Credentials | null, peers = 0): Promise<'yes' | 'refused' | 'no'> {
   const client = new cassandra.Client({
-    contactPoints: [`127.0.0.1:${ports.cassandra}`],
+    contactPoints: [`${host}:${ports.cassandra}`],
     localDataCenter: 'datacenter1',
     socketOptions: { connectTimeout: 2000, readTimeout: 5000 },
     ...(credentials ? { credentials } : {}),
@@ -343,7 +403,10 @@ async function cqlAnswers(ports: StackPorts, secure: SecureMaterial | null, cred
   try {
     await client.connect();
     const rs = await client.execute('SELECT release_version FROM system.local');
-    return typeof rs.first()?.get('release_version') === 'string' ? 'yes' : 'no';
+    if (typeof rs.first()?.get('release_version') !== 'string') return 'no';
+    if (peers === 0) return 'yes';
+    const known = await client.execute('SELECT peer FROM system.peers_v2');
+    return known.rowLength >= peers ? 'yes' : 'no';
   } catch (err) {
     const inner = Object.values((err as { innerErrors?: Record<string, unknown> }).innerErrors ?? {});
     const authFailed = [err, ...inner].some((e) => (e as { name?: string })?.name === 'AuthenticationError' || /Provided username .* incorrect|AuthenticationFailed/i.test(String((e as Error)?.message)));
@@ -356,26 +419,55 @@ async function cqlAnswers(ports: StackPorts, secure: SecureMaterial | null, cred
 /** The default superuser every fresh PasswordAuthenticator node starts with. */
 const DEFAULT_ROLE: Credentials = { username: 'cassandra', password: 'cassandra' };
 
-const cassandraService: ServiceDef = {
-  name: 'cassandra',
-  startTimeoutMs: 180_000,
-  address: ({ ports }) => `127.0.0.1:${ports.cassandra}`,
+/**
+ * Node i of n owns one token, evenly spaced over Murmur3's range, so a
+ * cluster's nodes join at once without bootstrapping (no data to stream on a
+ * new cluster, `auto_bootstrap: false`); a single node owns token 0.
+ */
+export function cassandraToken(index: number, nodes: number): string {
+  if (nodes === 1) return '0';
+  const span = 2n ** 64n / BigInt(nodes);
+  return String(-(2n ** 63n) + span * BigInt(index - 1));
+}
+
+function cassandraNode(node: NodeSpec): ServiceDef {
+  const cluster = node.hosts.length > 1;
+  const name: ServiceName = cluster ? `cassandra-${node.index}` : 'cassandra';
+  return {
+  name,
+  kind: 'cassandra',
+  host: node.host,
+  startTimeoutMs: cluster ? 300_000 : 180_000,
+  address: ({ ports }) => `${node.host}:${ports.cassandra}`,
+  /**
+   * A non-seed node started before its seed answers gives up gossiping and
+   * exits ("Unable to gossip with any peers"), which three JVMs starting on
+   * two cores make likely: it waits for the seed's CQL first.
+   */
+  ...(node.index > 1 ? { beforeLaunch: async ({ ports }: ServiceContext) => {
+    const deadline = Date.now() + 300_000;
+    while ((await cqlAnswers(node.hosts[0]!, ports, null, null)) !== 'yes') {
+      if (Date.now() > deadline) throw new Error(`cassandra-${node.index}: its seed ${node.hosts[0]}:${ports.cassandra} did not answer within 300 s`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  } } : {}),
   prepare({ paths, ports, secure }) {
-    const run = paths.run('cassandra');
+    if (secure && cluster) throw new Error('the secured stack runs one node of each server; --cluster and --secure do not go together');
+    const run = paths.run(name);
     fs.mkdirSync(path.join(run, 'data'), { recursive: true });
     fs.mkdirSync(path.join(run, 'logs'), { recursive: true });
-    const yaml = `# Generated by Loopline's local stack: one node on loopback, sized for a small machine.
-cluster_name: 'loopline-local'
+    const yaml = `# Generated by Loopline's local stack: ${cluster ? `node ${node.index} of ${node.hosts.length}` : 'one node'} on loopback, sized for a small machine.
+cluster_name: '${cluster ? 'loopline-cluster' : 'loopline-local'}'
 num_tokens: 1
-initial_token: 0
-partitioner: org.apache.cassandra.dht.Murmur3Partitioner
+initial_token: ${cassandraToken(node.index, node.hosts.length)}
+${cluster ? 'auto_bootstrap: false\n' : ''}partitioner: org.apache.cassandra.dht.Murmur3Partitioner
 endpoint_snitch: SimpleSnitch
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-      - seeds: "127.0.0.1:${ports.cassandraStorage}"
-listen_address: 127.0.0.1
-rpc_address: 127.0.0.1
+      - seeds: "${node.hosts[0]}:${ports.cassandraStorage}"
+listen_address: ${node.host}
+rpc_address: ${node.host}
 storage_port: ${ports.cassandraStorage}
 native_transport_port: ${ports.cassandra}
 start_native_transport: true
@@ -389,7 +481,7 @@ compaction_throughput: 0MiB/s
 key_cache_size: 16MiB
 prepared_statements_cache_size: 8MiB
 auto_snapshot: false
-hinted_handoff_enabled: false
+hinted_handoff_enabled: ${cluster ? 'true' : 'false'}
 storage_compatibility_mode: NONE
 `;
     const config = path.join(run, 'cassandra.yaml');
@@ -422,10 +514,10 @@ storage_compatibility_mode: NONE
     };
   },
   async probe({ ports, secure }) {
-    if (!secure) return (await cqlAnswers(ports, null, null)) === 'yes' ? 'ready' : 'down';
-    const admin = await cqlAnswers(ports, secure, secure.credentials.cassandra.admin);
+    if (!secure) return (await cqlAnswers(node.host, ports, null, null, node.hosts.length - 1)) === 'yes' ? 'ready' : 'down';
+    const admin = await cqlAnswers(node.host, ports, secure, secure.credentials.cassandra.admin);
     if (admin === 'yes') return 'ready';
-    if (admin === 'refused' && (await cqlAnswers(ports, secure, DEFAULT_ROLE)) === 'yes') return 'uninitialized';
+    if (admin === 'refused' && (await cqlAnswers(node.host, ports, secure, DEFAULT_ROLE)) === 'yes') return 'uninitialized';
     return 'down';
   },
   /** First start: our superuser in, the default cassandra/cassandra superuser out (no login, no superuser, a random password). */
@@ -434,7 +526,7 @@ storage_compatibility_mode: NONE
     const { admin } = secure.credentials.cassandra;
     const connect = async (credentials: Credentials) => {
       const c = new cassandra.Client({
-        contactPoints: [`127.0.0.1:${ports.cassandra}`],
+        contactPoints: [`${node.host}:${ports.cassandra}`],
         localDataCenter: 'datacenter1',
         credentials,
         sslOptions: { ca: [readPem(secure.tls.ca)], cert: readPem(secure.tls.clientCert), key: readPem(secure.tls.clientKey), rejectUnauthorized: true },
@@ -456,7 +548,8 @@ storage_compatibility_mode: NONE
       await asAdmin.shutdown().catch(() => {});
     }
   },
-};
+  };
+}
 
 /**
  * The commit log's sync mode, from LOOPLINE_STACK_CASSANDRA_COMMITLOG_SYNC:
@@ -516,6 +609,8 @@ const registryUrl = ({ ports, secure }: Pick<ServiceContext, 'ports' | 'secure'>
 
 const registry: ServiceDef = {
   name: 'schema-registry',
+  kind: 'schema-registry',
+  host: '127.0.0.1',
   startTimeoutMs: 90_000,
   address: registryUrl,
   prepare({ paths, ports, secure }) {
@@ -554,5 +649,16 @@ const registry: ServiceDef = {
   },
 };
 
-/** Start order: the registry is independent of Kafka (H2 storage), so all three start together. */
-export const SERVICES: readonly ServiceDef[] = [kafka, cassandraService, registry];
+/**
+ * The servers of a topology. They all start together: the registry is
+ * independent of Kafka (H2 storage), a cluster's Kafka nodes need each other
+ * for their controller quorum, and its Cassandra nodes join at fixed tokens.
+ */
+export function stackServices(topology: StackTopology = 'single'): readonly ServiceDef[] {
+  const hosts = topologyHosts(topology);
+  const nodes = hosts.map((host, i) => ({ index: i + 1, host, hosts }));
+  return [...nodes.map(kafkaNode), ...nodes.map(cassandraNode), registry];
+}
+
+/** The single-node stack's servers. */
+export const SERVICES: readonly ServiceDef[] = stackServices('single');
