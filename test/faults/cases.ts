@@ -296,6 +296,41 @@ function drainCase(): FaultCase {
   };
 }
 
+/**
+ * The cluster (`--cluster`): one of the three brokers and one of the three
+ * Cassandra nodes, drawn from the seed, SIGKILLed at the same moment. With
+ * replication 3, min.insync.replicas 2 and LOCAL_QUORUM the loop must go on
+ * with two of each (partition leaders move to the live brokers, the driver
+ * routes around the dead node); later both start again on their data and
+ * catch up (the broker's replicas from the leaders, the node from hints).
+ */
+function clusterNodeKill(): FaultCase {
+  return {
+    name: 'cluster-kill-broker-and-node',
+    summary: 'SIGKILL of one of three Kafka brokers and one of three Cassandra nodes at the same moment mid-stream (topics replicated 3 with min.insync.replicas 2, keyspace replicated 3 at LOCAL_QUORUM); the loop runs on two of each, then both start again on their data',
+    layout: LOOP_LAYOUT,
+    watch: ALL_STREAMING,
+    events: 3000,
+    async inject(ctx) {
+      const pick = () => 1 + Math.min(2, Math.floor(ctx.between(0, 3)));
+      const broker: ServiceName = `kafka-${pick()}`;
+      const node: ServiceName = `cassandra-${pick()}`;
+      await ctx.atShare(ctx.between(0.2, 0.35));
+      const killedAt = Date.now();
+      await Promise.all([ctx.stack.stop(broker, 'SIGKILL'), ctx.stack.stop(node, 'SIGKILL')]);
+      ctx.log(`SIGKILL ${broker} and ${node}: the loop carries on with two of each`);
+      const degradedMs = await ctx.recovered(killedAt);
+      await ctx.atShare(ctx.between(0.55, 0.7));
+      const restartAt = Date.now();
+      await ctx.stack.start();
+      const backAt = Date.now();
+      ctx.details.cluster = { broker, node, degradedRecoveryMs: degradedMs, downMs: backAt - killedAt, restartMs: backAt - restartAt };
+      ctx.log(`${broker} and ${node} down ${backAt - killedAt} ms (their start took ${backAt - restartAt} ms)`);
+      await ctx.recovered(backAt);
+    },
+  };
+}
+
 /** A run with no fault: the reference figures (and a check of the harness itself). */
 function baseline(): FaultCase {
   return { name: 'baseline', summary: 'no fault: the reference run', layout: LOOP_LAYOUT, watch: SCORING, async inject() {} };
@@ -316,3 +351,6 @@ export const CASES: FaultCase[] = [
   rebalanceCase(),
   drainCase(),
 ];
+
+/** The cases of `npm run test:faults -- --cluster`, on three Kafka and three Cassandra nodes. */
+export const CLUSTER_CASES: FaultCase[] = [clusterNodeKill()];

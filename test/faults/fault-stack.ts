@@ -18,6 +18,12 @@
  * Ports can be moved with LOOPLINE_FAULTS_KAFKA_PORT, _KAFKA_CONTROLLER_PORT,
  * _CASSANDRA_PORT, _CASSANDRA_STORAGE_PORT and _REGISTRY_PORT.
  *
+ * `createFaultStack(progress, { cluster: true })` is the cluster variant
+ * (`npm run test:faults -- --cluster`): three Kafka and three Cassandra nodes
+ * on 127.0.0.1–3, each on the same ports, in `.infra/faults-cluster-run`, with
+ * the replication of `stack up --cluster` (topics 3 copies, min.insync.replicas
+ * 2; keyspaces 3 copies at LOCAL_QUORUM).
+ *
  * Cassandra runs with `commitlog_sync: group` (acknowledged only once its
  * commit log is synced), so that a SIGKILL of the one node cannot lose an
  * acknowledged write; LOOPLINE_FAULTS_CASSANDRA_COMMITLOG_SYNC=periodic runs it
@@ -26,7 +32,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { createLocalStack, heldPorts, type StackAddresses } from '../../infra/local-stack/local-stack.js';
+import { createLocalStack, heldPorts, servicePorts, type StackAddresses } from '../../infra/local-stack/local-stack.js';
 import { stackPaths } from '../../infra/local-stack/paths.js';
 import { stackPorts, type ServiceName, type StackPorts } from '../../infra/local-stack/services.js';
 
@@ -41,21 +47,17 @@ export function faultStackPorts(env: NodeJS.ProcessEnv = process.env): StackPort
   });
 }
 
-/** The ports a server of the stack listens on. */
-function servicePortsOf(s: ServiceName, p: StackPorts): number[] {
-  return s === 'kafka' ? [p.kafka, p.kafkaController] : s === 'cassandra' ? [p.cassandra, p.cassandraStorage] : [p.registry];
-}
-
 export type FaultStack = ReturnType<typeof createFaultStack>;
 
-export function createFaultStack(progress: (m: string) => void = () => {}) {
+export function createFaultStack(progress: (m: string) => void = () => {}, options: { cluster?: boolean } = {}) {
   const base = stackPaths();
-  const paths = stackPaths(base.home, path.join(base.home, 'faults-run'));
+  const paths = stackPaths(base.home, path.join(base.home, options.cluster ? 'faults-cluster-run' : 'faults-run'));
   const ports = faultStackPorts();
   const commitlog = process.env.LOOPLINE_FAULTS_CASSANDRA_COMMITLOG_SYNC ?? 'group';
   // Read by the Cassandra definition when it writes cassandra.yaml, on every start.
   process.env.LOOPLINE_STACK_CASSANDRA_COMMITLOG_SYNC = commitlog;
-  const stack = createLocalStack({ paths, ports, progress });
+  const stack = createLocalStack({ paths, ports, progress, cluster: Boolean(options.cluster) });
+  const services = stack.services;
   const marker = (s: ServiceName) => `-Dloopline.stack.run=${paths.run(s)}`;
 
   /** The pid of our server, only if the process alive under it is really ours (its marker is on its command line). */
@@ -116,8 +118,8 @@ export function createFaultStack(progress: (m: string) => void = () => {}) {
     const deadline = Date.now() + timeoutMs;
     const began = Date.now();
     for (;;) {
-      const down = (['kafka', 'cassandra', 'schema-registry'] as const).filter((s) => pidOf(s) === null);
-      const held = await heldPorts(down.flatMap((s) => servicePortsOf(s, ports)));
+      const down = services.filter((s) => pidOf(s.name) === null);
+      const held = (await Promise.all(down.map((s) => heldPorts(servicePorts(s.kind, ports), s.host)))).flat();
       if (held.length === 0) {
         if (Date.now() - began > 500) progress(`ports free again after ${Date.now() - began} ms`);
         return;
@@ -131,18 +133,23 @@ export function createFaultStack(progress: (m: string) => void = () => {}) {
     paths,
     ports,
     commitlog,
+    topology: stack.topology,
+    /** Every server's name, in start order. */
+    serviceNames: services.map((s) => s.name),
     async up(): Promise<StackAddresses> {
       return stack.up();
     },
     async down(): Promise<void> {
       // A paused server would ignore SIGTERM until the grace period ends: resume first.
-      for (const s of ['kafka', 'cassandra', 'schema-registry'] as const) {
-        const pid = pidOf(s);
+      for (const s of services) {
+        const pid = pidOf(s.name);
         if (pid !== null) process.kill(pid, 'SIGCONT');
       }
       await stack.down();
     },
     addresses: () => stack.addresses(),
+    /** A client's LOOPLINE_* connection variables (the cluster's: with its replication settings). */
+    clientEnv: () => stack.clientEnv('admin'),
     pidOf,
     /** SIGSTOP: the process keeps its sockets and answers nothing (Trogdor's ProcessStopFault). */
     pause(s: ServiceName): number {

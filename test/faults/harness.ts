@@ -138,8 +138,10 @@ export async function runCase(fc: FaultCase, seed: number, o: HarnessOptions): P
   const recoveries: number[] = [];
   const log = (m: string) => o.log(`[${fc.name}] ${m}`);
   const addresses = o.stack.addresses();
+  const stackEnv = o.stack.clientEnv();
   const baseEnv: NodeJS.ProcessEnv = {
     ...process.env,
+    ...stackEnv,
     LOOPLINE_KAFKA_BROKERS: addresses.kafkaBrokers.join(','),
     LOOPLINE_CASSANDRA_CONTACT_POINTS: addresses.cassandraContactPoints.join(','),
     LOOPLINE_CASSANDRA_LOCAL_DC: addresses.cassandraLocalDataCenter,
@@ -153,6 +155,7 @@ export async function runCase(fc: FaultCase, seed: number, o: HarnessOptions): P
   log(`seed ${seed}; prefix ${env.config.kafka.topicPrefix}, keyspace ${env.config.cassandra.keyspace}; logs in ${caseDir}`);
 
   const childEnv: NodeJS.ProcessEnv = {
+    ...stackEnv,
     LOOPLINE_KAFKA_BROKERS: baseEnv.LOOPLINE_KAFKA_BROKERS,
     LOOPLINE_CASSANDRA_CONTACT_POINTS: baseEnv.LOOPLINE_CASSANDRA_CONTACT_POINTS,
     LOOPLINE_CASSANDRA_LOCAL_DC: baseEnv.LOOPLINE_CASSANDRA_LOCAL_DC,

@@ -13,6 +13,7 @@
  *   npm run test:faults -- --seed 42             # the same moments again
  *   npm run test:faults -- --cases kill-9:scorer,zombie-scorer
  *   npm run test:faults -- --keep-stack          # leave the fault stack running afterwards
+ *   npm run test:faults -- --cluster             # the cluster cases, on three Kafka and three Cassandra nodes
  *
  * A case's seed is derived from the suite seed and the case's name, so one
  * case can be rerun alone with the same moments (`--seed` plus `--cases`).
@@ -22,7 +23,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { projectRoot } from '../../infra/local-stack/paths.js';
-import { CASES } from './cases.js';
+import { CASES, CLUSTER_CASES } from './cases.js';
 import { createFaultStack } from './fault-stack.js';
 import { runCase, type CaseResult } from './harness.js';
 
@@ -34,21 +35,23 @@ function arg(name: string): string | undefined {
 const suiteSeed = arg('--seed') !== undefined ? Number(arg('--seed')) : crypto.randomInt(1, 2 ** 31 - 1);
 const only = arg('--cases')?.split(',').map((s) => s.trim()).filter(Boolean);
 const keepStack = process.argv.includes('--keep-stack');
+const cluster = process.argv.includes('--cluster');
+const suite = cluster ? CLUSTER_CASES : CASES;
 const caseSeed = (name: string) => crypto.createHash('sha256').update(`${suiteSeed}/${name}`).digest().readUInt32BE(0);
 
 const stamp = () => new Date().toISOString().slice(11, 19);
 const log = (m: string) => console.log(`${stamp()} ${m}`);
 
 async function main(): Promise<number> {
-  const unknown = (only ?? []).filter((n) => !CASES.some((c) => c.name === n));
-  if (unknown.length > 0) throw new Error(`unknown case ${unknown.join(', ')}; the cases are ${CASES.map((c) => c.name).join(', ')}`);
-  const cases = CASES.filter((c) => !only || only.includes(c.name));
+  const unknown = (only ?? []).filter((n) => !suite.some((c) => c.name === n));
+  if (unknown.length > 0) throw new Error(`unknown case ${unknown.join(', ')}; the ${cluster ? 'cluster ' : ''}cases are ${suite.map((c) => c.name).join(', ')}`);
+  const cases = suite.filter((c) => !only || only.includes(c.name));
   const runId = `${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, '')}-${suiteSeed}`;
   const logDir = path.join(projectRoot, '.infra', 'faults', runId);
   fs.mkdirSync(logDir, { recursive: true });
-  log(`fault suite: seed ${suiteSeed}, ${cases.length} cases, ${os.cpus().length} cores, logs in ${logDir}`);
+  log(`fault suite${cluster ? ' (cluster)' : ''}: seed ${suiteSeed}, ${cases.length} cases, ${os.cpus().length} cores, logs in ${logDir}`);
 
-  const stack = createFaultStack((m) => log(`stack: ${m}`));
+  const stack = createFaultStack((m) => log(`stack: ${m}`), { cluster });
   const started = Date.now();
   const results: CaseResult[] = [];
   try {
@@ -71,7 +74,7 @@ async function main(): Promise<number> {
       log(`  details ${JSON.stringify(r.details)}`);
       fs.writeFileSync(path.join(logDir, 'results.json'), JSON.stringify({ seed: suiteSeed, results }, null, 2));
       // Make sure the stack is whole for the next case, whatever this one left behind.
-      for (const s of ['kafka', 'cassandra', 'schema-registry'] as const) {
+      for (const s of stack.serviceNames) {
         const pid = stack.pidOf(s);
         if (pid !== null) process.kill(pid, 'SIGCONT');
       }
@@ -94,6 +97,7 @@ async function main(): Promise<number> {
   console.log(`\nfault suite seed ${suiteSeed}: ${results.filter((r) => r.passed).length}/${results.length} passed in ${minutes} min on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown cpu'}), logs in ${logDir}`);
   const json = {
     seed: suiteSeed,
+    topology: stack.topology,
     minutes: Number(minutes),
     cases: results.map((r) => ({ name: r.name, seed: r.seed, in: r.in, logged: r.logged, deadLettered: r.deadLettered, lost: r.lost, duplicates: r.duplicates, recoveryMs: r.recoveryMs, passed: r.passed })),
   };
