@@ -226,135 +226,138 @@ function kafkaReplicationProps(nodes: number): string[] {
   ];
 }
 
-function kafkaNode(node: NodeSpec): ServiceDef {
+/** What every node of a kind shares: its name (`kafka`; `kafka-2` in a cluster), address and start timeout. */
+function nodeIdentity(kind: 'kafka' | 'cassandra', node: NodeSpec, timeoutMs: { single: number; cluster: number }, port: (p: StackPorts) => number) {
   const cluster = node.hosts.length > 1;
-  const name: ServiceName = cluster ? `kafka-${node.index}` : 'kafka';
+  const name: ServiceName = cluster ? `${kind}-${node.index}` : kind;
+  const address = ({ ports }: Pick<ServiceContext, 'ports'>) => `${node.host}:${port(ports)}`;
+  return { cluster, name, identity: { name, kind, host: node.host, startTimeoutMs: cluster ? timeoutMs.cluster : timeoutMs.single, address } };
+}
+
+function kafkaNode(node: NodeSpec): ServiceDef {
+  const { cluster, name, identity } = nodeIdentity('kafka', node, { single: 90_000, cluster: 180_000 }, (p) => p.kafka);
   return {
-  name,
-  kind: 'kafka',
-  host: node.host,
-  startTimeoutMs: cluster ? 180_000 : 90_000,
-  address: ({ ports }) => `${node.host}:${ports.kafka}`,
-  prepare({ paths, ports, secure }) {
-    if (secure && cluster) throw new Error('the secured stack runs one node of each server; --cluster and --secure do not go together');
-    const run = paths.run(name);
-    const data = path.join(run, 'data');
-    fs.mkdirSync(data, { recursive: true });
-    fs.mkdirSync(path.join(run, 'logs'), { recursive: true });
-    const props = [
-      'process.roles=broker,controller',
-      `node.id=${node.index}`,
-      `controller.quorum.voters=${node.hosts.map((h, i) => `${i + 1}@${h}:${ports.kafkaController}`).join(',')}`,
-      'controller.listener.names=CONTROLLER',
-      ...(secure ? secureKafkaProps(ports, secure) : plainKafkaProps(ports, node.host)),
-      `log.dirs=${data}`,
-      ...kafkaReplicationProps(node.hosts.length),
-      'group.initial.rebalance.delay.ms=0',
-      'num.partitions=1',
-      // Topics are created by Loopline's catalogue, never by a typo.
-      'auto.create.topics.enable=false',
-      'num.network.threads=2',
-      'num.io.threads=2',
-      'num.recovery.threads.per.data.dir=1',
-      'log.segment.bytes=16777216',
-      'log.retention.check.interval.ms=60000',
-    ];
-    const config = path.join(run, 'server.properties');
-    writePrivate(config, props.join('\n') + '\n');
-    const java = findJava([17, 21, 25]);
-    const classpath = path.join(paths.lib('kafka'), '*');
-    if (!fs.existsSync(path.join(data, 'meta.properties'))) {
-      // Every node of a cluster is formatted with the same cluster id.
-      const idFile = cluster ? path.join(paths.runRoot, 'kafka-cluster-id') : path.join(run, 'cluster-id');
-      fs.mkdirSync(path.dirname(idFile), { recursive: true });
-      // A cluster id that begins with '-' is taken for an option by kafka-storage's argument parser
-      // (Kafka's own Uuid.randomUuid() never makes one): draw again, also over an old file's id.
-      if (!fs.existsSync(idFile) || fs.readFileSync(idFile, 'utf8').trim().startsWith('-')) fs.writeFileSync(idFile, kafkaClusterId());
-      // Secure mode: SCRAM users go into the bootstrap metadata, so they exist before the first client connects.
-      const users = secure ? scramUsers(secure) : [];
-      execFileSync(
-        java,
-        [
-          '-Xmx256m',
-          `-Dlog4j2.configurationFile=${path.join(paths.templates, 'kafka', 'tools-log4j2.properties')}`,
-          '-cp', classpath, 'kafka.tools.StorageTool', 'format',
-          '-t', fs.readFileSync(idFile, 'utf8').trim(), '-c', config, '--ignore-formatted',
-          ...users.flatMap((u) => ['--add-scram', `SCRAM-SHA-512=[name=${u.username},password=${u.password}]`]),
+    ...identity,
+    prepare({ paths, ports, secure }) {
+      if (secure && cluster) throw new Error('the secured stack runs one node of each server; --cluster and --secure do not go together');
+      const run = paths.run(name);
+      const data = path.join(run, 'data');
+      fs.mkdirSync(data, { recursive: true });
+      fs.mkdirSync(path.join(run, 'logs'), { recursive: true });
+      const props = [
+        'process.roles=broker,controller',
+        `node.id=${node.index}`,
+        `controller.quorum.voters=${node.hosts.map((h, i) => `${i + 1}@${h}:${ports.kafkaController}`).join(',')}`,
+        'controller.listener.names=CONTROLLER',
+        ...(secure ? secureKafkaProps(ports, secure) : plainKafkaProps(ports, node.host)),
+        `log.dirs=${data}`,
+        ...kafkaReplicationProps(node.hosts.length),
+        'group.initial.rebalance.delay.ms=0',
+        'num.partitions=1',
+        // Topics are created by Loopline's catalogue, never by a typo.
+        'auto.create.topics.enable=false',
+        'num.network.threads=2',
+        'num.io.threads=2',
+        'num.recovery.threads.per.data.dir=1',
+        'log.segment.bytes=16777216',
+        'log.retention.check.interval.ms=60000',
+      ];
+      const config = path.join(run, 'server.properties');
+      writePrivate(config, props.join('\n') + '\n');
+      const java = findJava([17, 21, 25]);
+      const classpath = path.join(paths.lib('kafka'), '*');
+      if (!fs.existsSync(path.join(data, 'meta.properties'))) {
+        // Every node of a cluster is formatted with the same cluster id.
+        const idFile = cluster ? path.join(paths.runRoot, 'kafka-cluster-id') : path.join(run, 'cluster-id');
+        fs.mkdirSync(path.dirname(idFile), { recursive: true });
+        // A cluster id that begins with '-' is taken for an option by kafka-storage's argument parser
+        // (Kafka's own Uuid.randomUuid() never makes one): draw again, also over an old file's id.
+        if (!fs.existsSync(idFile) || fs.readFileSync(idFile, 'utf8').trim().startsWith('-')) fs.writeFileSync(idFile, kafkaClusterId());
+        // Secure mode: SCRAM users go into the bootstrap metadata, so they exist before the first client connects.
+        const users = secure ? scramUsers(secure) : [];
+        execFileSync(
+          java,
+          [
+            '-Xmx256m',
+            `-Dlog4j2.configurationFile=${path.join(paths.templates, 'kafka', 'tools-log4j2.properties')}`,
+            '-cp', classpath, 'kafka.tools.StorageTool', 'format',
+            '-t', fs.readFileSync(idFile, 'utf8').trim(), '-c', config, '--ignore-formatted',
+            ...users.flatMap((u) => ['--add-scram', `SCRAM-SHA-512=[name=${u.username},password=${u.password}]`]),
+          ],
+          { stdio: ['ignore', 'ignore', 'pipe'] },
+        );
+        if (secure) fs.writeFileSync(scramUsersFile(run), JSON.stringify(users.map((u) => u.username)));
+      }
+      return {
+        command: java,
+        args: [
+          '-Xms512m', '-Xmx512m', '-server', '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20',
+          '-XX:InitiatingHeapOccupancyPercent=35', '-XX:+ExplicitGCInvokesConcurrent', '-Djava.awt.headless=true',
+          `-Dlog4j2.configurationFile=${path.join(paths.templates, 'kafka', 'log4j2.properties')}`,
+          `-Dkafka.logs.dir=${path.join(run, 'logs')}`,
+          '-cp', classpath, 'kafka.Kafka', config,
         ],
-        { stdio: ['ignore', 'ignore', 'pipe'] },
-      );
-      if (secure) fs.writeFileSync(scramUsersFile(run), JSON.stringify(users.map((u) => u.username)));
-    }
-    return {
-      command: java,
-      args: [
-        '-Xms512m', '-Xmx512m', '-server', '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20',
-        '-XX:InitiatingHeapOccupancyPercent=35', '-XX:+ExplicitGCInvokesConcurrent', '-Djava.awt.headless=true',
-        `-Dlog4j2.configurationFile=${path.join(paths.templates, 'kafka', 'log4j2.properties')}`,
-        `-Dkafka.logs.dir=${path.join(run, 'logs')}`,
-        '-cp', classpath, 'kafka.Kafka', config,
-      ],
-    };
-  },
-  async probe({ paths, ports, secure }) {
-    const admin = new Kafka({
-      clientId: 'loopline-stack-probe',
-      brokers: [`${node.host}:${ports.kafka}`],
-      logLevel: logLevel.NOTHING,
-      connectionTimeout: 2000,
-      retry: { retries: 0 },
-      ...(secure
-        ? { ssl: { ca: [readPem(secure.tls.ca)], rejectUnauthorized: true }, sasl: { mechanism: 'scram-sha-512' as const, ...secure.credentials.kafka.admin } }
-        : {}),
-    }).admin();
-    try {
-      await admin.connect();
-      // Ready once the cluster's metadata lists this broker: it has registered with the controller
-      // quorum (so `up` returns with every broker of a cluster registered, and a node stays ready
-      // while another is down).
-      const described = await admin.describeCluster();
-      if (!described.brokers.some((b) => b.nodeId === node.index)) return 'down';
-    } catch {
-      return 'down';
-    } finally {
-      await admin.disconnect().catch(() => {});
-    }
-    if (!secure) return 'ready';
-    const known = new Set(knownScramUsers(paths.run(name)));
-    return scramUsers(secure).every((u) => known.has(u.username)) ? 'ready' : 'uninitialized';
-  },
-  /** Adds SCRAM users of workers added to the ACL table since the broker was formatted. */
-  async initialize({ paths, ports, secure }) {
-    if (!secure) return;
-    const run = paths.run(name);
-    const known = knownScramUsers(run);
-    const missing = scramUsers(secure).filter((u) => !known.includes(u.username));
-    if (missing.length === 0) return;
-    const clientConfig = path.join(run, 'admin-client.properties');
-    writePrivate(clientConfig, [
-      'security.protocol=SASL_SSL',
-      'sasl.mechanism=SCRAM-SHA-512',
-      `sasl.jaas.config=${scramJaas(secure.credentials.kafka.admin)}`,
-      'ssl.truststore.type=PKCS12',
-      `ssl.truststore.location=${secure.tls.truststore}`,
-      `ssl.truststore.password=${secure.credentials.storePassword}`,
-    ].join('\n') + '\n');
-    for (const u of missing) {
-      execFileSync(
-        findJava([17, 21, 25]),
-        [
-          '-Xmx256m',
-          `-Dlog4j2.configurationFile=${path.join(paths.templates, 'kafka', 'tools-log4j2.properties')}`,
-          '-cp', path.join(paths.lib('kafka'), '*'), 'kafka.admin.ConfigCommand',
-          '--bootstrap-server', `127.0.0.1:${ports.kafka}`, '--command-config', clientConfig,
-          '--alter', '--entity-type', 'users', '--entity-name', u.username, '--add-config', `SCRAM-SHA-512=[password=${u.password}]`,
-        ],
-        { stdio: ['ignore', 'ignore', 'pipe'] },
-      );
-      known.push(u.username);
-      fs.writeFileSync(scramUsersFile(run), JSON.stringify(known));
-    }
-  },
+      };
+    },
+    async probe({ paths, ports, secure }) {
+      const admin = new Kafka({
+        clientId: 'loopline-stack-probe',
+        brokers: [`${node.host}:${ports.kafka}`],
+        logLevel: logLevel.NOTHING,
+        connectionTimeout: 2000,
+        retry: { retries: 0 },
+        ...(secure
+          ? { ssl: { ca: [readPem(secure.tls.ca)], rejectUnauthorized: true }, sasl: { mechanism: 'scram-sha-512' as const, ...secure.credentials.kafka.admin } }
+          : {}),
+      }).admin();
+      try {
+        await admin.connect();
+        // Ready once the cluster's metadata lists this broker: it has registered with the controller
+        // quorum (so `up` returns with every broker of a cluster registered, and a node stays ready
+        // while another is down).
+        const described = await admin.describeCluster();
+        if (!described.brokers.some((b) => b.nodeId === node.index)) return 'down';
+      } catch {
+        return 'down';
+      } finally {
+        await admin.disconnect().catch(() => {});
+      }
+      if (!secure) return 'ready';
+      const known = new Set(knownScramUsers(paths.run(name)));
+      return scramUsers(secure).every((u) => known.has(u.username)) ? 'ready' : 'uninitialized';
+    },
+    /** Adds SCRAM users of workers added to the ACL table since the broker was formatted. */
+    async initialize({ paths, ports, secure }) {
+      if (!secure) return;
+      const run = paths.run(name);
+      const known = knownScramUsers(run);
+      const missing = scramUsers(secure).filter((u) => !known.includes(u.username));
+      if (missing.length === 0) return;
+      const clientConfig = path.join(run, 'admin-client.properties');
+      writePrivate(clientConfig, [
+        'security.protocol=SASL_SSL',
+        'sasl.mechanism=SCRAM-SHA-512',
+        `sasl.jaas.config=${scramJaas(secure.credentials.kafka.admin)}`,
+        'ssl.truststore.type=PKCS12',
+        `ssl.truststore.location=${secure.tls.truststore}`,
+        `ssl.truststore.password=${secure.credentials.storePassword}`,
+      ].join('\n') + '\n');
+      for (const u of missing) {
+        execFileSync(
+          findJava([17, 21, 25]),
+          [
+            '-Xmx256m',
+            `-Dlog4j2.configurationFile=${path.join(paths.templates, 'kafka', 'tools-log4j2.properties')}`,
+            '-cp', path.join(paths.lib('kafka'), '*'), 'kafka.admin.ConfigCommand',
+            '--bootstrap-server', `127.0.0.1:${ports.kafka}`, '--command-config', clientConfig,
+            '--alter', '--entity-type', 'users', '--entity-name', u.username, '--add-config', `SCRAM-SHA-512=[password=${u.password}]`,
+          ],
+          { stdio: ['ignore', 'ignore', 'pipe'] },
+        );
+        known.push(u.username);
+        fs.writeFileSync(scramUsersFile(run), JSON.stringify(known));
+      }
+    },
   };
 }
 
@@ -431,32 +434,27 @@ export function cassandraToken(index: number, nodes: number): string {
 }
 
 function cassandraNode(node: NodeSpec): ServiceDef {
-  const cluster = node.hosts.length > 1;
-  const name: ServiceName = cluster ? `cassandra-${node.index}` : 'cassandra';
+  const { cluster, name, identity } = nodeIdentity('cassandra', node, { single: 180_000, cluster: 300_000 }, (p) => p.cassandra);
   return {
-  name,
-  kind: 'cassandra',
-  host: node.host,
-  startTimeoutMs: cluster ? 300_000 : 180_000,
-  address: ({ ports }) => `${node.host}:${ports.cassandra}`,
-  /**
-   * A non-seed node started before its seed answers gives up gossiping and
-   * exits ("Unable to gossip with any peers"), which three JVMs starting on
-   * two cores make likely: it waits for the seed's CQL first.
-   */
-  ...(node.index > 1 ? { beforeLaunch: async ({ ports }: ServiceContext) => {
-    const deadline = Date.now() + 300_000;
-    while ((await cqlAnswers(node.hosts[0]!, ports, null, null)) !== 'yes') {
-      if (Date.now() > deadline) throw new Error(`cassandra-${node.index}: its seed ${node.hosts[0]}:${ports.cassandra} did not answer within 300 s`);
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  } } : {}),
-  prepare({ paths, ports, secure }) {
-    if (secure && cluster) throw new Error('the secured stack runs one node of each server; --cluster and --secure do not go together');
-    const run = paths.run(name);
-    fs.mkdirSync(path.join(run, 'data'), { recursive: true });
-    fs.mkdirSync(path.join(run, 'logs'), { recursive: true });
-    const yaml = `# Generated by Loopline's local stack: ${cluster ? `node ${node.index} of ${node.hosts.length}` : 'one node'} on loopback, sized for a small machine.
+    ...identity,
+    /**
+     * A non-seed node started before its seed answers gives up gossiping and
+     * exits ("Unable to gossip with any peers"), which three JVMs starting on
+     * two cores make likely: it waits for the seed's CQL first.
+     */
+    ...(node.index > 1 ? { beforeLaunch: async ({ ports }: ServiceContext) => {
+      const deadline = Date.now() + 300_000;
+      while ((await cqlAnswers(node.hosts[0]!, ports, null, null)) !== 'yes') {
+        if (Date.now() > deadline) throw new Error(`cassandra-${node.index}: its seed ${node.hosts[0]}:${ports.cassandra} did not answer within 300 s`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    } } : {}),
+    prepare({ paths, ports, secure }) {
+      if (secure && cluster) throw new Error('the secured stack runs one node of each server; --cluster and --secure do not go together');
+      const run = paths.run(name);
+      fs.mkdirSync(path.join(run, 'data'), { recursive: true });
+      fs.mkdirSync(path.join(run, 'logs'), { recursive: true });
+      const yaml = `# Generated by Loopline's local stack: ${cluster ? `node ${node.index} of ${node.hosts.length}` : 'one node'} on loopback, sized for a small machine.
 cluster_name: '${cluster ? 'loopline-cluster' : 'loopline-local'}'
 num_tokens: 1
 initial_token: ${cassandraToken(node.index, node.hosts.length)}
@@ -484,70 +482,70 @@ auto_snapshot: false
 hinted_handoff_enabled: ${cluster ? 'true' : 'false'}
 storage_compatibility_mode: NONE
 `;
-    const config = path.join(run, 'cassandra.yaml');
-    writePrivate(config, yaml);
-    const lib = paths.lib('cassandra');
-    const jamm = fs.readdirSync(lib).find((f) => /^jamm-.*\.jar$/.test(f));
-    return {
-      command: findJava([17, 11]),
-      args: [
-        '-ea', '-da:net.openhft...', '-XX:+UseThreadPriorities', '-XX:+HeapDumpOnOutOfMemoryError',
-        `-XX:HeapDumpPath=${run}`, '-Xss256k', '-XX:+UseTLAB', '-XX:+ResizeTLAB', '-XX:+PerfDisableSharedMem',
-        '-XX:+CrashOnOutOfMemoryError', '-Djava.net.preferIPv4Stack=true', '-Dchronicle.analytics.disable=true',
-        '-Xms1G', '-Xmx1G', '-XX:+UseG1GC', '-XX:+ParallelRefProcEnabled', '-XX:MaxTenuringThreshold=1',
-        '-XX:MaxGCPauseMillis=300', '-XX:InitiatingHeapOccupancyPercent=70', '-Djdk.attach.allowAttachSelf=true',
-        ...JAVA17_MODULE_FLAGS,
-        '-Dio.netty.tryReflectionSetAccessible=true', '-Dio.netty.allocator.useCacheForAllThreads=true',
-        '-Dio.netty.allocator.maxOrder=11',
-        ...(jamm ? [`-javaagent:${path.join(lib, jamm)}`] : []),
-        `-Dcassandra.config=file://${config}`,
-        `-Dcassandra.storagedir=${path.join(run, 'data')}`,
-        `-Dcassandra.logdir=${path.join(run, 'logs')}`,
-        `-Dlogback.configurationFile=${path.join(paths.templates, 'cassandra', 'logback.xml')}`,
-        '-Dcassandra-foreground=yes',
-        '-Dcassandra.skip_wait_for_gossip_to_settle=0',
-        // The default role exists at once, so the first start can replace it without a 10 s wait.
-        ...(secure ? ['-Dcassandra.superuser_setup_delay_ms=0'] : []),
-        '-cp', path.join(lib, '*'),
-        'org.apache.cassandra.service.CassandraDaemon',
-      ],
-    };
-  },
-  async probe({ ports, secure }) {
-    if (!secure) return (await cqlAnswers(node.host, ports, null, null, node.hosts.length - 1)) === 'yes' ? 'ready' : 'down';
-    const admin = await cqlAnswers(node.host, ports, secure, secure.credentials.cassandra.admin);
-    if (admin === 'yes') return 'ready';
-    if (admin === 'refused' && (await cqlAnswers(node.host, ports, secure, DEFAULT_ROLE)) === 'yes') return 'uninitialized';
-    return 'down';
-  },
-  /** First start: our superuser in, the default cassandra/cassandra superuser out (no login, no superuser, a random password). */
-  async initialize({ ports, secure }) {
-    if (!secure) return;
-    const { admin } = secure.credentials.cassandra;
-    const connect = async (credentials: Credentials) => {
-      const c = new cassandra.Client({
-        contactPoints: [`${node.host}:${ports.cassandra}`],
-        localDataCenter: 'datacenter1',
-        credentials,
-        sslOptions: { ca: [readPem(secure.tls.ca)], cert: readPem(secure.tls.clientCert), key: readPem(secure.tls.clientKey), rejectUnauthorized: true },
-      });
-      await c.connect();
-      return c;
-    };
-    // Role statements take no bind markers; the password is base64url, so it needs no escaping.
-    const asDefault = await connect(DEFAULT_ROLE);
-    try {
-      await asDefault.execute(`CREATE ROLE IF NOT EXISTS ${admin.username} WITH PASSWORD = '${admin.password}' AND SUPERUSER = true AND LOGIN = true`);
-    } finally {
-      await asDefault.shutdown().catch(() => {});
-    }
-    const asAdmin = await connect(admin);
-    try {
-      await asAdmin.execute(`ALTER ROLE cassandra WITH PASSWORD = '${crypto.randomBytes(24).toString('base64url')}' AND SUPERUSER = false AND LOGIN = false`);
-    } finally {
-      await asAdmin.shutdown().catch(() => {});
-    }
-  },
+      const config = path.join(run, 'cassandra.yaml');
+      writePrivate(config, yaml);
+      const lib = paths.lib('cassandra');
+      const jamm = fs.readdirSync(lib).find((f) => /^jamm-.*\.jar$/.test(f));
+      return {
+        command: findJava([17, 11]),
+        args: [
+          '-ea', '-da:net.openhft...', '-XX:+UseThreadPriorities', '-XX:+HeapDumpOnOutOfMemoryError',
+          `-XX:HeapDumpPath=${run}`, '-Xss256k', '-XX:+UseTLAB', '-XX:+ResizeTLAB', '-XX:+PerfDisableSharedMem',
+          '-XX:+CrashOnOutOfMemoryError', '-Djava.net.preferIPv4Stack=true', '-Dchronicle.analytics.disable=true',
+          '-Xms1G', '-Xmx1G', '-XX:+UseG1GC', '-XX:+ParallelRefProcEnabled', '-XX:MaxTenuringThreshold=1',
+          '-XX:MaxGCPauseMillis=300', '-XX:InitiatingHeapOccupancyPercent=70', '-Djdk.attach.allowAttachSelf=true',
+          ...JAVA17_MODULE_FLAGS,
+          '-Dio.netty.tryReflectionSetAccessible=true', '-Dio.netty.allocator.useCacheForAllThreads=true',
+          '-Dio.netty.allocator.maxOrder=11',
+          ...(jamm ? [`-javaagent:${path.join(lib, jamm)}`] : []),
+          `-Dcassandra.config=file://${config}`,
+          `-Dcassandra.storagedir=${path.join(run, 'data')}`,
+          `-Dcassandra.logdir=${path.join(run, 'logs')}`,
+          `-Dlogback.configurationFile=${path.join(paths.templates, 'cassandra', 'logback.xml')}`,
+          '-Dcassandra-foreground=yes',
+          '-Dcassandra.skip_wait_for_gossip_to_settle=0',
+          // The default role exists at once, so the first start can replace it without a 10 s wait.
+          ...(secure ? ['-Dcassandra.superuser_setup_delay_ms=0'] : []),
+          '-cp', path.join(lib, '*'),
+          'org.apache.cassandra.service.CassandraDaemon',
+        ],
+      };
+    },
+    async probe({ ports, secure }) {
+      if (!secure) return (await cqlAnswers(node.host, ports, null, null, node.hosts.length - 1)) === 'yes' ? 'ready' : 'down';
+      const admin = await cqlAnswers(node.host, ports, secure, secure.credentials.cassandra.admin);
+      if (admin === 'yes') return 'ready';
+      if (admin === 'refused' && (await cqlAnswers(node.host, ports, secure, DEFAULT_ROLE)) === 'yes') return 'uninitialized';
+      return 'down';
+    },
+    /** First start: our superuser in, the default cassandra/cassandra superuser out (no login, no superuser, a random password). */
+    async initialize({ ports, secure }) {
+      if (!secure) return;
+      const { admin } = secure.credentials.cassandra;
+      const connect = async (credentials: Credentials) => {
+        const c = new cassandra.Client({
+          contactPoints: [`${node.host}:${ports.cassandra}`],
+          localDataCenter: 'datacenter1',
+          credentials,
+          sslOptions: { ca: [readPem(secure.tls.ca)], cert: readPem(secure.tls.clientCert), key: readPem(secure.tls.clientKey), rejectUnauthorized: true },
+        });
+        await c.connect();
+        return c;
+      };
+      // Role statements take no bind markers; the password is base64url, so it needs no escaping.
+      const asDefault = await connect(DEFAULT_ROLE);
+      try {
+        await asDefault.execute(`CREATE ROLE IF NOT EXISTS ${admin.username} WITH PASSWORD = '${admin.password}' AND SUPERUSER = true AND LOGIN = true`);
+      } finally {
+        await asDefault.shutdown().catch(() => {});
+      }
+      const asAdmin = await connect(admin);
+      try {
+        await asAdmin.execute(`ALTER ROLE cassandra WITH PASSWORD = '${crypto.randomBytes(24).toString('base64url')}' AND SUPERUSER = false AND LOGIN = false`);
+      } finally {
+        await asAdmin.shutdown().catch(() => {});
+      }
+    },
   };
 }
 
