@@ -23,7 +23,7 @@ import { ensureArtifacts, type ProgressFn } from './artifacts.js';
 import { stackPaths, type StackPaths } from './paths.js';
 import { ensureSecureMaterial, readSecureMaterial, secureDir, type SecureMaterial } from './secure.js';
 import {
-  stackPorts, stackServices, topologyHosts, type ServiceContext, type ServiceDef, type ServiceKind, type ServiceName, type StackMode, type StackPorts,
+  clusterReplication, stackPorts, stackServices, topologyHosts, type ServiceContext, type ServiceDef, type ServiceKind, type ServiceName, type StackMode, type StackPorts,
   type StackTopology,
 } from './services.js';
 
@@ -328,10 +328,8 @@ export function createLocalStack(options: LocalStackOptions = {}) {
         LOOPLINE_CASSANDRA_CONTACT_POINTS: a.cassandraContactPoints.join(','),
         LOOPLINE_CASSANDRA_LOCAL_DC: a.cassandraLocalDataCenter,
         LOOPLINE_SCHEMA_REGISTRY_URL: a.schemaRegistryUrl,
-        // Three copies of every topic and row, a write acknowledged by two: one node of each may be down.
-        ...(topology === 'cluster'
-          ? { LOOPLINE_KAFKA_REPLICATION_FACTOR: '3', LOOPLINE_KAFKA_MIN_INSYNC_REPLICAS: '2', LOOPLINE_CASSANDRA_REPLICATION: 'SimpleStrategy:3' }
-          : {}),
+        // A cluster: three copies of every topic and row, a write acknowledged by two; one node of each may be down.
+        ...(hosts.length > 1 ? replicationEnv(clusterReplication(hosts.length)) : {}),
       };
       if (!options.secure) return env;
       const m = context().secure;
@@ -386,6 +384,14 @@ export function createLocalStack(options: LocalStackOptions = {}) {
         return file;
       });
     },
+  };
+}
+
+function replicationEnv({ replicas, minInsync }: ReturnType<typeof clusterReplication>): Record<string, string> {
+  return {
+    LOOPLINE_KAFKA_REPLICATION_FACTOR: String(replicas),
+    LOOPLINE_KAFKA_MIN_INSYNC_REPLICAS: String(minInsync),
+    LOOPLINE_CASSANDRA_REPLICATION: `SimpleStrategy:${replicas}`,
   };
 }
 

@@ -207,13 +207,19 @@ interface NodeSpec {
 }
 
 /**
- * Replication of the broker's internal topics (and, in a cluster, the default
- * of every topic): one node cannot have the default replication factor of 3;
- * three nodes keep 3 copies and accept a write on 2 of them.
+ * Copies of every topic and row on `nodes` nodes, and how many must take a
+ * write: one node cannot have the default replication factor of 3; three
+ * nodes keep 3 copies and accept a write on 2 of them. The broker's internal
+ * topics (and, in a cluster, every topic's default) use it, and so does a
+ * client's environment (clientEnv).
  */
+export function clusterReplication(nodes: number): { replicas: number; minInsync: number } {
+  const replicas = Math.min(3, nodes);
+  return { replicas, minInsync: Math.max(1, replicas - 1) };
+}
+
 function kafkaReplicationProps(nodes: number): string[] {
-  const rf = Math.min(3, nodes);
-  const isr = Math.max(1, rf - 1);
+  const { replicas: rf, minInsync: isr } = clusterReplication(nodes);
   return [
     `offsets.topic.replication.factor=${rf}`,
     'offsets.topic.num.partitions=1',
@@ -239,7 +245,6 @@ function kafkaNode(node: NodeSpec): ServiceDef {
   return {
     ...identity,
     prepare({ paths, ports, secure }) {
-      if (secure && cluster) throw new Error('the secured stack runs one node of each server; --cluster and --secure do not go together');
       const run = paths.run(name);
       const data = path.join(run, 'data');
       fs.mkdirSync(data, { recursive: true });
@@ -450,7 +455,6 @@ function cassandraNode(node: NodeSpec): ServiceDef {
       }
     } } : {}),
     prepare({ paths, ports, secure }) {
-      if (secure && cluster) throw new Error('the secured stack runs one node of each server; --cluster and --secure do not go together');
       const run = paths.run(name);
       fs.mkdirSync(path.join(run, 'data'), { recursive: true });
       fs.mkdirSync(path.join(run, 'logs'), { recursive: true });

@@ -137,17 +137,9 @@ export async function runCase(fc: FaultCase, seed: number, o: HarnessOptions): P
   const details: Record<string, unknown> = {};
   const recoveries: number[] = [];
   const log = (m: string) => o.log(`[${fc.name}] ${m}`);
-  const addresses = o.stack.addresses();
+  // The stack's connection and replication variables (brokers, contact points, local DC, registry URL).
   const stackEnv = o.stack.clientEnv();
-  const baseEnv: NodeJS.ProcessEnv = {
-    ...process.env,
-    ...stackEnv,
-    LOOPLINE_KAFKA_BROKERS: addresses.kafkaBrokers.join(','),
-    LOOPLINE_CASSANDRA_CONTACT_POINTS: addresses.cassandraContactPoints.join(','),
-    LOOPLINE_CASSANDRA_LOCAL_DC: addresses.cassandraLocalDataCenter,
-    LOOPLINE_SCHEMA_REGISTRY_URL: addresses.schemaRegistryUrl,
-    LOOPLINE_TEST_LOG_LEVEL: 'error',
-  };
+  const baseEnv: NodeJS.ProcessEnv = { ...process.env, ...stackEnv, LOOPLINE_TEST_LOG_LEVEL: 'error' };
   const label = fc.name.replace(/[^a-z0-9]/g, '').slice(0, 12);
   const env = await createTestEnv(`f${label}`, { env: baseEnv, partitions: { 'events.client': 6, 'features.vectors': 6, 'predictions': 6 } });
   const caseDir = path.join(o.logDir, fc.name.replace(/[^a-zA-Z0-9_.-]/g, '_'));
@@ -156,10 +148,6 @@ export async function runCase(fc: FaultCase, seed: number, o: HarnessOptions): P
 
   const childEnv: NodeJS.ProcessEnv = {
     ...stackEnv,
-    LOOPLINE_KAFKA_BROKERS: baseEnv.LOOPLINE_KAFKA_BROKERS,
-    LOOPLINE_CASSANDRA_CONTACT_POINTS: baseEnv.LOOPLINE_CASSANDRA_CONTACT_POINTS,
-    LOOPLINE_CASSANDRA_LOCAL_DC: baseEnv.LOOPLINE_CASSANDRA_LOCAL_DC,
-    LOOPLINE_SCHEMA_REGISTRY_URL: baseEnv.LOOPLINE_SCHEMA_REGISTRY_URL,
     LOOPLINE_TOPIC_PREFIX: env.config.kafka.topicPrefix,
     LOOPLINE_CASSANDRA_KEYSPACE: env.config.cassandra.keyspace,
     LOOPLINE_LOG_LEVEL: process.env.LOOPLINE_FAULTS_WORKER_LOG_LEVEL ?? 'warn',
