@@ -22,6 +22,7 @@
  * | LOOPLINE_CASSANDRA_LOCAL_DC | datacenter1 | the driver's local data center |
  * | LOOPLINE_CASSANDRA_KEYSPACE | loopline | keyspace of every table |
  * | LOOPLINE_CASSANDRA_REPLICATION | SimpleStrategy:1 | `SimpleStrategy:<rf>` or `NetworkTopologyStrategy:<dc>=<rf>,...` |
+ * | LOOPLINE_CASSANDRA_BATCH_ROWS | 50 | most rows per unlogged batch in the hot write paths (grouped by replica, store/batch.ts); 1 sends each row alone |
  * | LOOPLINE_CASSANDRA_USERNAME / _PASSWORD | | PasswordAuthenticator credentials |
  * | LOOPLINE_CASSANDRA_SSL | false | TLS to Cassandra (certificates verified) |
  * | LOOPLINE_CASSANDRA_SSL_CA | (system CAs) | PEM file of the CA that signed Cassandra's certificate; needs LOOPLINE_CASSANDRA_SSL=true |
@@ -65,6 +66,7 @@ const ENV = z.object({
     .string()
     .regex(/^(SimpleStrategy:\d+|NetworkTopologyStrategy:[A-Za-z0-9_-]+=\d+(,[A-Za-z0-9_-]+=\d+)*)$/, 'must be SimpleStrategy:<rf> or NetworkTopologyStrategy:<dc>=<rf>[,...]')
     .default('SimpleStrategy:1'),
+  LOOPLINE_CASSANDRA_BATCH_ROWS: z.coerce.number().int().min(1).max(1000).default(50),
   LOOPLINE_CASSANDRA_USERNAME: z.string().optional(),
   LOOPLINE_CASSANDRA_PASSWORD: z.string().optional(),
   LOOPLINE_CASSANDRA_SSL: bool.default('false'),
@@ -105,6 +107,8 @@ export interface CassandraConfig {
   localDataCenter: string;
   keyspace: string;
   replication: Record<string, string | number>;
+  /** Most rows per unlogged batch in the hot write paths (store/batch.ts); 1 = a request per row. */
+  batchRows?: number;
   credentials: { username: string; password: string } | null;
   ssl: boolean;
   /** PEM file paths (LOOPLINE_CASSANDRA_SSL_CA, _CERT, _KEY); null when not set. */
@@ -176,6 +180,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LooplineConfig
       localDataCenter: e.LOOPLINE_CASSANDRA_LOCAL_DC,
       keyspace: e.LOOPLINE_CASSANDRA_KEYSPACE,
       replication: parseReplication(e.LOOPLINE_CASSANDRA_REPLICATION),
+      batchRows: e.LOOPLINE_CASSANDRA_BATCH_ROWS,
       credentials: e.LOOPLINE_CASSANDRA_USERNAME ? { username: e.LOOPLINE_CASSANDRA_USERNAME, password: e.LOOPLINE_CASSANDRA_PASSWORD! } : null,
       ssl: e.LOOPLINE_CASSANDRA_SSL,
       sslCa: e.LOOPLINE_CASSANDRA_SSL_CA ?? null, sslCert: e.LOOPLINE_CASSANDRA_SSL_CERT ?? null, sslKey: e.LOOPLINE_CASSANDRA_SSL_KEY ?? null,

@@ -102,7 +102,7 @@ export async function startPipeline(config: LooplineConfig, spec: PipelineSpec, 
   const names = createTopicNames(config.kafka.topicPrefix);
   const cql = createCassandraClient(config.cassandra);
   await cql.connect();
-  const stores = createStores(cql);
+  const stores = createStores(cql, { batchRows: config.cassandra.batchRows });
   const deps = { codec, names, logger, metrics: createWorkerMetrics(metrics) };
 
   const workers: Worker[] = [];

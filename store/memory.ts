@@ -205,6 +205,11 @@ export function createMemoryLabelStore(): LabelStore & { truths: Map<string, Sto
     async writeLabeled(lp) {
       labeled.set(lp.prediction.prediction_id, lp);
     },
+    async write(w) {
+      for (const { truth } of w.truths ?? []) truths.set(truth.event_id, truth);
+      for (const { truth } of w.late ?? []) if (!late.some((x) => x.event_id === truth.event_id)) late.push(truth);
+      for (const lp of w.labeled ?? []) labeled.set(lp.prediction.prediction_id, lp);
+    },
   };
 }
 
@@ -214,6 +219,9 @@ export function createMemoryTrainingSet(): TrainingSet & { rows: Map<string, Tra
     rows,
     async write(p, label, labelTime) {
       rows.set(p.event_id, { pipeline: p.pipeline, eventId: p.event_id, eventTime: p.event_time, values: { ...p.features }, label, labelTime, modelVersion: p.model_version, entityId: p.entity_id });
+    },
+    async writeMany(written) {
+      for (const { prediction: p, label, labelTime } of written) await this.write(p, label, labelTime);
     },
     async seed(pipeline, seeded) {
       for (const r of seeded) rows.set(r.eventId, { ...r, values: { ...r.values }, pipeline });

@@ -9,13 +9,15 @@
  *
  * Rows of `predictions_by_time` that share a partition (pipeline, day) go in
  * one unlogged batch (one mutation per partition); `prediction_log` rows are
- * one partition each and go out concurrently. A process-wide limit on
+ * one partition each and go out in unlogged batches per replica
+ * (store/batch.ts). A process-wide limit on
  * requests in flight gives backpressure instead of overrunning the driver's
  * per-connection queue.
  */
 import cassandra from 'cassandra-driver';
 import type { Prediction } from '../schemas/types.js';
-import { classifyCassandraError, IDEMPOTENT, storeCall } from './errors.js';
+import { createBatchWriter, type RowWrite } from './batch.js';
+import { IDEMPOTENT, storeCall } from './errors.js';
 
 const BY_ID =
   'INSERT INTO prediction_log (event_id, model_name, model_version, variant, prediction_id, pipeline, entity_id, label, score, probabilities, value, features_num, features_str, missing, model_features, event_time, produced_at, scored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
@@ -72,34 +74,28 @@ export function createLimiter(limit: number) {
 export type Limiter = ReturnType<typeof createLimiter>;
 
 export function createPredictionLog(client: cassandra.Client, options: { inFlight?: Limiter; batchRows?: number } = {}): PredictionLog {
-  const limit = options.inFlight ?? createLimiter(256);
-  const batchRows = options.batchRows ?? 50;
+  const writer = createBatchWriter(client, { limit: options.inFlight ?? createLimiter(256), concurrency: 64, ...(options.batchRows ? { rows: options.batchRows } : {}) });
   return {
-    async write(predictions) {
-      if (predictions.length === 0) return;
-      const byTime = new Map<string, unknown[][]>();
-      const requests: Array<Promise<unknown>> = [];
+    write(predictions) {
+      const rows: RowWrite[] = [];
       for (const p of predictions) {
         const { num, str } = splitValues(p.features);
-        requests.push(limit(() => client.execute(BY_ID, [
-          p.event_id, p.model_name, p.model_version, p.variant, p.prediction_id, p.pipeline, p.entity_id, p.label, p.score,
-          p.probabilities, p.value, num, str, p.missing, p.model_features, new Date(p.event_time), new Date(p.produced_at), new Date(p.scored_at),
-        ], IDEMPOTENT)));
+        rows.push({
+          query: BY_ID,
+          params: [
+            p.event_id, p.model_name, p.model_version, p.variant, p.prediction_id, p.pipeline, p.entity_id, p.label, p.score,
+            p.probabilities, p.value, num, str, p.missing, p.model_features, new Date(p.event_time), new Date(p.produced_at), new Date(p.scored_at),
+          ],
+          key: [p.event_id],
+        });
         const day = dayOf(p.event_time);
-        const k = `${p.pipeline}/${day.toString()}`;
-        const rows = byTime.get(k) ?? [];
-        rows.push([p.pipeline, day, new Date(p.event_time), p.event_id, p.variant, p.model_version, p.model_name, p.entity_id, p.label, p.score, p.value, num, str, p.missing, p.model_features, new Date(p.scored_at)]);
-        byTime.set(k, rows);
+        rows.push({
+          query: BY_TIME,
+          params: [p.pipeline, day, new Date(p.event_time), p.event_id, p.variant, p.model_version, p.model_name, p.entity_id, p.label, p.score, p.value, num, str, p.missing, p.model_features, new Date(p.scored_at)],
+          partition: `${p.pipeline}/${day.toString()}`,
+        });
       }
-      for (const rows of byTime.values()) {
-        for (let i = 0; i < rows.length; i += batchRows) {
-          const slice = rows.slice(i, i + batchRows);
-          requests.push(limit(() => client.batch(slice.map((params) => ({ query: BY_TIME, params })), { prepare: true, logged: false, isIdempotent: true })));
-        }
-      }
-      const settled = await Promise.allSettled(requests);
-      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-      if (failed) throw classifyCassandraError(failed.reason, `writing ${predictions.length} prediction log rows`);
+      return writer.write(rows, `writing ${predictions.length} prediction log rows`);
     },
     byEvent(eventId) {
       return storeCall(`reading the prediction log of ${eventId}`, async () => {

@@ -10,29 +10,41 @@
  */
 import cassandra from 'cassandra-driver';
 import type { StateEntry, StateStore } from '../streams/state.js';
+import { byReplica, createBatchWriter, routingKey } from './batch.js';
 import { IDEMPOTENT, storeCall } from './errors.js';
 
 export interface StateStoreOptions {
   /** Rows expire this long after their last write (the joiner's per-event state); none by default. */
   ttlSeconds?: number;
-  /** Keys read at once. Default 64. */
+  /** Requests in flight at once. Default 64. */
   concurrency?: number;
+  /** Rows per write batch and keys per read (store/batch.ts). Default 50. */
+  batchRows?: number;
 }
 
 export function createStateStore<S, E = unknown>(client: cassandra.Client, worker: string, options: StateStoreOptions = {}): StateStore<S, E> {
   const concurrencyLevel = options.concurrency ?? 64;
   const insert = `INSERT INTO worker_state (worker, key, state, updated_at) VALUES (?, ?, ?, ?)${options.ttlSeconds ? ` USING TTL ${Math.round(options.ttlSeconds)}` : ''}`;
+  const inRows = options.batchRows ?? 50;
+  const writer = createBatchWriter(client, { rows: inRows });
   return {
     load(keys) {
       return storeCall(`loading ${worker} state of ${keys.length} keys`, async () => {
         const out = new Map<string, StateEntry<S, E>>();
+        // Keys owned by one replica are read in one request (key IN …), up to the batch size at a time.
+        const reads: string[][] = [];
+        for (const { items } of byReplica(client, keys, (k) => [worker, k], () => undefined).values()) {
+          for (let i = 0; i < items.length; i += inRows) reads.push(items.slice(i, i + inRows));
+        }
         let next = 0;
         await Promise.all(
-          Array.from({ length: Math.min(concurrencyLevel, keys.length) }, async () => {
-            while (next < keys.length) {
-              const key = keys[next++]!;
-              const row = (await client.execute('SELECT state FROM worker_state WHERE worker = ? AND key = ?', [worker, key], IDEMPOTENT)).first();
-              if (row) out.set(key, JSON.parse(row.get('state') as string) as StateEntry<S, E>);
+          Array.from({ length: Math.min(concurrencyLevel, reads.length) }, async () => {
+            while (next < reads.length) {
+              const part = reads[next++]!;
+              const rs = part.length === 1
+                ? await client.execute('SELECT key, state FROM worker_state WHERE worker = ? AND key = ?', [worker, part[0]], IDEMPOTENT)
+                : await client.execute('SELECT key, state FROM worker_state WHERE worker = ? AND key IN ?', [worker, part], { ...IDEMPOTENT, routingKey: routingKey([worker, part[0]!]) });
+              for (const row of rs.rows) out.set(row.get('key') as string, JSON.parse(row.get('state') as string) as StateEntry<S, E>);
             }
           }),
         );
@@ -40,15 +52,8 @@ export function createStateStore<S, E = unknown>(client: cassandra.Client, worke
       });
     },
     save(entries) {
-      return storeCall(`saving ${worker} state of ${entries.length} keys`, async () => {
-        const now = new Date();
-        await cassandra.concurrent.executeConcurrent(
-          client,
-          insert,
-          entries.map(({ key, entry }) => [worker, key, JSON.stringify(entry), now]),
-          { concurrencyLevel, raiseOnFirstError: true, executionProfile: undefined },
-        );
-      });
+      const now = new Date();
+      return writer.write(entries.map(({ key, entry }) => ({ query: insert, params: [worker, key, JSON.stringify(entry), now], key: [worker, key] })), `saving ${worker} state of ${entries.length} keys`);
     },
   };
 }

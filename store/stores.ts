@@ -32,18 +32,20 @@ export interface Stores {
   progress(worker: string): ProgressStore;
 }
 
-export function createStores(cql: cassandra.Client, options: { inFlight?: number } = {}): Stores {
+/** `batchRows`: most rows per unlogged batch in the hot write paths (config LOOPLINE_CASSANDRA_BATCH_ROWS; store/batch.ts). */
+export function createStores(cql: cassandra.Client, options: { inFlight?: number; batchRows?: number } = {}): Stores {
   const inFlight = createLimiter(options.inFlight ?? 512);
+  const batchRows = options.batchRows ?? 50;
   return {
     features: createFeatureStore(cql),
-    predictions: createPredictionLog(cql, { inFlight }),
+    predictions: createPredictionLog(cql, { inFlight, batchRows }),
     registry: createModelRegistry(cql),
-    labels: createLabelStore(cql),
-    training: createTrainingSet(cql),
+    labels: createLabelStore(cql, { batchRows }),
+    training: createTrainingSet(cql, { batchRows }),
     reports: createMonitorReportStore(cql),
     requests: createRetrainRequestStore(cql),
     specs: createPipelineSpecStore(cql),
-    state: (worker, opts) => createStateStore(cql, worker, opts),
+    state: (worker, opts) => createStateStore(cql, worker, { batchRows, ...opts }),
     progress: (worker) => createProgressStore(cql, worker),
   };
 }

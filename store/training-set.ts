@@ -8,6 +8,7 @@
  */
 import cassandra from 'cassandra-driver';
 import type { Prediction } from '../schemas/types.js';
+import { createBatchWriter, type RowWrite } from './batch.js';
 import { IDEMPOTENT, storeCall } from './errors.js';
 import { labelColumns } from './labels.js';
 import { joinValues, splitValues } from './prediction-log.js';
@@ -32,6 +33,8 @@ export function monthOf(ms: number): string {
 export interface TrainingSet {
   /** One row per event: the served prediction's features with the ground truth. */
   write(p: Prediction, label: string | number, labelTime: number): Promise<void>;
+  /** Several rows at once (a joiner chunk's), in few requests (store/batch.ts). */
+  writeMany(rows: ReadonlyArray<{ prediction: Prediction; label: string | number; labelTime: number }>): Promise<void>;
   /**
    * Rows known before the loop started (the bootstrap model's training rows,
    * with the values an up-to-date store would have served): retrains and the
@@ -45,22 +48,33 @@ export interface TrainingSet {
 const INSERT_ROW =
   'INSERT INTO training_rows (pipeline, month, event_time, event_id, model_version, features_num, features_str, missing, label_str, label_num, label_time, entity_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
 
-export function createTrainingSet(cql: cassandra.Client): TrainingSet {
+export function createTrainingSet(cql: cassandra.Client, options: { batchRows?: number } = {}): TrainingSet {
   const monthsWritten = new Set<string>();
-  return {
+  const writer = createBatchWriter(cql, { rows: options.batchRows ?? 50 });
+  const set: TrainingSet = {
     write(p, label, labelTime) {
-      const month = monthOf(p.event_time);
-      const { num, str } = splitValues(p.features);
-      return storeCall(`writing training row ${p.event_id}`, async () => {
+      return set.writeMany([{ prediction: p, label, labelTime }]);
+    },
+
+    writeMany(rows) {
+      if (rows.length === 0) return Promise.resolve();
+      const writes: RowWrite[] = rows.map(({ prediction: p, label, labelTime }) => {
+        const month = monthOf(p.event_time);
+        const { num, str } = splitValues(p.features);
+        return {
+          query: INSERT_ROW,
+          params: [p.pipeline, month, new Date(p.event_time), p.event_id, p.model_version, num, str, p.missing, ...labelColumns(label), new Date(labelTime), p.entity_id],
+          partition: `${p.pipeline}/${month}`,
+        };
+      });
+      const months = [...new Set(rows.map(({ prediction: p }) => `${p.pipeline}/${monthOf(p.event_time)}`))].filter((k) => !monthsWritten.has(k));
+      return storeCall(`writing ${rows.length} training rows`, async () => {
         await Promise.all([
-          cql.execute(
-            INSERT_ROW,
-            [p.pipeline, month, new Date(p.event_time), p.event_id, p.model_version, num, str, p.missing, ...labelColumns(label), new Date(labelTime), p.entity_id],
-            IDEMPOTENT,
-          ),
-          monthsWritten.has(`${p.pipeline}/${month}`)
-            ? null
-            : cql.execute('INSERT INTO training_months (pipeline, month) VALUES (?, ?)', [p.pipeline, month], IDEMPOTENT).then(() => monthsWritten.add(`${p.pipeline}/${month}`)),
+          writer.write(writes, `writing ${rows.length} training rows`),
+          ...months.map((k) => {
+            const [pipeline, month] = [k.slice(0, k.lastIndexOf('/')), k.slice(k.lastIndexOf('/') + 1)];
+            return cql.execute('INSERT INTO training_months (pipeline, month) VALUES (?, ?)', [pipeline, month], IDEMPOTENT).then(() => monthsWritten.add(k));
+          }),
         ]);
       });
     },
@@ -120,4 +134,5 @@ export function createTrainingSet(cql: cassandra.Client): TrainingSet {
       });
     },
   };
+  return set;
 }

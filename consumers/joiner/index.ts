@@ -20,6 +20,8 @@
  *   (it trails 1 by the labels not yet due and those that never come).
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { LabeledPrediction } from '../../schemas/types.js';
+import type { StoredTruth } from '../../store/labels.js';
 import type { Stores } from '../../store/stores.js';
 import { defineWorker, type WorkerContext } from '../../streams/definition.js';
 import { createStatefulProcess } from '../../streams/state.js';
@@ -92,13 +94,17 @@ export const joiner = defineWorker({
       {
         ...logic,
         async runEffects(effects: JoinEffect[]) {
-          await Promise.all(
-            effects.map((e) => {
-              if (e.kind === 'truth') return stores.labels.writeTruth(e.truth, e.receivedAt);
-              if (e.kind === 'late') return stores.labels.writeLate(e.truth, 'past_horizon');
-              return Promise.all([stores.labels.writeLabeled(e.labeled), e.served ? stores.training.write(e.labeled.prediction, e.labeled.label, e.labeled.label_time) : null]);
-            }),
-          );
+          // One chunk's writes in few requests (store/batch.ts), not one per label and prediction.
+          const truths: Array<{ truth: StoredTruth; receivedAt: number }> = [];
+          const late: Array<{ truth: StoredTruth; reason: string }> = [];
+          const labeled: LabeledPrediction[] = [];
+          for (const e of effects) {
+            if (e.kind === 'truth') truths.push({ truth: e.truth, receivedAt: e.receivedAt });
+            else if (e.kind === 'late') late.push({ truth: e.truth, reason: 'past_horizon' });
+            else labeled.push(e.labeled);
+          }
+          const served = effects.flatMap((e) => (e.kind === 'labeled' && e.served ? [{ prediction: e.labeled.prediction, label: e.labeled.label, labelTime: e.labeled.label_time }] : []));
+          await Promise.all([stores.labels.write({ truths, late, labeled }), stores.training.writeMany(served)]);
         },
       },
       stores.state<JoinState, JoinEffect>(JOINER, { ttlSeconds }),

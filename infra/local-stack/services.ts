@@ -477,8 +477,11 @@ ${commitlogSync(process.env)}
 commitlog_segment_size: 32MiB
 commitlog_disk_access_mode: legacy
 ${secure ? secureCassandraYaml(secure) : PLAIN_CASSANDRA_AUTH}memtable_allocation_type: heap_buffers
-memtable_heap_space: 128MiB
+memtable_heap_space: 256MiB
 concurrent_compactors: 1
+# The loop writes rows in unlogged batches per replica (store/batch.ts): no warning for each one.
+batch_size_warn_threshold: 40KiB
+unlogged_batch_across_partitions_warn_threshold: 64
 compaction_throughput: 0MiB/s
 key_cache_size: 16MiB
 prepared_statements_cache_size: 8MiB

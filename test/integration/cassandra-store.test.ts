@@ -2,7 +2,9 @@
 // and the tables take and return rows.
 import cassandra from 'cassandra-driver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBatchWriter } from '../../store/batch.js';
 import { createCassandraClient } from '../../store/cassandra.js';
+import { createStateStore } from '../../store/state-store.js';
 import { loadMigrations, migrate } from '../../store/migrate.js';
 import { createTestEnv, type TestEnv } from '../support/fixtures.js';
 
@@ -59,5 +61,26 @@ describe('Cassandra migrations and tables', () => {
     expect(lose.wasApplied()).toBe(false);
     const row = (await env.cql.execute('SELECT champion_version FROM model_serving WHERE pipeline = ? AND model_name = ?', ['p', 'm'], { prepare: true })).first();
     expect(row.get('champion_version')).toBe(2);
+  });
+});
+
+describe('batched writes and keyed reads (store/batch.ts)', () => {
+  it('writes rows of many partitions in batches, splits a batch the server finds too large, and reads keys back by replica', async () => {
+    const state = createStateStore<{ n: number; pad: string }>(env.cql, 'batch-test');
+    // 230 keys, each ~1 KB: more than one batch by count, and by size
+    const entries = Array.from({ length: 230 }, (_, i) => ({ key: `k${i}`, entry: { value: { n: i, pad: 'x'.repeat(1000) }, applied: { 't/0': String(i) }, emitted: [] } }));
+    await state.save(entries);
+    const back = await state.load([...entries.map((e) => e.key), 'absent']);
+    expect(back.size).toBe(230);
+    expect(entries.every((e) => back.get(e.key)?.value.n === e.entry.value.n)).toBe(true);
+    expect(back.has('absent')).toBe(false);
+
+    // A byte limit far above the server's 50 KiB batch_size_fail_threshold: the writer splits what the server refuses.
+    const writer = createBatchWriter(env.cql, { rows: 100, bytes: 10_000_000 });
+    const insert = 'INSERT INTO worker_state (worker, key, state, updated_at) VALUES (?, ?, ?, ?)';
+    const big = 'y'.repeat(2000);
+    await writer.write(Array.from({ length: 100 }, (_, i) => ({ query: insert, params: ['batch-big', `b${i}`, big, new Date()], key: ['batch-big', `b${i}`] })), 'writing big rows');
+    const rs = await env.cql.execute('SELECT key FROM worker_state WHERE worker = ? AND key IN ?', ['batch-big', Array.from({ length: 100 }, (_, i) => `b${i}`)], { prepare: true });
+    expect(rs.rows.length).toBe(100);
   });
 });
