@@ -21,7 +21,6 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { LabeledPrediction } from '../../schemas/types.js';
-import type { StoredTruth } from '../../store/labels.js';
 import type { Stores } from '../../store/stores.js';
 import { defineWorker, type WorkerContext } from '../../streams/definition.js';
 import { createStatefulProcess } from '../../streams/state.js';
@@ -95,16 +94,9 @@ export const joiner = defineWorker({
         ...logic,
         async runEffects(effects: JoinEffect[]) {
           // One chunk's writes in few requests (store/batch.ts), not one per label and prediction.
-          const truths: Array<{ truth: StoredTruth; receivedAt: number }> = [];
-          const late: Array<{ truth: StoredTruth; reason: string }> = [];
-          const labeled: LabeledPrediction[] = [];
-          for (const e of effects) {
-            if (e.kind === 'truth') truths.push({ truth: e.truth, receivedAt: e.receivedAt });
-            else if (e.kind === 'late') late.push({ truth: e.truth, reason: 'past_horizon' });
-            else labeled.push(e.labeled);
-          }
-          const served = effects.flatMap((e) => (e.kind === 'labeled' && e.served ? [{ prediction: e.labeled.prediction, label: e.labeled.label, labelTime: e.labeled.label_time }] : []));
-          await Promise.all([stores.labels.write({ truths, late, labeled }), stores.training.writeMany(served)]);
+          const truths = effects.flatMap((e) => (e.kind === 'truth' ? [{ truth: e.truth, receivedAt: e.receivedAt }] : []));
+          const late = effects.flatMap((e) => (e.kind === 'late' ? [{ truth: e.truth, reason: 'past_horizon' }] : []));
+          await stores.labels.write({ truths, late });
         },
       },
       stores.state<JoinState, JoinEffect>(JOINER, { ttlSeconds }),
@@ -112,6 +104,13 @@ export const joiner = defineWorker({
     return {
       async process(records, pctx) {
         const r = await process(records, pctx);
+        // Every join this chunk emits (a replayed record's again, as its first attempt's commit was aborted) is
+        // written before the runtime commits: labeled_by_time, and a training row per served prediction.
+        const labeled = r.outputs.flatMap((o) => (o.topic === 'predictions.labeled' ? [o.value as LabeledPrediction] : []));
+        await Promise.all([
+          stores.labels.write({ labeled }),
+          stores.training.writeMany(labeled.filter((lp) => isServed(lp.prediction.variant)).map((lp) => ({ prediction: lp.prediction, label: lp.label, labelTime: lp.label_time }))),
+        ]);
         for (const d of r.deadLetters ?? []) if (records[d.index]?.record === 'GroundTruth') m.labels.inc({ outcome: 'invalid' });
         return r;
       },

@@ -30,16 +30,19 @@ export type JoinInput = GroundTruth | Prediction;
 
 export interface JoinState {
   truth: StoredTruth | null;
-  /** Predictions of the event seen so far, in arrival order. */
+  /** Predictions of the event waiting for its label, in arrival order (a joined one keeps only its id, in `joined`). */
   predictions: Prediction[];
   /** Ids of the predictions already emitted joined. */
   joined: string[];
 }
 
+/**
+ * The label writes a record causes. A joined prediction's rows (labeled_by_time, training_rows) are written
+ * from the LabeledPrediction outputs themselves (./index.ts), so the state keeps each join once, not twice.
+ */
 export type JoinEffect =
   | { kind: 'truth'; truth: StoredTruth; receivedAt: number }
-  | { kind: 'late'; truth: StoredTruth }
-  | { kind: 'labeled'; labeled: LabeledPrediction; served: boolean };
+  | { kind: 'late'; truth: StoredTruth };
 
 /** What happened to a record, for the metrics. */
 export type JoinOutcome = 'joined' | 'pending' | 'late' | 'duplicate' | 'prediction-joined' | 'prediction-waiting' | 'prediction-duplicate';
@@ -98,9 +101,8 @@ export function toLabeledPrediction(p: Prediction, truth: { label: string | numb
 
 const isLabel = (r: InputRecord<JoinInput>): r is InputRecord<GroundTruth> => r.record === 'GroundTruth';
 
-function emit(p: Prediction, truth: StoredTruth, at: number): { output: OutputRecord; effect: JoinEffect } {
-  const labeled = toLabeledPrediction(p, truth, at);
-  return { output: { topic: 'predictions.labeled', record: 'LabeledPrediction', key: labeledKey(p), value: labeled }, effect: { kind: 'labeled', labeled, served: isServed(p.variant) } };
+function emit(p: Prediction, truth: StoredTruth, at: number): OutputRecord {
+  return { topic: 'predictions.labeled', record: 'LabeledPrediction', key: labeledKey(p), value: toLabeledPrediction(p, truth, at) };
 }
 
 /** Hears each applied record's outcome and what it emitted (metrics); not called for a replayed record. */
@@ -120,33 +122,29 @@ export function applyJoin(spec: PipelineSpec, s: JoinState, r: InputRecord<JoinI
       observe?.('duplicate', r, []); // the first label of an event wins; a copy changes nothing
       return { state: s };
     }
-    const next: JoinState = { truth, predictions: s.predictions, joined: [...s.joined] };
+    const next: JoinState = { truth, predictions: [], joined: [...s.joined] };
     const outputs: OutputRecord[] = [];
     const effects: JoinEffect[] = [{ kind: 'truth', truth, receivedAt: at }];
     for (const p of s.predictions) {
       if (next.joined.includes(p.prediction_id)) continue;
-      const e = emit(p, truth, at);
-      outputs.push(e.output);
-      effects.push(e.effect);
+      outputs.push(emit(p, truth, at));
       next.joined.push(p.prediction_id);
     }
     observe?.(outputs.length > 0 ? 'joined' : 'pending', r, outputs.map((o) => o.value as LabeledPrediction));
     return { state: next, outputs, effects };
   }
   const p = r.value as Prediction;
-  if (s.predictions.some((x) => x.prediction_id === p.prediction_id)) {
+  if (s.joined.includes(p.prediction_id) || s.predictions.some((x) => x.prediction_id === p.prediction_id)) {
     observe?.('prediction-duplicate', r, []);
     return { state: s };
   }
-  const next: JoinState = { truth: s.truth, predictions: [...s.predictions, p], joined: [...s.joined] };
   if (!s.truth) {
     observe?.('prediction-waiting', r, []);
-    return { state: next };
+    return { state: { truth: null, predictions: [...s.predictions, p], joined: [...s.joined] } };
   }
-  const e = emit(p, s.truth, at);
-  next.joined.push(p.prediction_id);
-  observe?.('prediction-joined', r, [e.output.value as LabeledPrediction]);
-  return { state: next, outputs: [e.output], effects: [e.effect] };
+  const output = emit(p, s.truth, at);
+  observe?.('prediction-joined', r, [output.value as LabeledPrediction]);
+  return { state: { truth: s.truth, predictions: s.predictions, joined: [...s.joined, p.prediction_id] }, outputs: [output] };
 }
 
 /** The joiner as stateful logic (key = event id). */
