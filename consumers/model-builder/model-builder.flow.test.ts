@@ -197,6 +197,21 @@ describe('model-builder (in-memory harness)', () => {
     await expect(runFlow(broken, [Q(request('h', rows[599]!.event.event_time))], { spec, stores })).rejects.toThrow('disk full');
   }, 60_000);
 
+  it('builds only the newest of requests that queued together; the older ones are skipped as superseded, once', async () => {
+    const stores = await withRows(rows.slice(0, 700));
+    const [a, b, c] = [request('q1', rows[600]!.event.event_time), request('q2', rows[640]!.event.event_time), request('q3', rows[649]!.event.event_time)];
+    const run = await runFlow(modelBuilder, [Q(a), Q(b), Q(c)], { spec, stores });
+    expect(candidates(run.outputs).map((x) => x.request_id)).toEqual([c.request_id]);
+    for (const older of [a, b]) {
+      const claim = await stores.requests.claim(older, 'someone-else', 1000);
+      expect(claim).toMatchObject({ outcome: 'done', status: 'skipped' });
+    }
+    // Replayed on their own later, the superseded requests build nothing.
+    const again = await runFlow(modelBuilder, [Q(a)], { spec, stores });
+    expect(candidates(again.outputs)).toEqual([]);
+    expect((await stores.registry.list(P, M)).filter((m) => m.requestId?.startsWith(a.request_id))).toEqual([]);
+  });
+
   it('waits while another builder holds the lease, then builds once it lapses', async () => {
     const stores = await withRows(rows.slice(0, 700));
     const r = request('i', rows[699]!.event.event_time);

@@ -13,7 +13,10 @@
  * Each request id is built once: the builder claims it under a lease (a
  * second builder waits while the lease is held), a replayed request reuses
  * the model already registered for it, and a request that cannot be trained
- * (too few rows, one class only) is marked skipped with the reason.
+ * (too few rows, one class only) is marked skipped with the reason. Requests
+ * that queued behind a build and arrive in one chunk are not built one after
+ * the other on ever staler labels: only the newest is, and the older ones are
+ * marked skipped as superseded.
  *
  * With `live`, each request is trained on the newest applied spec version's
  * inputs (a feature added by `setup --spec` once the preprocessor serves it;
@@ -189,6 +192,9 @@ export function createModelBuilder(deps: ModelBuilderDeps): WorkerImpl<'RetrainR
     },
     async process(records, ctx) {
       const outputs: OutputRecord[] = [];
+      // Requests that queued while a build ran arrive together: only the newest is built (it has the newest labels);
+      // the older ones are finished as skipped, superseded, unless an earlier attempt already built them.
+      const newest = records.reduce<RetrainRequest | null>((best, { value: r }) => (r.pipeline === spec.name && (best === null || r.window_end >= best.window_end) ? r : best), null)?.request_id;
       for (const { value: r } of records) {
         if (r.pipeline !== spec.name) continue;
         if (await deps.live?.refresh({ force: true })) spec = deps.live!.current();
@@ -207,6 +213,12 @@ export function createModelBuilder(deps: ModelBuilderDeps): WorkerImpl<'RetrainR
             await new Promise((res) => setTimeout(res, Math.max(200, Math.min(2000, claim.leaseUntil - Date.now()))));
             await ctx.heartbeat();
             continue;
+          }
+          if (r.request_id !== newest) {
+            const verdict = `skipped: superseded by ${newest}, a newer request queued behind it`;
+            await requests.finish(spec.name, r.request_id, 'skipped', null, verdict);
+            logger.info({ requestId: r.request_id, newest }, 'retrain request superseded by a newer one');
+            break;
           }
           const { model, validation, verdict } = await build(r, ctx);
           await requests.finish(spec.name, r.request_id, model ? 'built' : 'skipped', model?.version ?? null, verdict);
