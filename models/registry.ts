@@ -93,6 +93,10 @@ export interface ModelRegistry {
   register(input: RegisterInput): Promise<ModelInfo>;
   get(pipeline: string, modelName: string, version: number): Promise<ModelVersion>;
   list(pipeline: string, modelName: string): Promise<ModelInfo[]>;
+  /** One version's metadata (no ONNX bytes); null when there is none. Reads one row, where `list` reads every version. */
+  info(pipeline: string, modelName: string, version: number): Promise<ModelInfo | null>;
+  /** The model registered for a retrain request id (the builder's `<id>` or `<id>#validation`); null when none is. */
+  byRequest(pipeline: string, modelName: string, requestId: string): Promise<ModelInfo | null>;
   serving(pipeline: string, modelName: string): Promise<ServingState>;
   setStatus(pipeline: string, modelName: string, version: number, status: ModelStatus): Promise<void>;
   /** Makes `version` the champion if the champion is still `expected`; false when someone else changed it first. */

@@ -139,6 +139,12 @@ export function createMemoryRegistry(): ModelRegistry & { models: ModelVersion[]
     async list(p, m) {
       return models.filter((x) => x.pipeline === p && x.modelName === m).map(({ onnx: _o, ...info }): ModelInfo => info).sort((a, b) => b.version - a.version);
     },
+    async info(p, m, v) {
+      return (await registry.list(p, m)).find((x) => x.version === v) ?? null;
+    },
+    async byRequest(p, m, requestId) {
+      return (await registry.list(p, m)).find((x) => x.requestId === requestId) ?? null;
+    },
     async serving(p, m) {
       return { ...state(p, m) };
     },

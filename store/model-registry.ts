@@ -98,6 +98,18 @@ export function createModelRegistry(client: cassandra.Client): ModelRegistry {
       return rs.rows.map(toInfo);
     },
 
+    async info(pipeline, modelName, version) {
+      const row = (await q(`SELECT ${COLUMNS} FROM models WHERE pipeline = ? AND model_name = ? AND version = ?`, [pipeline, modelName, version])).first();
+      return row ? toInfo(row) : null;
+    },
+
+    async byRequest(pipeline, modelName, requestId) {
+      // Versions and request ids only (a few bytes a row), then the one match in full.
+      const rs = await q('SELECT version, request_id FROM models WHERE pipeline = ? AND model_name = ?', [pipeline, modelName]);
+      const hit = rs.rows.find((r) => r.get('request_id') === requestId);
+      return hit ? registry.info(pipeline, modelName, hit.get('version') as number) : null;
+    },
+
     async serving(pipeline, modelName) {
       const row = (await q('SELECT champion_version, previous_version, shadow_version, ab_version, ab_share FROM model_serving WHERE pipeline = ? AND model_name = ?', [pipeline, modelName])).first();
       return {

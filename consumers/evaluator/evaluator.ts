@@ -135,7 +135,7 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerImpl<'ModelCandidate
       for (const { value: c } of records) {
         if (c.pipeline !== spec.name || c.model_name !== spec.model.name) continue;
         const serving = await registry.serving(spec.name, spec.model.name);
-        const info = (await registry.list(spec.name, spec.model.name)).find((m) => m.version === c.model_version);
+        const info = await registry.info(spec.name, spec.model.name, c.model_version);
         if (!info) continue;
         if (serving.champion === c.model_version) {
           // Promoted before a crash: completes the shadow if needed and announces again.
@@ -166,11 +166,10 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerImpl<'ModelCandidate
         }
         // The judged model: the validation model (trained without the held-out rows) when the candidate was refitted on them.
         const judged = c.validation_version ?? c.model_version;
-        const versions = await registry.list(spec.name, spec.model.name);
-        const judgedInfo = c.validation_version === null ? info : versions.find((m) => m.version === judged);
+        const judgedInfo = c.validation_version === null ? info : await registry.info(spec.name, spec.model.name, judged);
         // Rows either model learned from are not held out: a champion refitted recently has seen the
         // older part of the window, and would be judged on its own training rows.
-        const championInfo = serving.champion === null ? undefined : versions.find((m) => m.version === serving.champion);
+        const championInfo = serving.champion === null ? null : await registry.info(spec.name, spec.model.name, serving.champion);
         const trainedUntil = Math.max(judgedInfo?.trainingEnd ?? c.window_end, championInfo?.trainingEnd ?? -Infinity);
         const holdout = (await deps.training.newest(spec.name, { limit: p.holdoutRows })).filter((r) => r.eventTime > trainedUntil);
         if (serving.champion !== null && holdout.length < 30) {

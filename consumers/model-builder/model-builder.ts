@@ -122,7 +122,7 @@ export function createModelBuilder(deps: ModelBuilderDeps): WorkerImpl<'RetrainR
   const VALIDATION = '#validation';
 
   async function existing(requestId: string): Promise<ModelInfo | null> {
-    return (await registry.list(spec.name, spec.model.name)).find((m) => m.requestId === requestId) ?? null;
+    return registry.byRequest(spec.name, spec.model.name, requestId);
   }
 
   /** Trains on `window` (newest first) and registers the model under `requestId`, unless a restart already did. */

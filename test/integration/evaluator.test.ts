@@ -145,6 +145,21 @@ async function statusOf(spec: PipelineSpec, version: number): Promise<string | u
   return (await registry.list(spec.name, spec.model.name)).find((m) => m.version === version)?.status;
 }
 
+describe('model registry lookups', () => {
+  it('reads one version by number or by request id, without its ONNX bytes, and answers null for none', async () => {
+    const spec = specNamed('eval-lookup');
+    const a = await registry.register({ pipeline: spec.name, modelName: spec.model.name, status: 'candidate', ...artifactOf(good), requestId: 'req-1#validation' });
+    const b = await registry.register({ pipeline: spec.name, modelName: spec.model.name, status: 'candidate', ...artifactOf(good), requestId: 'req-1' });
+    expect(await registry.byRequest(spec.name, spec.model.name, 'req-1')).toMatchObject({ version: b.version, requestId: 'req-1', sha256: b.sha256 });
+    expect(await registry.byRequest(spec.name, spec.model.name, 'req-1#validation')).toMatchObject({ version: a.version });
+    expect(await registry.byRequest(spec.name, spec.model.name, 'req-2')).toBeNull();
+    const info = await registry.info(spec.name, spec.model.name, a.version);
+    expect(info).toEqual((await registry.list(spec.name, spec.model.name)).find((m) => m.version === a.version));
+    expect(info).not.toHaveProperty('onnx');
+    expect(await registry.info(spec.name, spec.model.name, 99)).toBeNull();
+  });
+});
+
 describe('evaluator', () => {
   it('never promotes a candidate worse than the champion', async () => {
     const spec = specNamed('eval-worse');
