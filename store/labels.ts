@@ -8,7 +8,6 @@
 import type cassandra from 'cassandra-driver';
 import type { LabeledPrediction } from '../schemas/types.js';
 import { createBatchWriter, type RowWrite } from './batch.js';
-import { IDEMPOTENT, storeCall } from './errors.js';
 import { dayOf } from './prediction-log.js';
 
 /** A label as kept in ground_truth. */
@@ -30,9 +29,6 @@ export interface LabelWrites {
 }
 
 export interface LabelStore {
-  writeTruth(t: StoredTruth, receivedAt: number): Promise<void>;
-  writeLate(t: StoredTruth, reason: string): Promise<void>;
-  writeLabeled(lp: LabeledPrediction): Promise<void>;
   write(w: LabelWrites): Promise<void>;
 }
 
@@ -62,13 +58,7 @@ function labeledRow(lp: LabeledPrediction): RowWrite {
 
 export function createLabelStore(cql: cassandra.Client, options: { batchRows?: number } = {}): LabelStore {
   const writer = createBatchWriter(cql, { rows: options.batchRows ?? 50 });
-  const one = (r: RowWrite, doing: string) => storeCall(doing, async () => {
-    await cql.execute(r.query, r.params, IDEMPOTENT);
-  });
   return {
-    writeTruth: (t, receivedAt) => one(truthRow(t, receivedAt), `writing ground truth of ${t.event_id}`),
-    writeLate: (t, reason) => one(lateRow(t, reason), `writing late label ${t.event_id}`),
-    writeLabeled: (lp) => one(labeledRow(lp), `writing labeled prediction ${lp.prediction.prediction_id}`),
     write(w) {
       const rows = [
         ...(w.truths ?? []).map((x) => truthRow(x.truth, x.receivedAt)),

@@ -202,15 +202,6 @@ export function createMemoryLabelStore(): LabelStore & { truths: Map<string, Sto
     truths,
     late,
     labeled,
-    async writeTruth(t) {
-      truths.set(t.event_id, t);
-    },
-    async writeLate(t) {
-      if (!late.some((x) => x.event_id === t.event_id)) late.push(t);
-    },
-    async writeLabeled(lp) {
-      labeled.set(lp.prediction.prediction_id, lp);
-    },
     async write(w) {
       for (const { truth } of w.truths ?? []) truths.set(truth.event_id, truth);
       for (const { truth } of w.late ?? []) if (!late.some((x) => x.event_id === truth.event_id)) late.push(truth);
