@@ -391,9 +391,8 @@ export class FeatureDriftAccumulator {
   }
 
   /** A deep copy of the state; `JSON.stringify` of it is lossless. */
-  toJSON(key?: string): FeatureDriftState {
-    const s = { ...this.#s, rngState: this.#rng.state };
-    return key === undefined ? structuredClone(s) : s;
+  toJSON(): FeatureDriftState {
+    return structuredClone({ ...this.#s, rngState: this.#rng.state });
   }
 
   /**

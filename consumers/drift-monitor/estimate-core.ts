@@ -104,9 +104,9 @@ export class EstimateState {
     return s;
   }
 
-  toJSON(key?: string): EstimateStateJSON {
+  toJSON(): EstimateStateJSON {
     return {
-      cbpe: this.cbpe.toJSON(key),
+      cbpe: this.cbpe.toJSON(),
       open: Object.fromEntries([...this.#open].map(([k, v]) => [k, { ...v }])),
       pending: Object.fromEntries([...this.#pending].map(([k, v]) => [k, v.map((w) => ({ ...w }))])),
     };
