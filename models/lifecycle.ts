@@ -68,7 +68,8 @@ export async function promote(registry: ModelRegistry, c: Change & { version: nu
   }
   const ok = await registry.promote({ ...c, version: c.version, expected: c.expected, eventId: event.event_id });
   if (!ok) return null;
-  await Promise.all([registry.setVerdict(c.pipeline, c.modelName, c.version, c.reason), keepShadow(registry, c, { ...serving, champion: c.version, previous: c.expected })]);
+  await registry.setVerdict(c.pipeline, c.modelName, c.version, c.reason);
+  await keepShadow(registry, c, { ...serving, champion: c.version, previous: c.expected });
   return event;
 }
 
@@ -93,7 +94,8 @@ export function rollbackEvent(c: Change & { from: number; to: number }): ModelEv
 
 /** Rejects a candidate with its verdict (kept whatever the log level). */
 export async function reject(registry: ModelRegistry, c: Omit<Change, 'cause'> & { version: number }): Promise<void> {
-  await Promise.all([registry.setStatus(c.pipeline, c.modelName, c.version, 'rejected'), registry.setVerdict(c.pipeline, c.modelName, c.version, c.reason)]);
+  await registry.setStatus(c.pipeline, c.modelName, c.version, 'rejected');
+  await registry.setVerdict(c.pipeline, c.modelName, c.version, c.reason);
 }
 
 export async function setShadow(registry: ModelRegistry, c: Change & { version: number | null }): Promise<ModelEvent> {

@@ -7,13 +7,12 @@
  * monitoring.estimate, to `predictions.by-model` (keyed by model, for the
  * drift monitor's estimate before labels). Hot-swaps between
  * chunks when control.models announces a change (a broadcast: every scorer
- * instance sees every announcement) or its registry poll sees one. Candidates
- * announced on control.candidates are loaded ahead of their promotion.
+ * instance sees every announcement) or its registry poll sees one.
  *
  *   npm start -- run --workers scorer
  */
 import { Gauge, type Registry } from 'prom-client';
-import type { ModelCandidate, ModelEvent } from '../../schemas/types.js';
+import type { ModelEvent } from '../../schemas/types.js';
 import type { Stores } from '../../store/stores.js';
 import { defineWorker, setting, type WorkerContext } from '../../streams/definition.js';
 import { createLiveSpec } from '../live-spec.js';
@@ -32,7 +31,7 @@ export const scorer = defineWorker({
   doc: 'scores a chunk in one onnxruntime call with the champion, an optional A/B arm (stable hash of the event id) and shadow; hot-swaps on control.models or a registry poll',
   input: { topics: [{ topic: 'features.vectors', record: 'FeatureVector' }] },
   outputs: ['predictions', 'predictions.by-event', 'predictions.by-model'],
-  broadcasts: ['control.models', 'control.candidates'],
+  broadcasts: ['control.models'],
   tables: { reads: ['models', 'model_serving', 'pipeline_specs'], writes: ['prediction_log', 'predictions_by_time'] },
   state: 'none (the serving models, reloaded from the registry)',
   settings: {
@@ -77,15 +76,6 @@ export const scorer = defineWorker({
             if (e.pipeline !== spec.name || e.model_name !== spec.model.name) return;
             ctx.logger.info({ action: e.action, version: e.model_version }, 'model event received');
             await reload('control event');
-          },
-        },
-        {
-          topic: 'control.candidates',
-          record: 'ModelCandidate',
-          async onRecord(value) {
-            const c = value as ModelCandidate;
-            if (c.pipeline !== spec.name || c.model_name !== spec.model.name) return;
-            await core.preload(c.model_version);
           },
         },
       ],
