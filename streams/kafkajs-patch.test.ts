@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
+import { createSendMessages, type SendDeps } from './kafkajs-send.js';
 import { cachingFindCoordinator, coordinatorAwareRequest, coordinatorCacheSize, forgetCoordinators, normalizeAbortedTransactions, PATCHED_BROKER_METHODS, PATCHED_FETCH_VERSIONS, patchKafkajs, patchStats } from './kafkajs-patch.js';
 
 const require = createRequire(import.meta.url);
@@ -101,6 +102,93 @@ describe('kafkajs patch', () => {
         const mod = require(`kafkajs/src/protocol/requests/fetch/v${v}/response.js`) as { decode: { normalizesAbortedTransactions?: boolean } };
         expect(mod.decode.normalizesAbortedTransactions).toBe(true);
       }
+    });
+  });
+
+  describe('a send when a broker dies (4)', () => {
+    const original = require('kafkajs/src/producer/sendMessages.js') as unknown;
+    const { KafkaJSConnectionError } = require('kafkajs/src/errors.js') as { KafkaJSConnectionError: new (m: string) => Error };
+    const createRetry = require('kafkajs/src/retry/index.js') as (c: object) => SendDeps['retrier'];
+
+    /**
+     * Two topics, partitions 0 and 1 each. Broker 1 leads t/0 and u/0; broker 2 leads t/1 and u/1 and dies at
+     * its first produce; the refreshed metadata then names broker 1 leader of everything (what one dead broker
+     * of three looks like to one send). `moves` also moves u/0 to broker 3 on the refresh, a partition already
+     * written. Returns what each broker was sent (`topic/partition:firstSequence`) and the call's answer.
+     */
+    async function run(create: (d: SendDeps) => (a: { acks: number; topicMessages: Array<{ topic: string; messages: unknown[] }> }) => Promise<unknown[]>, moves = false) {
+      let refreshed = false;
+      const leaderOf = (topic: string, partition: number) => (!refreshed ? (partition === 0 ? 1 : 2) : moves && topic === 'u' && partition === 0 ? 3 : 1);
+      const sequences = new Map<string, number>();
+      const written: string[] = [];
+      const broker = (nodeId: number) => ({
+        nodeId,
+        async produce({ topicData }: { topicData: Array<{ topic: string; partitions: Array<{ partition: number; messages: unknown[]; firstSequence: number }> }> }) {
+          if (nodeId === 2) throw new KafkaJSConnectionError('Connection error: connect ECONNREFUSED 127.0.0.2:25092');
+          for (const t of topicData) for (const p of t.partitions) written.push(`${t.topic}/${p.partition}:${p.firstSequence}`);
+          return { topics: topicData.map((t) => ({ topicName: t.topic, partitions: t.partitions.map((p) => ({ partition: p.partition, errorCode: 0, baseOffset: '0' })) })) };
+        },
+      });
+      const brokers = new Map([1, 2, 3].map((n) => [n, broker(n)]));
+      const deps: SendDeps = {
+        logger: { debug() {}, error() {} },
+        cluster: {
+          async refreshMetadataIfNecessary() {},
+          async refreshMetadata() { refreshed = true; },
+          async addMultipleTargetTopics() {},
+          findTopicPartitionMetadata: (topic) => [0, 1].map((partitionId) => ({ partitionId, leader: leaderOf(topic, partitionId) })),
+          findLeaderForPartitions(topic, partitions) {
+            const out: Record<string, number[]> = {};
+            for (const p of partitions) (out[leaderOf(topic, Number(p))] ??= []).push(Number(p));
+            return out;
+          },
+          findBroker: async ({ nodeId }) => brokers.get(Number(nodeId))!,
+          isConnected: () => true,
+          async connect() {},
+          removeBroker() {},
+        },
+        partitioner: ({ message }) => (message as { p: number }).p,
+        eosManager: {
+          async acquireBrokerLock() {},
+          async releaseBrokerLock() {},
+          isTransactional: () => false,
+          async addPartitionsToTransaction() {},
+          getSequence: (topic, partition) => sequences.get(`${topic}/${partition}`) ?? 0,
+          updateSequence: (topic, partition, n) => void sequences.set(`${topic}/${partition}`, (sequences.get(`${topic}/${partition}`) ?? 0) + n),
+          getTransactionalId: () => 'tx',
+          getProducerId: () => 1,
+          getProducerEpoch: () => 0,
+        },
+        retrier: createRetry({ initialRetryTime: 1, retries: 3 }),
+      };
+      const messages = [0, 1].map((p) => ({ p, value: `m${p}` }));
+      const answer = await create(deps)({ acks: -1, topicMessages: [{ topic: 't', messages }, { topic: 'u', messages }] });
+      return { written: written.sort(), answered: answer.length };
+    }
+
+    it('shows the kafkajs bug: a partition whose leader moved to a broker that had answered is never sent, and one written is sent again', async () => {
+      const shipped = await run(original as never);
+      expect(shipped.written).toEqual(['t/0:0', 'u/0:0']); // t/1 and u/1 lost, and the send resolved
+      const moved = await run(original as never, true);
+      expect(moved.written).toEqual(['t/0:0', 'u/0:0', 'u/0:1']); // t/1 and u/1 lost; u/0 written twice, the copy under a new sequence
+    });
+
+    it('sends every partition exactly once, after the broker that led it died', async () => {
+      expect(await run(createSendMessages)).toEqual({ written: ['t/0:0', 't/1:0', 'u/0:0', 'u/1:0'], answered: 4 });
+      expect(await run(createSendMessages, true)).toEqual({ written: ['t/0:0', 't/1:0', 'u/0:0', 'u/1:0'], answered: 4 });
+    });
+
+    it('is what every producer created after patchKafkajs() sends with', () => {
+      patchKafkajs();
+      expect(require.cache[require.resolve('kafkajs/src/producer/sendMessages.js')]!.exports).toBe(createSendMessages);
+      const messageProducer = require.cache[require.resolve('kafkajs/src/producer/messageProducer.js')]!;
+      expect(messageProducer.loaded).toBe(true);
+      const { Kafka } = require('kafkajs') as typeof import('kafkajs');
+      const Client = require('kafkajs/src/index.js') as unknown;
+      expect(Kafka).toBe(Client);
+      const producer = new Kafka({ brokers: ['127.0.0.1:9'], logLevel: 0 }).producer({ idempotent: true });
+      expect(typeof producer.sendBatch).toBe('function');
+      expect(String(Kafka.prototype.producer)).not.toMatch(/warnOfDefaultPartitioner/);
     });
   });
 });

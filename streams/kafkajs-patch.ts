@@ -1,5 +1,5 @@
 /**
- * Three small, tested changes to kafkajs 2.2.4's transaction path, applied
+ * Four small, tested changes to kafkajs 2.2.4's transaction path, applied
  * once per process by `patchKafkajs()` (idempotent). Why:
  *
  * 1. **Coordinator lookups are cached.** kafkajs's eosManager asks
@@ -38,10 +38,21 @@
  *    per aborted run at the offset of its first fetched record, in offset
  *    order — a list kafkajs's one-per-record walk applies exactly.
  *
+ * 4. **A send loses no partition when a broker dies.** kafkajs's
+ *    sendMessages keeps its retry bookkeeping per broker, so a retry skips a
+ *    partition whose new leader had already answered for other partitions: its
+ *    messages are never sent and the call (and in a transaction the commit)
+ *    succeeds without them. `kafkajs-send.ts` holds the fixed sendMessages
+ *    and says what was seen; since kafkajs's producer module captured the
+ *    original when it loaded, the patch loads kafkajs's producer modules again
+ *    with the fixed one in place and points `Kafka#producer` at them, so every
+ *    producer created after `patchKafkajs()` uses it.
+ *
  * kafkajs is unmaintained upstream (tulios/kafkajs#1603), so these live here;
  * `kafkajs-patch.test.ts` pins the internals they rely on.
  */
 import { createRequire } from 'node:module';
+import { createSendMessages } from './kafkajs-send.js';
 
 const require = createRequire(import.meta.url);
 
@@ -210,10 +221,52 @@ function patchFetchResponses(): void {
   }
 }
 
+/**
+ * Installs kafkajs-send.ts's sendMessages (4): kafkajs's producer modules are loaded again with it in
+ * require's cache, and `Kafka#producer` builds producers from them, as kafkajs 2.2.4's does.
+ */
+function patchSendMessages(): void {
+  const at = (m: string) => require.resolve(`kafkajs/src/producer/${m}`);
+  const sendModule = require.cache[at('sendMessages.js')] ?? (require(at('sendMessages.js')), require.cache[at('sendMessages.js')]);
+  if (!sendModule) throw new Error('kafkajs producer/sendMessages.js is not in require\'s cache: the patch does not fit this kafkajs version');
+  sendModule.exports = createSendMessages;
+  delete require.cache[at('messageProducer.js')];
+  delete require.cache[at('index.js')];
+  const createProducer = require(at('index.js')) as (a: Record<string, unknown>) => unknown;
+  const InstrumentationEventEmitter = require('kafkajs/src/instrumentation/emitter.js') as new () => unknown;
+  const Client = require('kafkajs/src/index.js') as { prototype: Record<string | symbol, unknown> };
+  const symbol = (o: object, description: string) => Object.getOwnPropertySymbols(o).find((s) => s.description === description);
+  if (!/this\[PRIVATE\.CREATE_CLUSTER\]\(/.test(String(Client.prototype.producer)) || !String(Client.prototype.producer).includes('createProducer(')) throw new Error('kafkajs Kafka#producer is not the one the patch replaces: the patch does not fit this kafkajs version');
+  Client.prototype.producer = function (this: Record<symbol, unknown>, o: Record<string, unknown> = {}) {
+    const logger = symbol(this, 'private:Kafka:logger');
+    const clusterRetry = symbol(this, 'private:Kafka:clusterRetry');
+    const createCluster = symbol(this, 'private:Kafka:createCluster');
+    if (!logger || !clusterRetry || !createCluster) throw new Error('a kafkajs Kafka client without its private logger, retry or cluster factory: the patch does not fit this kafkajs version');
+    const instrumentationEmitter = new InstrumentationEventEmitter();
+    const cluster = (this[createCluster] as (a: Record<string, unknown>) => unknown).call(this, {
+      metadataMaxAge: o.metadataMaxAge ?? 300_000,
+      allowAutoTopicCreation: o.allowAutoTopicCreation,
+      maxInFlightRequests: o.maxInFlightRequests,
+      instrumentationEmitter,
+    });
+    return createProducer({
+      retry: { ...(this[clusterRetry] as object), ...(o.retry as object | undefined) },
+      logger: this[logger],
+      cluster,
+      createPartitioner: o.createPartitioner,
+      idempotent: o.idempotent,
+      transactionalId: o.transactionalId,
+      transactionTimeout: o.transactionTimeout,
+      instrumentationEmitter,
+    });
+  };
+}
+
 export function patchKafkajs(): void {
   if (patched) return;
   patched = true;
   patchFetchResponses();
+  patchSendMessages();
   const Cluster = require('kafkajs/src/cluster/index.js') as { prototype: ClusterProto };
   const Broker = require('kafkajs/src/broker/index.js') as { prototype: Record<string, AnyFn> };
   if (typeof Cluster.prototype.findGroupCoordinator !== 'function') throw new Error('kafkajs Cluster has no findGroupCoordinator: the patch does not fit this kafkajs version');

@@ -13,6 +13,7 @@ import type { ReplayPlan } from '../../producers/replay-plan.js';
 import { createReplayer, type ReplayResult } from '../../producers/replayer.js';
 import type { Codec } from '../../schemas/codec.js';
 import { kafkaTls } from '../../streams/kafka.js';
+import { patchKafkajs } from '../../streams/kafkajs-patch.js';
 import type { Logger } from '../../streams/logger.js';
 import type { TopicNames } from '../../streams/topics.js';
 
@@ -25,6 +26,7 @@ export interface Feeder {
 }
 
 export async function createFeeder(deps: { config: LooplineConfig; codec: Codec; names: TopicNames; logger: Logger }): Promise<Feeder> {
+  patchKafkajs(); // a send that loses no partition when a broker dies (streams/kafkajs-send.ts)
   const kafka = new Kafka({
     clientId: 'loopline-test-feeder',
     brokers: deps.config.kafka.brokers,
