@@ -200,6 +200,19 @@ export interface ScoringCheck {
     /** The event on events.client: partition@offset. */
     event: string[];
   }>;
+  /**
+   * Up to eight lost events, to tell where each was lost: its committed served predictions and log rows,
+   * every prediction of it in any attempt (read_uncommitted: partition@offset by producer, variant, version),
+   * and its committed feature vectors. No vector: lost before the scorer; an uncommitted prediction only:
+   * the scorer's transaction aborted and its input was not processed again.
+   */
+  lostSamples: Array<{
+    eventId: string;
+    committed: number;
+    logRows: Array<{ version: number; scoredAt: number }>;
+    attempts: Array<{ at: string; producer: string | null; variant: string; version: number; scoredAt: number }>;
+    vectors: string[];
+  }>;
 }
 
 export interface LoopCheck {
@@ -316,7 +329,26 @@ export async function checkScoring(deps: { kafka: Kafka; codec: Codec; names: To
       });
     }
   }
-  return { in: sent.size, logged, lost, duplicates, deadLettered, logMismatches, logMismatchSamples, inputDuplicates: extra(sentOnTopic), predictionsOnTopic: predictions.length, abortedPredictions: everyAttempt - predictions.length, duplicateSamples };
+  const lostIds = [...sent].filter((id) => (onTopic.get(id) ?? []).length === 0 || (logRows.get(id) ?? []).length === 0).slice(0, 8);
+  const lostSamples: ScoringCheck['lostSamples'] = [];
+  if (lostIds.length > 0) {
+    const wanted = new Set(lostIds);
+    const attemptRows = await readToEnd(kafka, [names.physical('predictions')], 120_000, true);
+    const attempts = await decodeAll<Prediction>(codec, 'Prediction', attemptRows);
+    const vectorRows = await readToEnd(kafka, [names.physical('features.vectors')]);
+    const vectors = await decodeAll<{ event_id: string }>(codec, 'FeatureVector', vectorRows);
+    const where = (r: EndRead) => `${r.partition}@${r.offset}`;
+    for (const id of wanted) {
+      lostSamples.push({
+        eventId: id,
+        committed: (onTopic.get(id) ?? []).length,
+        logRows: logRows.get(id) ?? [],
+        attempts: attempts.flatMap((p, i) => (p.event_id === id ? [{ at: where(attemptRows[i]!), producer: attemptRows[i]!.producer, variant: p.variant, version: p.model_version, scoredAt: p.scored_at }] : [])),
+        vectors: vectors.flatMap((v, i) => (v.event_id === id ? [`${where(vectorRows[i]!)} by ${vectorRows[i]!.producer}`] : [])),
+      });
+    }
+  }
+  return { in: sent.size, logged, lost, duplicates, deadLettered, logMismatches, logMismatchSamples, inputDuplicates: extra(sentOnTopic), predictionsOnTopic: predictions.length, abortedPredictions: everyAttempt - predictions.length, duplicateSamples, lostSamples };
 }
 
 /** The loop's outputs: every prediction joined once (when its label was sent), and each report, retrain request, candidate and model event once. */
