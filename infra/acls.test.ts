@@ -45,7 +45,7 @@ describe('worker ACLs', () => {
     }
   });
 
-  it('grant the scorer its input, its three outputs, its dead letters, its tasks and its control.models broadcast, under the topic prefix', () => {
+  it('grant the scorer its input, its three outputs, its dead letters, its tasks and its control.models and control.candidates broadcasts, under the topic prefix', () => {
     const p = 'staging.';
     expect(summary(p, 'scorer')).toEqual([
       [Res.TOPIC, 'staging.features.vectors', Pattern.LITERAL, Op.READ],
@@ -59,6 +59,7 @@ describe('worker ACLs', () => {
       [Res.TRANSACTIONAL_ID, 'staging.loopline-scorer-', Pattern.PREFIXED, Op.DESCRIBE],
       [Res.CLUSTER, 'kafka-cluster', Pattern.LITERAL, Op.IDEMPOTENT_WRITE],
       [Res.TOPIC, 'staging.control.models', Pattern.LITERAL, Op.READ],
+      [Res.TOPIC, 'staging.control.candidates', Pattern.LITERAL, Op.READ],
       [Res.GROUP, 'staging.loopline-scorer-broadcast-', Pattern.PREFIXED, Op.READ],
     ]);
     const acls = workerAcls(p, 'scorer');
@@ -66,7 +67,7 @@ describe('worker ACLs', () => {
     expect(acls.every((a) => a.permissionType === Perm.ALLOW && a.host === '*')).toBe(true);
     // The runtime's ids fall under the prefixed bindings: `<group>-<topic>-<partition>` and `<group>-broadcast-<uuid>`.
     expect('staging.loopline-scorer-staging.features.vectors-2'.startsWith(acls[7]!.resourceName)).toBe(true);
-    expect(`staging.loopline-scorer-broadcast-${crypto.randomUUID()}`.startsWith(acls[11]!.resourceName)).toBe(true);
+    expect(`staging.loopline-scorer-broadcast-${crypto.randomUUID()}`.startsWith(acls[12]!.resourceName)).toBe(true);
   });
 
   it('grant the joiner both co-partitioned inputs, both dead-letter topics and its task ids', () => {

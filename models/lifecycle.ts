@@ -68,8 +68,7 @@ export async function promote(registry: ModelRegistry, c: Change & { version: nu
   }
   const ok = await registry.promote({ ...c, version: c.version, expected: c.expected, eventId: event.event_id });
   if (!ok) return null;
-  await registry.setVerdict(c.pipeline, c.modelName, c.version, c.reason);
-  await keepShadow(registry, c, { ...serving, champion: c.version, previous: c.expected });
+  await Promise.all([registry.setVerdict(c.pipeline, c.modelName, c.version, c.reason), keepShadow(registry, c, { ...serving, champion: c.version, previous: c.expected })]);
   return event;
 }
 
@@ -94,8 +93,7 @@ export function rollbackEvent(c: Change & { from: number; to: number }): ModelEv
 
 /** Rejects a candidate with its verdict (kept whatever the log level). */
 export async function reject(registry: ModelRegistry, c: Omit<Change, 'cause'> & { version: number }): Promise<void> {
-  await registry.setStatus(c.pipeline, c.modelName, c.version, 'rejected');
-  await registry.setVerdict(c.pipeline, c.modelName, c.version, c.reason);
+  await Promise.all([registry.setStatus(c.pipeline, c.modelName, c.version, 'rejected'), registry.setVerdict(c.pipeline, c.modelName, c.version, c.reason)]);
 }
 
 export async function setShadow(registry: ModelRegistry, c: Change & { version: number | null }): Promise<ModelEvent> {

@@ -4,9 +4,9 @@
  * register, with the built-in trainer or the spec's external command.
  *
  * - Built-in (`trainer.kind: builtin`): the TypeScript trainer, run on a
- *   worker thread (`offThread`, the default in workers) so a long fit never
- *   blocks the event loop that heartbeats, fetches and scores for every other
- *   worker of the process.
+ *   worker thread (`offThread`, the default in workers; two threads where
+ *   there are two cores) so a long fit never blocks the event loop that
+ *   heartbeats, fetches and scores for every other worker of the process.
  * - Command (`trainer.kind: command`): any program that reads the training set
  *   as CSV and writes `model.onnx` and `metrics.json` (trainers/README.md); it
  *   runs as a child process, killed when `signal` aborts or after `timeoutMs`
@@ -77,71 +77,100 @@ export async function train(spec: PipelineSpec, rows: readonly LabeledRow[], opt
       throw new TrainingError(`built-in trainer: ${(err as Error).message}`, err);
     }
   }
-  return trainingThread().run(spec, rows, options.signal);
+  return trainingThreads().run(spec, rows, options.signal);
 }
 
-// ------------------------------------------------------------ worker thread
+// ------------------------------------------------------------ worker threads
 
 interface ThreadJob {
   id: number;
+  spec: PipelineSpec;
+  rows: readonly LabeledRow[];
   resolve: (a: Artifact) => void;
   reject: (e: unknown) => void;
 }
 
-/** One long-lived training thread per process; jobs queue on it. */
-let thread: { run(spec: PipelineSpec, rows: readonly LabeledRow[], signal?: AbortSignal): Promise<Artifact> } | null = null;
+/** One training thread: idle (no job), or fitting one job. Its Worker starts with its first job and after a crash or an abort. */
+interface ThreadSlot {
+  worker: Worker | null;
+  job: ThreadJob | null;
+}
 
-function trainingThread() {
-  if (thread) return thread;
-  let worker: Worker | null = null;
+/**
+ * Training threads per process: two where there are two cores, so the model
+ * builder fits a request's validation and serving models at once; more jobs
+ * queue. Each thread lives as long as the process (JIT-warm for the next fit).
+ */
+export const TRAINING_THREADS = Math.max(1, Math.min(2, os.availableParallelism()));
+
+let threads: { run(spec: PipelineSpec, rows: readonly LabeledRow[], signal?: AbortSignal): Promise<Artifact> } | null = null;
+
+function trainingThreads() {
+  if (threads) return threads;
   let next = 1;
-  const jobs = new Map<number, ThreadJob>();
-  const start = (): Worker => {
+  const slots: ThreadSlot[] = Array.from({ length: TRAINING_THREADS }, () => ({ worker: null, job: null }));
+  const queue: ThreadJob[] = [];
+  const start = (slot: ThreadSlot): Worker => {
     const w = new Worker(new URL('./training-thread.mjs', import.meta.url));
     w.on('message', (m: { id: number; ok: boolean; artifact?: Artifact; error?: string }) => {
-      const job = jobs.get(m.id);
-      if (!job) return;
-      jobs.delete(m.id);
-      idle();
+      const job = slot.job;
+      if (!job || job.id !== m.id) return;
+      slot.job = null;
       if (m.ok) job.resolve({ ...m.artifact!, onnx: new Uint8Array(m.artifact!.onnx) });
       else job.reject(new TrainingError(`built-in trainer: ${m.error}`));
+      dispatch();
     });
     w.on('error', (err) => {
-      for (const j of jobs.values()) j.reject(new TrainingError(`training thread failed: ${err.message}`, err));
-      jobs.clear();
-      idle();
-      worker = null;
+      if (slot.worker !== w) return;
+      const job = slot.job;
+      slot.job = null;
+      slot.worker = null;
+      job?.reject(new TrainingError(`training thread failed: ${err.message}`, err));
+      dispatch();
     });
     w.on('exit', () => {
-      worker = null;
+      if (slot.worker === w) slot.worker = null;
     });
     return w;
   };
-  // The thread holds the process open while a job runs (its caller awaits the result) and never when idle:
+  // A thread holds the process open while it fits (its caller awaits the result) and never when idle:
   // an idle ref'd thread would keep a finished process alive.
-  const idle = () => {
-    if (jobs.size === 0) worker?.unref();
+  const dispatch = () => {
+    for (const slot of slots) {
+      if (!slot.job && queue.length > 0) {
+        const job = queue.shift()!;
+        slot.job = job;
+        slot.worker ??= start(slot);
+        slot.worker.postMessage({ id: job.id, spec: job.spec, rows: job.rows });
+      }
+      if (slot.job) slot.worker?.ref();
+      else slot.worker?.unref();
+    }
   };
-  thread = {
+  threads = {
     run(spec, rows, signal) {
-      worker ??= start();
-      worker.ref();
-      const id = next++;
       return new Promise<Artifact>((resolve, reject) => {
-        jobs.set(id, { id, resolve, reject });
+        const job: ThreadJob = { id: next++, spec, rows, resolve, reject };
         signal?.addEventListener('abort', () => {
-          if (!jobs.delete(id)) return;
-          idle();
+          const queued = queue.indexOf(job);
+          if (queued >= 0) queue.splice(queued, 1);
+          const slot = slots.find((x) => x.job === job);
+          if (queued < 0 && !slot) return;
           reject(new TrainingError('training aborted'));
-          // The thread cannot be interrupted mid-fit; a fresh one serves later jobs.
-          void worker?.terminate();
-          worker = null;
+          if (slot) {
+            // A thread cannot be interrupted mid-fit; a fresh one serves later jobs.
+            slot.job = null;
+            void slot.worker?.terminate();
+            slot.worker = null;
+          }
+          dispatch();
         }, { once: true });
-        worker!.postMessage({ id, spec, rows });
+        queue.push(job);
+        dispatch();
       });
     },
   };
-  return thread;
+  return threads;
 }
 
 // ------------------------------------------------------------ external command

@@ -212,8 +212,8 @@ export class CbpeWindow {
     return w;
   }
 
-  toJSON(): CbpeWindowState {
-    return structuredClone(this.#s);
+  toJSON(key?: string): CbpeWindowState {
+    return key === undefined ? structuredClone(this.#s) : this.#s;
   }
 
   get count(): number {
@@ -595,11 +595,12 @@ export class CbpeMonitor {
     return m;
   }
 
-  toJSON(): CbpeMonitorState {
+  toJSON(key?: string): CbpeMonitorState {
+    const copy = key === undefined ? structuredClone : <T>(x: T): T => x;
     const slots: Record<string, CbpeSlotState> = {};
-    for (const [k, { state, window }] of this.#slots) slots[k] = { ...structuredClone(state), window: window.toJSON() };
+    for (const [k, { state, window }] of this.#slots) slots[k] = { ...copy(state), window: window.toJSON(key) };
     const versions: Record<string, CbpeVersionState> = {};
-    for (const [k, v] of this.#versions) versions[k] = structuredClone(v);
+    for (const [k, v] of this.#versions) versions[k] = copy(v);
     return { kind: 'cbpe-monitor', version: 1, classes: [...this.config.classes], sequence: this.#sequence, versions, slots };
   }
 

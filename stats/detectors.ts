@@ -203,8 +203,8 @@ export class Adwin {
   }
 
   /** A deep copy of the state; `JSON.stringify` of it is lossless. */
-  toJSON(): AdwinState {
-    return structuredClone(this.#s);
+  toJSON(key?: string): AdwinState {
+    return key === undefined ? structuredClone(this.#s) : this.#s;
   }
 
   /** Number of values in the current window. */

@@ -391,8 +391,9 @@ export class FeatureDriftAccumulator {
   }
 
   /** A deep copy of the state; `JSON.stringify` of it is lossless. */
-  toJSON(): FeatureDriftState {
-    return structuredClone({ ...this.#s, rngState: this.#rng.state });
+  toJSON(key?: string): FeatureDriftState {
+    const s = { ...this.#s, rngState: this.#rng.state };
+    return key === undefined ? structuredClone(s) : s;
   }
 
   /**

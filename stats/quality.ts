@@ -321,8 +321,9 @@ export class QualityWindow {
   }
 
   /** A deep copy of the state; `JSON.stringify` of it is lossless. */
-  toJSON(): QualityWindowState {
-    return structuredClone(this.#s);
+  /** A deep copy of the state; under `JSON.stringify` (which passes a key) the state itself, serialised at once. */
+  toJSON(key?: string): QualityWindowState {
+    return key === undefined ? structuredClone(this.#s) : this.#s;
   }
 
   get task(): Task {

@@ -140,9 +140,12 @@ export function createModelRegistry(client: cassandra.Client): ModelRegistry {
               false,
             );
       if (!rs.wasApplied()) return false;
-      await registry.setStatus(c.pipeline, c.modelName, c.version, 'champion');
-      if (c.expected !== null && c.expected !== c.version) await registry.setStatus(c.pipeline, c.modelName, c.expected, 'retired');
-      await logEvent(c, 'PROMOTE', c.version, c.expected);
+      // The compare-and-set above decided it; the statuses and the history entry are independent writes.
+      await Promise.all([
+        registry.setStatus(c.pipeline, c.modelName, c.version, 'champion'),
+        c.expected !== null && c.expected !== c.version ? registry.setStatus(c.pipeline, c.modelName, c.expected, 'retired') : null,
+        logEvent(c, 'PROMOTE', c.version, c.expected),
+      ]);
       return true;
     },
 
@@ -155,9 +158,11 @@ export function createModelRegistry(client: cassandra.Client): ModelRegistry {
         false,
       );
       if (!rs.wasApplied()) return null;
-      await registry.setStatus(c.pipeline, c.modelName, s.previous, 'champion');
-      await registry.setStatus(c.pipeline, c.modelName, c.expected, 'rejected');
-      await logEvent(c, 'ROLLBACK', s.previous, c.expected);
+      await Promise.all([
+        registry.setStatus(c.pipeline, c.modelName, s.previous, 'champion'),
+        registry.setStatus(c.pipeline, c.modelName, c.expected, 'rejected'),
+        logEvent(c, 'ROLLBACK', s.previous, c.expected),
+      ]);
       return s.previous;
     },
 
@@ -166,8 +171,10 @@ export function createModelRegistry(client: cassandra.Client): ModelRegistry {
       const params = [c.version, new Date(), c.actor, c.pipeline, c.modelName];
       if (c.expectedChampion === undefined) await q(set, params);
       else if (!(await q(`${set} IF champion_version = ?`, [...params, c.expectedChampion], false)).wasApplied()) return false;
-      if (c.version !== null) await registry.setStatus(c.pipeline, c.modelName, c.version, 'shadow');
-      await logEvent(c, c.version === null ? 'SHADOW_STOP' : 'SHADOW_START', c.version ?? 0, null);
+      await Promise.all([
+        c.version !== null ? registry.setStatus(c.pipeline, c.modelName, c.version, 'shadow') : null,
+        logEvent(c, c.version === null ? 'SHADOW_STOP' : 'SHADOW_START', c.version ?? 0, null),
+      ]);
       return true;
     },
 

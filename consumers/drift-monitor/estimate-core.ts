@@ -104,9 +104,9 @@ export class EstimateState {
     return s;
   }
 
-  toJSON(): EstimateStateJSON {
+  toJSON(key?: string): EstimateStateJSON {
     return {
-      cbpe: this.cbpe.toJSON(),
+      cbpe: this.cbpe.toJSON(key),
       open: Object.fromEntries([...this.#open].map(([k, v]) => [k, { ...v }])),
       pending: Object.fromEntries([...this.#pending].map(([k, v]) => [k, v.map((w) => ({ ...w }))])),
     };

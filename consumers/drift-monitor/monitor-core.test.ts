@@ -354,6 +354,18 @@ describe('monitor core: determinism and checkpoints', () => {
     expect(state.windowCount(1, 'champion')).toBeGreaterThan(0); // ended mid-window
   });
 
+  it('serialises the live state under JSON.stringify exactly as its deep copy, and the copy stays as taken', () => {
+    const state = createMonitorState(cfg);
+    records.slice(0, 300).forEach((r) => applyRecord(state, r, lookup));
+    const copy = state.toJSON();
+    const taken = JSON.stringify(copy);
+    expect(JSON.stringify(state)).toBe(taken);
+    records.slice(300, 500).forEach((r) => applyRecord(state, r, lookup));
+    expect(JSON.stringify(copy)).toBe(taken); // a copy, not a view: the state moved on without it
+    expect(JSON.stringify(state)).not.toBe(taken);
+    expect(JSON.stringify(state)).toBe(JSON.stringify(state.toJSON()));
+  });
+
   it('refuses a state of another model', () => {
     const json = createMonitorState(cfg).toJSON();
     expect(() => MonitorState.fromJSON(json, config({ modelName: 'other' }))).toThrow(RangeError);

@@ -237,7 +237,8 @@ class Slot {
     this.prediction = s.prediction ? structuredClone(s.prediction) : null;
   }
 
-  toJSON(): SlotState {
+  toJSON(key?: string): SlotState {
+    const copy = key === undefined ? structuredClone : <T>(x: T): T => x;
     return {
       modelVersion: this.modelVersion,
       variant: this.variant,
@@ -246,14 +247,14 @@ class Slot {
       alarmsTotal: this.alarmsTotal,
       windowStart: this.windowStart,
       windowEnd: this.windowEnd,
-      quality: this.quality.toJSON(),
-      detector: this.detector.toJSON(),
+      quality: this.quality.toJSON(key),
+      detector: this.detector.toJSON(key),
       recent: [...this.recent],
       recentNext: this.recentNext,
       errorMax: this.errorMax,
-      features: structuredClone(this.features),
-      drift: this.drift ? this.drift.toJSON() : null,
-      prediction: this.prediction ? structuredClone(this.prediction) : null,
+      features: copy(this.features),
+      drift: this.drift ? this.drift.toJSON(key) : null,
+      prediction: this.prediction ? copy(this.prediction) : null,
       lastSeen: this.lastSeen,
     };
   }
@@ -295,10 +296,15 @@ export class MonitorState {
     return state;
   }
 
-  toJSON(): MonitorStateJSON {
+  /**
+   * A deep copy of the state. Under `JSON.stringify` (which calls toJSON with a key) the parts are the live
+   * state itself, not copies: stringify reads them at once, so a checkpoint of the whole state costs one
+   * serialisation, not a deep copy and then a serialisation.
+   */
+  toJSON(key?: string): MonitorStateJSON {
     const slots: Record<string, SlotState> = {};
-    for (const [key, slot] of this.#slots) slots[key] = slot.toJSON();
-    return { kind: 'drift-monitor', version: 1, pipeline: this.config.pipeline, modelName: this.config.modelName, slots, seen: this.#seen, retired: Object.fromEntries(this.#retired), ...(this.estimate ? { estimate: this.estimate.toJSON() } : {}) };
+    for (const [k, slot] of this.#slots) slots[k] = slot.toJSON(key);
+    return { kind: 'drift-monitor', version: 1, pipeline: this.config.pipeline, modelName: this.config.modelName, slots, seen: this.#seen, retired: Object.fromEntries(this.#retired), ...(this.estimate ? { estimate: this.estimate.toJSON(key) } : {}) };
   }
 
   /** Slot keys retired so far (see MonitorConfig.retireAfterRecords). */

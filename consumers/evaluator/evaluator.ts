@@ -134,8 +134,7 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerImpl<'ModelCandidate
       const outputs: OutputRecord[] = [];
       for (const { value: c } of records) {
         if (c.pipeline !== spec.name || c.model_name !== spec.model.name) continue;
-        const serving = await registry.serving(spec.name, spec.model.name);
-        const info = await registry.info(spec.name, spec.model.name, c.model_version);
+        const [serving, info] = await Promise.all([registry.serving(spec.name, spec.model.name), registry.info(spec.name, spec.model.name, c.model_version)]);
         if (!info) continue;
         if (serving.champion === c.model_version) {
           // Promoted before a crash: completes the shadow if needed and announces again.
@@ -166,12 +165,15 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerImpl<'ModelCandidate
         }
         // The judged model: the validation model (trained without the held-out rows) when the candidate was refitted on them.
         const judged = c.validation_version ?? c.model_version;
-        const judgedInfo = c.validation_version === null ? info : await registry.info(spec.name, spec.model.name, judged);
+        const [judgedInfo, championInfo, newest] = await Promise.all([
+          c.validation_version === null ? info : registry.info(spec.name, spec.model.name, judged),
+          serving.champion === null ? null : registry.info(spec.name, spec.model.name, serving.champion),
+          deps.training.newest(spec.name, { limit: p.holdoutRows }),
+        ]);
         // Rows either model learned from are not held out: a champion refitted recently has seen the
         // older part of the window, and would be judged on its own training rows.
-        const championInfo = serving.champion === null ? null : await registry.info(spec.name, spec.model.name, serving.champion);
         const trainedUntil = Math.max(judgedInfo?.trainingEnd ?? c.window_end, championInfo?.trainingEnd ?? -Infinity);
-        const holdout = (await deps.training.newest(spec.name, { limit: p.holdoutRows })).filter((r) => r.eventTime > trainedUntil);
+        const holdout = newest.filter((r) => r.eventTime > trainedUntil);
         if (serving.champion !== null && holdout.length < 30) {
           const verdict = `rejected: the held-out window has ${holdout.length} rows, too few to judge`;
           logger.warn({ version: c.model_version, rows: holdout.length }, verdict);
@@ -211,8 +213,10 @@ export function createEvaluator(deps: EvaluatorDeps): WorkerImpl<'ModelCandidate
           ? `${p.metric} on ${evaluation.rows} held-out rows: candidate${c.validation_version === null ? '' : ` (validated by v${judged})`} ${evaluation.candidateMetric.toFixed(4)} vs champion ${evaluation.championMetric.toFixed(4)}, difference ${evaluation.meanDiff.toFixed(4)} [${evaluation.lower.toFixed(4)}, ${evaluation.upper.toFixed(4)}] at ${p.confidence}; gate ${p.gate === 'better' ? `better by more than ${p.minImprovement}` : `not worse by more than ${p.tolerance}`}`
           : 'no champion';
         if (c.validation_version !== null) {
-          await registry.setStatus(spec.name, spec.model.name, c.validation_version, 'retired');
-          await registry.setVerdict(spec.name, spec.model.name, c.validation_version, `validation model of v${c.model_version}: ${verdict}`);
+          await Promise.all([
+            registry.setStatus(spec.name, spec.model.name, c.validation_version, 'retired'),
+            registry.setVerdict(spec.name, spec.model.name, c.validation_version, `validation model of v${c.model_version}: ${verdict}`),
+          ]);
         }
         if (evaluation && evaluation.promote && rolloutNeeded(p.rollout, modelInputs(info), championInfo ? modelInputs(championInfo) : undefined)) {
           // Staged rollout: it shadows the champion on live traffic; the retrain trigger moves it to A/B, then promotes or rejects it.

@@ -169,6 +169,35 @@ describe('model-builder (in-memory harness)', () => {
     expect(stores.requests.rows.get(r.request_id)).toMatchObject({ status: 'built', modelVersion: refit.version, verdict: expect.stringMatching(new RegExp(`^built v${refit.version} from the newest 400 rows, validated by v${validation.version} trained on the 400 before the 100 held out, in .* s \\(test\\)$`)) });
   }, 60_000);
 
+
+  it('fits the validation model and the refit at once, and registers the validation model first', async () => {
+    const stores = await withRows(rows.slice(0, 700));
+    const r = request('c4', rows[699]!.event.event_time);
+    // Each fit waits a macrotask before it returns: fits begun one after the other never overlap.
+    let active = 0;
+    let most = 0;
+    const windows: Array<[number, number]> = [];
+    const trainer = async (_s: PipelineSpec, rs: readonly LabeledRow[]): Promise<Artifact> => {
+      active += 1;
+      most = Math.max(most, active);
+      await new Promise((res) => setTimeout(res, 0));
+      active -= 1;
+      const from = rows.findIndex((x) => JSON.stringify(x.values) === JSON.stringify(rs[0]!.values));
+      windows.push([from, rs.length]);
+      const t = trainOn(rows.slice(from, from + rs.length), { spec });
+      return { onnx: t.onnx, spec: t.spec, baseline: t.baseline, metrics: t.metrics, trainer: 'test', trainerSettings: {}, trainingRows: t.trainedRows };
+    };
+    const run = await runFlow(builderWith(trainer), [Q(r)], { spec, stores });
+    expect(most).toBe(2);
+    expect(windows.sort((a, b) => a[0] - b[0])).toEqual([[200, WINDOW], [300, WINDOW]]);
+    const models = await stores.registry.list(P, M);
+    expect(models.map((m) => [m.version, m.requestId, m.trainingStart])).toEqual([
+      [3, r.request_id, rows[300]!.event.event_time],
+      [2, `${r.request_id}#validation`, rows[200]!.event.event_time],
+      [1, null, null],
+    ]);
+    expect(candidates(run.outputs).map((c) => [c.model_version, c.validation_version])).toEqual([[3, 2]]);
+  }, 60_000);
   it('skips a request with too few training rows, with the verdict in the request store', async () => {
     const stores = await withRows(rows.slice(0, 150));
     const r = request('d', rows[149]!.event.event_time);

@@ -6,9 +6,12 @@
  * point-in-time correct by construction. Split by time, never at random: the
  * newest `promotion.holdoutRows` rows before the request's window end are
  * held out for the evaluator; the `trainer.windowRows` rows before them are
- * the training set. Training runs off the event loop (a worker thread for the
- * built-in trainer, a child process for an external one) while the builder
- * keeps its group membership and its lease on the request alive.
+ * the training set. With `promotion.refitOnHoldout` two models are fitted at
+ * once: the validation model on that window (the evaluator judges it on the
+ * held-out rows) and the serving model on the newest rows. Training runs off
+ * the event loop (worker threads for the built-in trainer, child processes
+ * for an external one) while the builder keeps its group membership and its
+ * lease on the request alive.
  *
  * Each request id is built once: the builder claims it under a lease (a
  * second builder waits while the lease is held), a replayed request reuses
@@ -125,20 +128,24 @@ export function createModelBuilder(deps: ModelBuilderDeps): WorkerImpl<'RetrainR
     return registry.byRequest(spec.name, spec.model.name, requestId);
   }
 
-  /** Trains on `window` (newest first) and registers the model under `requestId`, unless a restart already did. */
-  async function trainAndRegister(r: RetrainRequest, requestId: string, window: TrainingRow[], ctx: ProcessContext): Promise<{ model: ModelInfo; trainer: string; seconds: number } | { skipped: string }> {
-    const done = await existing(requestId);
-    if (done) return { model: done, trainer: done.trainer, seconds: 0 };
+  type Trained = { artifact: Artifact; seconds: number } | { skipped: string };
+
+  /** Trains on `window` (newest first), keeping the group and the lease alive meanwhile. */
+  async function fit(r: RetrainRequest, window: TrainingRow[], ctx: ProcessContext): Promise<Trained> {
     const started = Date.now();
-    let artifact: Artifact;
     try {
-      artifact = await keepingAlive(ctx, r.request_id, (signal) => trainer(spec, [...window].reverse(), { signal, ...(deps.trainTimeoutMs ? { timeoutMs: deps.trainTimeoutMs } : {}), log: (m, f) => logger.info(f ?? {}, m) }));
+      const artifact = await keepingAlive(ctx, r.request_id, (signal) => trainer(spec, [...window].reverse(), { signal, ...(deps.trainTimeoutMs ? { timeoutMs: deps.trainTimeoutMs } : {}), log: (m, f) => logger.info(f ?? {}, m) }));
+      return { artifact, seconds: (Date.now() - started) / 1000 };
     } catch (err) {
       if (err instanceof TrainingError && !ctx.signal.aborted) return { skipped: `skipped: ${err.message}` };
       throw err;
     }
+  }
+
+  /** Registers what `fit` trained on `window` under `requestId`. */
+  async function register(r: RetrainRequest, requestId: string, window: TrainingRow[], artifact: Artifact): Promise<ModelInfo> {
     const times = window.map((x) => x.eventTime);
-    const model = await registry.register({
+    return registry.register({
       pipeline: spec.name,
       modelName: spec.model.name,
       status: 'candidate',
@@ -149,7 +156,6 @@ export function createModelBuilder(deps: ModelBuilderDeps): WorkerImpl<'RetrainR
       requestId,
       specVersion: deps.live?.version() ?? null,
     });
-    return { model, trainer: artifact.trainer, seconds: (Date.now() - started) / 1000 };
   }
 
   async function build(r: RetrainRequest, ctx: ProcessContext): Promise<{ model: ModelInfo | null; validation: ModelInfo | null; verdict: string }> {
@@ -165,23 +171,31 @@ export function createModelBuilder(deps: ModelBuilderDeps): WorkerImpl<'RetrainR
     const { train: window } = splitByTime(rows, spec.promotion.holdoutRows, spec.trainer.windowRows);
     if (window.length < minRows) return { model: null, validation: null, verdict: `skipped: ${window.length} training rows (${rows.length} labeled in all) is under the minimum of ${minRows}` };
     const refit = spec.promotion.refitOnHoldout && rows.length > window.length;
-    const validation = await trainAndRegister(r, refit ? `${r.request_id}${VALIDATION}` : r.request_id, window, ctx);
-    if ('skipped' in validation) return { model: null, validation: null, verdict: validation.skipped };
     if (!refit) {
-      deps.onBuilt?.(validation.model, r, validation.seconds);
-      return { model: validation.model, validation: null, verdict: `built v${validation.model.version} from ${window.length} rows in ${validation.seconds.toFixed(1)} s (${validation.trainer})` };
+      const trained = await fit(r, window, ctx);
+      if ('skipped' in trained) return { model: null, validation: null, verdict: trained.skipped };
+      const model = await register(r, r.request_id, window, trained.artifact);
+      deps.onBuilt?.(model, r, trained.seconds);
+      return { model, validation: null, verdict: `built v${model.version} from ${window.length} rows in ${trained.seconds.toFixed(1)} s (${trained.artifact.trainer})` };
     }
-    await registry.setVerdict(spec.name, spec.model.name, validation.model.version, `validation model of request ${r.request_id}: judged on the ${spec.promotion.holdoutRows} held-out rows for the refitted model`);
+    // The validation model (judged on the held-out rows) and the serving model (refitted on the newest rows) are
+    // independent fits: they run at once, one training thread each. The validation model registers first.
     const newest = rows.slice(0, spec.trainer.windowRows);
-    const serving = await trainAndRegister(r, r.request_id, newest, ctx);
-    if ('skipped' in serving) return { model: null, validation: null, verdict: serving.skipped };
-    const seconds = validation.seconds + serving.seconds;
-    logger.info({ requestId: r.request_id, version: serving.model.version, validation: validation.model.version, rows: newest.length, seconds }, 'candidate registered');
-    deps.onBuilt?.(serving.model, r, seconds);
+    const started = Date.now();
+    const done = await existing(`${r.request_id}${VALIDATION}`);
+    const [validationFit, servingFit] = await Promise.all([done ? null : fit(r, window, ctx), fit(r, newest, ctx)]);
+    if (validationFit && 'skipped' in validationFit) return { model: null, validation: null, verdict: validationFit.skipped };
+    const validation = done ?? (await register(r, `${r.request_id}${VALIDATION}`, window, validationFit!.artifact));
+    await registry.setVerdict(spec.name, spec.model.name, validation.version, `validation model of request ${r.request_id}: judged on the ${spec.promotion.holdoutRows} held-out rows for the refitted model`);
+    if ('skipped' in servingFit) return { model: null, validation: null, verdict: servingFit.skipped };
+    const serving = await register(r, r.request_id, newest, servingFit.artifact);
+    const seconds = (Date.now() - started) / 1000;
+    logger.info({ requestId: r.request_id, version: serving.version, validation: validation.version, rows: newest.length, seconds }, 'candidate registered');
+    deps.onBuilt?.(serving, r, seconds);
     return {
-      model: serving.model,
-      validation: validation.model,
-      verdict: `built v${serving.model.version} from the newest ${newest.length} rows, validated by v${validation.model.version} trained on the ${window.length} before the ${spec.promotion.holdoutRows} held out, in ${seconds.toFixed(1)} s (${serving.trainer})`,
+      model: serving,
+      validation,
+      verdict: `built v${serving.version} from the newest ${newest.length} rows, validated by v${validation.version} trained on the ${window.length} before the ${spec.promotion.holdoutRows} held out, in ${seconds.toFixed(1)} s (${servingFit.artifact.trainer})`,
     };
   }
 

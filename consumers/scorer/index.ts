@@ -7,12 +7,13 @@
  * monitoring.estimate, to `predictions.by-model` (keyed by model, for the
  * drift monitor's estimate before labels). Hot-swaps between
  * chunks when control.models announces a change (a broadcast: every scorer
- * instance sees every announcement) or its registry poll sees one.
+ * instance sees every announcement) or its registry poll sees one. Candidates
+ * announced on control.candidates are loaded ahead of their promotion.
  *
  *   npm start -- run --workers scorer
  */
 import { Gauge, type Registry } from 'prom-client';
-import type { ModelEvent } from '../../schemas/types.js';
+import type { ModelCandidate, ModelEvent } from '../../schemas/types.js';
 import type { Stores } from '../../store/stores.js';
 import { defineWorker, setting, type WorkerContext } from '../../streams/definition.js';
 import { createLiveSpec } from '../live-spec.js';
@@ -31,7 +32,7 @@ export const scorer = defineWorker({
   doc: 'scores a chunk in one onnxruntime call with the champion, an optional A/B arm (stable hash of the event id) and shadow; hot-swaps on control.models or a registry poll',
   input: { topics: [{ topic: 'features.vectors', record: 'FeatureVector' }] },
   outputs: ['predictions', 'predictions.by-event', 'predictions.by-model'],
-  broadcasts: ['control.models'],
+  broadcasts: ['control.models', 'control.candidates'],
   tables: { reads: ['models', 'model_serving', 'pipeline_specs'], writes: ['prediction_log', 'predictions_by_time'] },
   state: 'none (the serving models, reloaded from the registry)',
   settings: {
@@ -76,6 +77,15 @@ export const scorer = defineWorker({
             if (e.pipeline !== spec.name || e.model_name !== spec.model.name) return;
             ctx.logger.info({ action: e.action, version: e.model_version }, 'model event received');
             await reload('control event');
+          },
+        },
+        {
+          topic: 'control.candidates',
+          record: 'ModelCandidate',
+          async onRecord(value) {
+            const c = value as ModelCandidate;
+            if (c.pipeline !== spec.name || c.model_name !== spec.model.name) return;
+            await core.preload(c.model_version);
           },
         },
       ],

@@ -268,6 +268,36 @@ describe('scorer (in-memory harness)', () => {
     expect(await s.metrics.metrics()).toMatch(/loopline_scorer_champion_version\{pipeline="elec2"\} 2/);
   });
 
+
+  it('loads a candidate announced on control.candidates before its promotion, so the swap reads nothing; unloads versions that stop serving', async () => {
+    const s = setup();
+    await registerChampion(s.stores.registry, v1Model);
+    await s.run(inputs(0, 10));
+    const reads: number[] = [];
+    const get = s.stores.registry.get.bind(s.stores.registry);
+    s.stores.registry.get = (p, m, v) => (reads.push(v), get(p, m, v));
+    const v2 = await registerModel(s.stores.registry, v2Model);
+    const candidates = s.scorer().broadcasts!.find((b) => b.topic === 'control.candidates')!;
+    const models = s.scorer().broadcasts!.find((b) => b.topic === 'control.models')!;
+    const announced = (version: number, pipeline = P) => ({ pipeline, model_name: M, model_version: version }) as never;
+    await candidates.onRecord(announced(v2.version, 'sea'));
+    expect(reads).toEqual([]);
+    await candidates.onRecord(announced(v2.version));
+    expect(reads).toEqual([v2.version]);
+    expect(s.scorer().serving().champion).toBe(1); // loaded, not serving
+    expect(await s.stores.registry.promote({ pipeline: P, modelName: M, version: v2.version, expected: 1, actor: 'test', reason: 'swap' })).toBe(true);
+    const event = (version: number, previous: number): ModelEvent => ({ event_id: 'x', pipeline: P, model_name: M, action: 'PROMOTE', model_version: version, previous_version: previous, traffic_share: null, reason: 'r', actor: 'test', created_at: NOW });
+    await models.onRecord(event(v2.version, 1));
+    expect(s.scorer().serving().champion).toBe(v2.version);
+    expect(reads).toEqual([v2.version]); // the swap used the preloaded model
+    const swapped = await s.run(inputs(10, 20));
+    expect(new Set(on(swapped.outputs, 'predictions').map((p) => p.model_version))).toEqual(new Set([v2.version]));
+    // v1 stopped serving and was no candidate of late: unloaded, so serving it again reads it again.
+    expect(await s.stores.registry.promote({ pipeline: P, modelName: M, version: 1, expected: v2.version, actor: 'test', reason: 'back' })).toBe(true);
+    await models.onRecord(event(1, v2.version));
+    expect(s.scorer().serving().champion).toBe(1);
+    expect(reads).toEqual([v2.version, 1]);
+  });
   it('throws a retriable NO_CHAMPION while nothing is promoted, and scores once a champion is', async () => {
     const stores = createMemoryStores();
     await registerModel(stores.registry, v1Model); // a candidate only

@@ -16,7 +16,10 @@
  * is given exactly the inputs its feature spec names (a model may use fewer
  * than the pipeline serves); a model that needs an input the pipeline does
  * not serve, or of another kind, is refused at load, not discovered per event,
- * and the current one keeps serving. With `live`, every reload first reads the
+ * and the current one keeps serving. A candidate announced on
+ * control.candidates is loaded ahead (`preload`), so its promotion swaps in
+ * without a registry read; versions that no longer serve are unloaded. With
+ * `live`, every reload first reads the
  * applied spec versions: a new one (a feature added by `setup --spec`) takes
  * effect with the models built under it, so a model trained on the new
  * feature is accepted once the spec serving it is applied.
@@ -79,6 +82,12 @@ export interface Serving {
 export interface Scorer extends WorkerImpl<'FeatureVector'> {
   /** Re-reads the serving state; loads and swaps in changed versions. Returns the champion version. */
   reload(): Promise<number>;
+  /**
+   * Loads a version that may serve soon (a candidate announced on control.candidates) so that its promotion
+   * swaps it in without a registry read or a session to create. A version that cannot load is left for
+   * reload() to refuse.
+   */
+  preload(version: number): Promise<void>;
   serving(): { champion: number | null; shadow: number | null; ab: number | null };
   /** Versions this scorer refused to load (they do not fit the pipeline, or their bytes are broken). */
   refused(): number[];
@@ -145,6 +154,19 @@ export function createScorer(deps: ScorerDeps): Scorer {
   /** The spec version `current` was built under: one for the whole chunk, with the models. */
   let currentShape = shape;
   let reloading: Promise<number> | null = null;
+  /** Candidates preloaded, newest last: kept loaded until a reload finds them neither serving nor among the newest PRELOADS_KEPT. */
+  const preloaded: number[] = [];
+  const PRELOADS_KEPT = 2;
+
+  /** Unloads versions that neither serve nor wait as a recent preload; a chunk scoring with one finishes first (closed a minute later). */
+  function prune(serving: Serving): void {
+    const keep = new Set([serving.champion.version, serving.shadow?.version, serving.ab?.version, ...preloaded.slice(-PRELOADS_KEPT)]);
+    for (const [version, p] of cache) {
+      if (keep.has(version)) continue;
+      cache.delete(version);
+      setTimeout(() => void p.then((l) => l.model.close()).catch(() => {}), 60_000).unref();
+    }
+  }
 
   function load(version: number): Promise<Loaded> {
     let p = cache.get(version);
@@ -218,6 +240,7 @@ export function createScorer(deps: ScorerDeps): Scorer {
           const changed = !current || next.champion.version !== current.champion.version || next.shadow?.version !== current.shadow?.version || next.ab?.version !== current.ab?.version || next.ab?.share !== current.ab?.share;
           current = next;
           currentShape = shape;
+          prune(next);
           if (changed) {
             logger.info({ champion: next.champion.version, shadow: next.shadow?.version ?? null, ab: next.ab?.version ?? null }, 'serving models swapped in');
             deps.onSwap?.(next);
@@ -228,6 +251,16 @@ export function createScorer(deps: ScorerDeps): Scorer {
         }
       })();
       return reloading;
+    },
+
+    async preload(version) {
+      if (cache.has(version) || refusedVersions.has(version)) return;
+      preloaded.push(version);
+      if (preloaded.length > PRELOADS_KEPT) preloaded.shift();
+      await load(version).then(
+        () => logger.debug({ version }, 'candidate preloaded'),
+        (err: unknown) => logger.debug({ err, version }, 'candidate not preloaded; a reload will try again'),
+      );
     },
 
     serving: () => ({ champion: current?.champion.version ?? null, shadow: current?.shadow?.version ?? null, ab: current?.ab?.version ?? null }),
@@ -253,8 +286,13 @@ export function createScorer(deps: ScorerDeps): Scorer {
         (serving.ab && abArm(r.value.event_id, serving.ab.share) === 'ab' ? arm : champ).push(r.value);
       });
       const scoredAt = now();
-      const servedPredictions = [...(await score(serving.champion, 'champion', champ, scoredAt)), ...(serving.ab ? await score(serving.ab, 'ab', arm, scoredAt) : [])];
-      const shadow = serving.shadow ? await score(serving.shadow, 'shadow', everyone, scoredAt) : [];
+      // The models run at once (each onnxruntime session runs off the event loop).
+      const [byChampion, byAb, shadow] = await Promise.all([
+        score(serving.champion, 'champion', champ, scoredAt),
+        serving.ab ? score(serving.ab, 'ab', arm, scoredAt) : [],
+        serving.shadow ? score(serving.shadow, 'shadow', everyone, scoredAt) : [],
+      ]);
+      const servedPredictions = [...byChampion, ...byAb];
       const all = [...servedPredictions, ...shadow];
       await log.write(all);
       const outputs: OutputRecord[] = [
