@@ -221,23 +221,27 @@ function patchFetchResponses(): void {
   }
 }
 
+const SEND_PATCHED = Symbol.for('loopline.kafkajs.sendMessagesPerPartition');
+
 /**
  * Installs kafkajs-send.ts's sendMessages (4): kafkajs's producer modules are loaded again with it in
  * require's cache, and `Kafka#producer` builds producers from them, as kafkajs 2.2.4's does.
  */
 function patchSendMessages(): void {
+  const Client = require('kafkajs/src/index.js') as { prototype: Record<string | symbol, unknown> };
+  // Once per process: require's cache outlives this module where a test runner evaluates it again per file.
+  if ((Client.prototype.producer as Record<symbol, unknown>)[SEND_PATCHED]) return;
   const at = (m: string) => require.resolve(`kafkajs/src/producer/${m}`);
   const sendModule = require.cache[at('sendMessages.js')] ?? (require(at('sendMessages.js')), require.cache[at('sendMessages.js')]);
   if (!sendModule) throw new Error('kafkajs producer/sendMessages.js is not in require\'s cache: the patch does not fit this kafkajs version');
-  sendModule.exports = createSendMessages;
+  sendModule.exports = Object.assign((deps: Parameters<typeof createSendMessages>[0]) => createSendMessages(deps), { [SEND_PATCHED]: true });
   delete require.cache[at('messageProducer.js')];
   delete require.cache[at('index.js')];
   const createProducer = require(at('index.js')) as (a: Record<string, unknown>) => unknown;
   const InstrumentationEventEmitter = require('kafkajs/src/instrumentation/emitter.js') as new () => unknown;
-  const Client = require('kafkajs/src/index.js') as { prototype: Record<string | symbol, unknown> };
   const symbol = (o: object, description: string) => Object.getOwnPropertySymbols(o).find((s) => s.description === description);
   if (!/this\[PRIVATE\.CREATE_CLUSTER\]\(/.test(String(Client.prototype.producer)) || !String(Client.prototype.producer).includes('createProducer(')) throw new Error('kafkajs Kafka#producer is not the one the patch replaces: the patch does not fit this kafkajs version');
-  Client.prototype.producer = function (this: Record<symbol, unknown>, o: Record<string, unknown> = {}) {
+  Client.prototype.producer = Object.assign(function (this: Record<symbol, unknown>, o: Record<string, unknown> = {}) {
     const logger = symbol(this, 'private:Kafka:logger');
     const clusterRetry = symbol(this, 'private:Kafka:clusterRetry');
     const createCluster = symbol(this, 'private:Kafka:createCluster');
@@ -259,7 +263,14 @@ function patchSendMessages(): void {
       transactionTimeout: o.transactionTimeout,
       instrumentationEmitter,
     });
-  };
+  }, { [SEND_PATCHED]: true });
+}
+
+/** Whether this process's kafkajs producers send with kafkajs-send.ts (4): `Kafka#producer` and the cached sendMessages both carry the mark. */
+export function sendPatched(): boolean {
+  const Client = require('kafkajs/src/index.js') as { prototype: Record<string, unknown> };
+  const cached = require.cache[require.resolve('kafkajs/src/producer/sendMessages.js')]?.exports as Record<symbol, unknown> | undefined;
+  return !!(Client.prototype.producer as Record<symbol, unknown>)[SEND_PATCHED] && !!cached?.[SEND_PATCHED];
 }
 
 export function patchKafkajs(): void {

@@ -26,6 +26,19 @@ describe('fencing a task\'s previous owner', () => {
     const transactionalId = `${groupId}-${topic}-0`;
     const producer = () => env.kafka.producer({ transactionalId, idempotent: true, maxInFlightRequests: 1, retry: { initialRetryTime: 10, maxRetryTime: 1000, retries: 20 } });
     const committedOffset = async () => Number((await env.admin.fetchOffsets({ groupId, topics: [topic] }))[0]!.partitions[0]!.offset);
+    /**
+     * The committed offset once it reads `expected`, or what it reads after 30 s. A commit's offsets become
+     * visible only when its markers are written, a moment after EndTxn returns (kafkajs cannot ask for stable
+     * offsets, KIP-447), so a read at once can still show the previous value.
+     */
+    const settledOffset = async (expected: number) => {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const offset = await committedOffset();
+        if (offset === expected || Date.now() > deadline) return offset;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
     /** One transaction of the old owner: a record and the offset it covers, left open for the caller to end. */
     const openTransaction = async (owner: ReturnType<typeof producer>, value: string, offset: number) => {
       for (let attempt = 0; ; attempt++) {
@@ -46,14 +59,14 @@ describe('fencing a task\'s previous owner', () => {
     const old = producer();
     await old.connect();
     await (await openTransaction(old, 'committed-1', 1)).commit();
-    expect(await committedOffset()).toBe(1);
+    expect(await settledOffset(1)).toBe(1);
 
     // 1. The next owner only connects: the old owner's open transaction still commits.
     const pending = await openTransaction(old, 'committed-2', 2);
     const next = producer();
     await next.connect();
     await expect(pending.commit()).resolves.toBeUndefined();
-    expect(await committedOffset()).toBe(2);
+    expect(await settledOffset(2)).toBe(2);
 
     // 2. The next owner opens (and aborts) an empty transaction, as the runtime does: now the old owner is fenced.
     const late = await openTransaction(old, 'fenced-3', 3);
@@ -68,8 +81,9 @@ describe('fencing a task\'s previous owner', () => {
     await tx.sendOffsets({ consumerGroupId: groupId, topics: [{ topic, partitions: [{ partition: 0, offset: '3' }] }] });
     await tx.commit();
     await next.disconnect();
+    // Once the offset shows the commit, its markers are written: the read sees the whole partition.
+    expect(await settledOffset(3)).toBe(3);
     const read = await readToEnd(env.kafka, env.admin, topic, 30_000);
     expect(read.map((m) => m.value!.toString())).toEqual(['committed-1', 'committed-2', 'next-3']);
-    expect(await committedOffset()).toBe(3);
   }, 120_000);
 });
