@@ -42,6 +42,15 @@ describe('kafkajs patch', () => {
     await expect(endTxn.call({}, { transactionalId: 'g-task-0' })).rejects.toThrow('not coordinator');
     await find.call(cluster, args);
     expect(lookups).toBe(3);
+
+    // So does a consumer group's own request (the group coordinator moved): its next lookup asks again.
+    const heartbeat = coordinatorAwareRequest('heartbeat', async () => {
+      throw Object.assign(new Error('This is not the correct coordinator for this group'), { type: 'NOT_COORDINATOR' });
+    });
+    await expect(heartbeat.call({}, { groupId: 'g', groupGenerationId: 1, memberId: 'm' })).rejects.toThrow('not the correct coordinator');
+    await find.call(cluster, { groupId: 'g', coordinatorType: 0 });
+    await find.call(cluster, { groupId: 'g' });
+    expect(lookups).toBe(4);
   });
 
   it('retries CONCURRENT_TRANSACTIONS on AddOffsetsToTxn quickly, and passes other errors through', async () => {

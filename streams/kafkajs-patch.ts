@@ -12,7 +12,12 @@
  *    id; an entry is dropped as soon as a request sent to that coordinator
  *    fails with a coordinator error (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE,
  *    COORDINATOR_LOAD_IN_PROGRESS) or a connection error, so the next call
- *    asks again — which is what kafkajs does anyway on those errors.
+ *    asks again — which is what kafkajs does anyway on those errors. That
+ *    holds for a consumer group's own requests too (JoinGroup, SyncGroup,
+ *    Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch): without them a group
+ *    whose coordinator moved (a broker back after a kill takes its partitions
+ *    back) kept asking the old one, NOT_COORDINATOR until its retries ran out,
+ *    in every process of the cluster fault case.
  * 2. **CONCURRENT_TRANSACTIONS is retried quickly where kafkajs does not.**
  *    The coordinator answers CONCURRENT_TRANSACTIONS to AddPartitionsToTxn or
  *    AddOffsetsToTxn while the previous transaction's markers are still being
@@ -119,6 +124,14 @@ const keyOf: Record<string, (a: Record<string, unknown>) => string> = {
   addOffsetsToTxn: (a) => `${TRANSACTION}:${String(a.transactionalId)}`,
   endTxn: (a) => `${TRANSACTION}:${String(a.transactionalId)}`,
   txnOffsetCommit: (a) => `${GROUP}:${String(a.groupId)}`,
+  // A consumer group's own requests: the cache is shared by every client of the process, and a consumer that
+  // meets NOT_COORDINATOR looks the coordinator up again, which must not answer the stale entry.
+  joinGroup: (a) => `${GROUP}:${String(a.groupId)}`,
+  syncGroup: (a) => `${GROUP}:${String(a.groupId)}`,
+  heartbeat: (a) => `${GROUP}:${String(a.groupId)}`,
+  leaveGroup: (a) => `${GROUP}:${String(a.groupId)}`,
+  offsetCommit: (a) => `${GROUP}:${String(a.groupId)}`,
+  offsetFetch: (a) => `${GROUP}:${String(a.groupId)}`,
 };
 const RETRY_CONCURRENT = new Set(['addPartitionsToTxn', 'addOffsetsToTxn']);
 export const PATCHED_BROKER_METHODS = Object.keys(keyOf);
