@@ -284,7 +284,7 @@ export async function checkScoring(deps: { kafka: Kafka; codec: Codec; names: To
 
   const predictionRows = await readToEnd(kafka, [names.physical('predictions')]);
   const predictions = await decodeAll<Prediction>(codec, 'Prediction', predictionRows);
-  const everyAttempt = (await readToEnd(kafka, [names.physical('predictions')], 120_000, true)).length;
+  const attemptRows = await readToEnd(kafka, [names.physical('predictions')], 120_000, true);
   const onTopic = new Map<string, Prediction[]>();
   for (const p of predictions) if (sent.has(p.event_id) && p.variant !== 'shadow') onTopic.set(p.event_id, [...(onTopic.get(p.event_id) ?? []), p]);
 
@@ -300,10 +300,14 @@ export async function checkScoring(deps: { kafka: Kafka; codec: Codec; names: To
   let duplicates = 0;
   let logMismatches = 0;
   const logMismatchSamples: ScoringCheck['logMismatchSamples'] = [];
+  const lostIds: string[] = [];
   for (const id of sent) {
     const t = onTopic.get(id) ?? [];
     const l = logRows.get(id) ?? [];
-    if (t.length === 0 || l.length === 0) lost++;
+    if (t.length === 0 || l.length === 0) {
+      lost++;
+      if (lostIds.length < 8) lostIds.push(id);
+    }
     if (t.length === 1 && l.length === 1) logged++;
     duplicates += Math.max(0, t.length - 1) + Math.max(0, l.length - 1);
     if (t.length === 1 && l.length === 1 && (t[0]!.model_version !== l[0]!.version || t[0]!.scored_at !== l[0]!.scoredAt)) {
@@ -313,42 +317,41 @@ export async function checkScoring(deps: { kafka: Kafka; codec: Codec; names: To
   }
   const dlqs = TOPICS.filter((t) => t.name.endsWith('.dlq')).map((t) => names.physical(t.name));
   const deadLettered = (await readToEnd(kafka, dlqs)).length;
+  const where = (r: EndRead) => `${r.partition}@${r.offset}`;
+  /** The committed feature vectors, read once and only when a sample needs them. */
+  let vectorsRead: Promise<{ rows: EndRead[]; vectors: Array<{ event_id: string }> }> | null = null;
+  const vectorsOf = async (id: string) => {
+    vectorsRead ??= readToEnd(kafka, [names.physical('features.vectors')]).then(async (rows) => ({ rows, vectors: await decodeAll<{ event_id: string }>(codec, 'FeatureVector', rows) }));
+    const { rows, vectors } = await vectorsRead;
+    return vectors.flatMap((v, i) => (v.event_id === id ? [`${where(rows[i]!)} by ${rows[i]!.producer}`] : []));
+  };
   const doubled = [...onTopic].filter(([, ps]) => ps.length > 1).slice(0, 5).map(([id]) => id);
   const duplicateSamples: ScoringCheck['duplicateSamples'] = [];
   if (doubled.length > 0) {
-    const vectorRows = await readToEnd(kafka, [names.physical('features.vectors')]);
-    const vectors = await decodeAll<{ event_id: string }>(codec, 'FeatureVector', vectorRows);
-    const where = (r: EndRead) => `${r.partition}@${r.offset}`;
     const eventsDecoded = await decodeAll<{ event_id: string }>(codec, 'ClientEvent', events);
     for (const id of doubled) {
       duplicateSamples.push({
         eventId: id,
         predictions: predictions.flatMap((p, i) => (p.event_id === id && p.variant !== 'shadow' ? [{ at: where(predictionRows[i]!), producer: predictionRows[i]!.producer, version: p.model_version, scoredAt: p.scored_at, predictionId: p.prediction_id }] : [])),
-        vectors: vectors.flatMap((v, i) => (v.event_id === id ? [`${where(vectorRows[i]!)} by ${vectorRows[i]!.producer}`] : [])),
+        vectors: await vectorsOf(id),
         event: eventsDecoded.flatMap((e, i) => (e.event_id === id ? [where(events[i]!)] : [])),
       });
     }
   }
-  const lostIds = [...sent].filter((id) => (onTopic.get(id) ?? []).length === 0 || (logRows.get(id) ?? []).length === 0).slice(0, 8);
   const lostSamples: ScoringCheck['lostSamples'] = [];
   if (lostIds.length > 0) {
-    const wanted = new Set(lostIds);
-    const attemptRows = await readToEnd(kafka, [names.physical('predictions')], 120_000, true);
     const attempts = await decodeAll<Prediction>(codec, 'Prediction', attemptRows);
-    const vectorRows = await readToEnd(kafka, [names.physical('features.vectors')]);
-    const vectors = await decodeAll<{ event_id: string }>(codec, 'FeatureVector', vectorRows);
-    const where = (r: EndRead) => `${r.partition}@${r.offset}`;
-    for (const id of wanted) {
+    for (const id of lostIds) {
       lostSamples.push({
         eventId: id,
         committed: (onTopic.get(id) ?? []).length,
         logRows: logRows.get(id) ?? [],
         attempts: attempts.flatMap((p, i) => (p.event_id === id ? [{ at: where(attemptRows[i]!), producer: attemptRows[i]!.producer, variant: p.variant, version: p.model_version, scoredAt: p.scored_at }] : [])),
-        vectors: vectors.flatMap((v, i) => (v.event_id === id ? [`${where(vectorRows[i]!)} by ${vectorRows[i]!.producer}`] : [])),
+        vectors: await vectorsOf(id),
       });
     }
   }
-  return { in: sent.size, logged, lost, duplicates, deadLettered, logMismatches, logMismatchSamples, inputDuplicates: extra(sentOnTopic), predictionsOnTopic: predictions.length, abortedPredictions: everyAttempt - predictions.length, duplicateSamples, lostSamples };
+  return { in: sent.size, logged, lost, duplicates, deadLettered, logMismatches, logMismatchSamples, inputDuplicates: extra(sentOnTopic), predictionsOnTopic: predictions.length, abortedPredictions: attemptRows.length - predictions.length, duplicateSamples, lostSamples };
 }
 
 /** The loop's outputs: every prediction joined once (when its label was sent), and each report, retrain request, candidate and model event once. */
