@@ -246,8 +246,9 @@ export const PipelineSpecSchema = z
          */
         onEstimate: z.boolean().default(false),
         /**
-         * Retrain every this many labeled predictions of the champion (counted from the monitor's full
-         * windows, so a multiple of monitoring.windowSize is exact). The default cadence: a model refitted
+         * Retrain every this many labeled predictions served (champion or A/B arm, whichever version:
+         * counted by the monitor's label-progress reports, every monitoring.windowSize / 10 labels, so a
+         * multiple of that is exact). The default cadence: a model refitted
          * on the newest window keeps up with drift; the study in study/RESULTS.md measured it.
          * null: no schedule (only the other triggers).
          */

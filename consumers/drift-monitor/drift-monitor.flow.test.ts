@@ -17,6 +17,7 @@ import { elec2, elec2Rows, registerChampion, registerModel, trainOn, vectorOf, t
 import { cleanAndCrashed } from '../../test/support/flows.js';
 import { toPrediction } from '../scorer/scorer.js';
 import { DRIFT_MONITOR, driftMonitor } from './index.js';
+import { isProgressReport } from './monitor-core.js';
 
 const WINDOW = 50;
 const spec: PipelineSpec = { ...elec2, monitoring: { ...elec2.monitoring, windowSize: WINDOW } };
@@ -46,7 +47,8 @@ beforeAll(async () => {
 });
 
 const L = (lp: LabeledPrediction, partition = 0): FlowInput => ({ topic: 'predictions.labeled', value: lp, key: SCOPE, partition });
-const reportsOf = <O extends { topic: string; record: string; key: string; value: unknown }>(outs: O[]) => outs.filter((o) => o.topic === 'monitor.reports');
+/** The quality and drift reports on monitor.reports (label-progress reports have their own test). */
+const reportsOf = <O extends { topic: string; record: string; key: string; value: unknown }>(outs: O[]) => outs.filter((o) => o.topic === 'monitor.reports' && !isProgressReport((o.value as { report_id: string }).report_id));
 const ids = (outs: Array<{ value: unknown }>) => outs.map((o) => (o.value as { report_id: string }).report_id);
 
 async function withChampion(): Promise<MemoryStores> {
@@ -84,6 +86,11 @@ describe('drift-monitor (in-memory harness)', () => {
     ]);
     expect(stores.reports.reports.map((r) => r.report)).toEqual(reports.map((o) => o.value));
     expect(await metrics.metrics()).toMatch(new RegExp(`loopline_monitor_metric\\{pipeline="elec2",model_version="1",variant="champion",metric="accuracy"\\} ${(reports[2]!.value as QualityReport).metrics.accuracy}`));
+    // Label progress (every windowSize / 10 = 5 served labels) goes to the topic for the retrain trigger, not to the store.
+    const progress = run.outputs.filter((o) => o.topic === 'monitor.reports' && isProgressReport((o.value as QualityReport).report_id));
+    expect(ids(progress)).toEqual(Array.from({ length: 22 }, (_, i) => `${SCOPE}/labels/${5 * (i + 1)}`));
+    expect(progress.map((o) => [o.record, o.key, (o.value as QualityReport).count])).toEqual(progress.map(() => ['QualityReport', SCOPE, 5]));
+    expect(stores.reports.reports.some((r) => isProgressReport(r.report.report_id))).toBe(false);
   });
 
   it('keeps windows per version and variant, and monitors a version missing from the registry for quality only', async () => {

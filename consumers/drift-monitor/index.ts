@@ -7,7 +7,9 @@
  * each model version and variant it keeps tumbling windows, a sequential
  * detector on the error stream and feature/prediction drift against the
  * version's training baseline (monitor-core.ts, pure); every report goes to
- * `monitor.reports`, the `monitor_reports` table and Prometheus.
+ * `monitor.reports`, the `monitor_reports` table and Prometheus (a
+ * label-progress report, for the retrain trigger's count, to the topic and
+ * Prometheus only).
  *
  * State: one key per pipeline model (`<pipeline>/<model>`) in the state
  * scheme (streams/state.ts), so a restart neither loses nor double-counts a
@@ -27,7 +29,7 @@ import type { StoredReport } from '../../store/monitor-reports.js';
 import { defineWorker, type WorkerContext } from '../../streams/definition.js';
 import type { OutputRecord } from '../../streams/runtime.js';
 import { createStatefulProcess, type StatefulLogic } from '../../streams/state.js';
-import { applyPrediction, applyRecord, checkPrediction, checkRecord, MonitorState, monitorConfig, type MonitorConfig, type MonitorReport, type MonitorStateJSON, type VersionBaseline } from './monitor-core.js';
+import { applyPrediction, applyRecord, checkPrediction, checkRecord, isProgressReport, MonitorState, monitorConfig, type MonitorConfig, type MonitorReport, type MonitorStateJSON, type VersionBaseline } from './monitor-core.js';
 
 export const DRIFT_MONITOR = 'drift-monitor';
 
@@ -79,7 +81,8 @@ export function monitorLogic(config: MonitorConfig, baselineOf: (version: number
       return {
         state,
         outputs: reports.map((x): OutputRecord => ({ topic: 'monitor.reports', record: x.record, key: scope, value: x.value })),
-        effects: reports.map(toStored),
+        // Label-progress reports are for the retrain trigger, not analysts: topic only.
+        effects: reports.filter((x) => !isProgressReport(x.value.report_id)).map(toStored),
       };
     },
   };

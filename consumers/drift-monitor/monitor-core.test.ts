@@ -9,6 +9,7 @@ import {
   createMonitorState,
   driftBaselines,
   InvalidLabeledPredictionError,
+  isProgressReport,
   MonitorState,
   nextUp,
   type BaselineLookup,
@@ -32,6 +33,7 @@ const BASE: MonitorConfig = {
   pageHinkley: {},
   driftMinSamples: 50,
   retireAfterRecords: 200,
+  progressEvery: 1e9, // no label-progress reports here but in their own test
 };
 const config = (over: Partial<MonitorConfig> = {}): MonitorConfig => ({ ...BASE, ...over });
 
@@ -116,7 +118,7 @@ function run(cfg: MonitorConfig, records: LabeledPrediction[], look: BaselineLoo
   return records.flatMap((r) => applyRecord(state, r, look).reports);
 }
 
-const quality = (rs: MonitorReport[]): QualityReport[] => rs.flatMap((r) => (r.record === 'QualityReport' ? [r.value] : []));
+const quality = (rs: MonitorReport[]): QualityReport[] => rs.flatMap((r) => (r.record === 'QualityReport' && !isProgressReport(r.value.report_id) ? [r.value] : []));
 
 describe('monitor core: windows', () => {
   it('closes a tumbling window every windowSize records, per version and variant, with deterministic ids and event-time bounds', () => {
@@ -173,6 +175,32 @@ describe('monitor core: windows', () => {
     const reports = run(config(), stream(100, 3, () => 0.1, { version: 7 }));
     expect(reports.map((r) => r.record)).toEqual(['QualityReport', 'QualityReport']);
     expect(reports[0]!.value.report_id).toBe('p/m@7/champion/w0');
+  });
+
+  it('reports label progress every progressEvery served labels, across versions, shadows not counted, and resumes the count from a checkpoint', () => {
+    // v1 serves 30 labels, then v2 takes over as champion with v1 shadowing it: 40 more served labels, 40 shadow ones.
+    const v1 = stream(30, 1, () => 0.1);
+    const v2 = stream(40, 2, () => 0.1, { version: 2 }, 30);
+    const shadow = stream(40, 3, () => 0.1, { variant: 'shadow' }, 30);
+    const records = [...v1, ...v2.flatMap((r, i) => [r, shadow[i]!])];
+    const cfg = config({ progressEvery: 20 });
+    const reports = run(cfg, records);
+    const progress = reports.filter((r) => isProgressReport(r.value.report_id)).map((r) => r.value as QualityReport);
+    expect(progress.map((q) => q.report_id)).toEqual(['p/m/labels/20', 'p/m/labels/40', 'p/m/labels/60']);
+    expect(progress.map((q) => [q.model_version, q.variant, q.count, q.metrics.labels_total])).toEqual([[1, 'champion', 20, 20], [2, 'champion', 20, 40], [2, 'champion', 20, 60]]);
+    // The second tick spans v1's last 10 served labels and v2's first 10; window_end is the newest served label.
+    expect(progress[1]!.window_start).toBe(v1[20]!.prediction.event_time);
+    expect(progress[1]!.window_end).toBe(Math.max(...[...v1, ...v2.slice(0, 10)].map((r) => r.prediction.event_time)));
+    expect(progress[1]!.created_at).toBe(v2[9]!.prediction.event_time);
+    // v1's 30 and v2's 40 served labels never fill a 50-label window of either version: no quality window says 70 labels came.
+    expect(quality(reports).filter((q) => q.variant === 'champion')).toEqual([]);
+
+    // A checkpoint taken mid-tick continues the count.
+    const state = createMonitorState(cfg);
+    const first = records.slice(0, 45).flatMap((r) => applyRecord(state, r, lookup).reports);
+    const restored = MonitorState.fromJSON(JSON.parse(JSON.stringify(state.toJSON())) as MonitorStateJSON, cfg);
+    const rest = records.slice(45).flatMap((r) => applyRecord(restored, r, lookup).reports);
+    expect([...first, ...rest].map((r) => r.value)).toEqual(reports.map((r) => r.value));
   });
 });
 

@@ -28,6 +28,17 @@
  *   alarm): at once a QualityReport of the partial window so far with `alarm`
  *   set, id `…/w<index>/alarm<n>` (n counts alarms within the window, from 1);
  *   the detector is then reset. The window itself goes on filling.
+ * - every `progressEvery` labeled predictions that were served (variant
+ *   champion or ab, of any version: one per event), a label-progress
+ *   QualityReport `<pipeline>/<model>/labels/<n>` (n = served labeled
+ *   predictions so far) with `count` = progressEvery, metric `labels_total`
+ *   = n, `window_end` the newest served label's prediction event time. The
+ *   retrain trigger counts fresh labels by it, whatever version served them:
+ *   a version's window fills only with its own labels, so a count of full
+ *   windows lost every partial window a promotion cut short, and fired only
+ *   at a window's end (it retrained about every 900 Elec2 events where the
+ *   spec says 500). Not a quality window: no metric but the count
+ *   (`isProgressReport`); kept off the monitor_reports table.
  * `created_at` is the prediction event time of the record that triggered the
  * report, never the wall clock, so a rerun or a restart from a checkpoint
  * yields byte-identical reports.
@@ -89,6 +100,8 @@ export interface MonitorConfig {
   retireAfterRecords: number;
   /** The quality estimate before labels (estimate-core.ts); null or absent: none. */
   estimate?: { config: CbpeConfig; horizonMs: number } | null;
+  /** A label-progress report every this-many served labeled predictions (see above). Default max(1, round(windowSize / 10)). */
+  progressEvery: number;
 }
 
 /** The monitor settings of a pipeline spec, with optional overrides. */
@@ -108,6 +121,7 @@ export function monitorConfig(spec: PipelineSpec, overrides: Partial<MonitorConf
     pageHinkley: {},
     driftMinSamples: Math.min(100, m.windowSize),
     retireAfterRecords: 4 * m.windowSize,
+    progressEvery: Math.max(1, Math.round(m.windowSize / 10)),
     estimate: (() => {
       const e = estimateSetting(spec);
       return e.config ? e : null;
@@ -117,6 +131,7 @@ export function monitorConfig(spec: PipelineSpec, overrides: Partial<MonitorConf
   if (!Number.isInteger(config.windowSize) || config.windowSize < 1) throw new RangeError(`monitor: windowSize must be a positive integer, got ${config.windowSize}`);
   if (config.regressionErrorScale !== null && !(config.regressionErrorScale > 0)) throw new RangeError('monitor: regressionErrorScale must be > 0');
   if (!Number.isInteger(config.retireAfterRecords) || config.retireAfterRecords < 1) throw new RangeError(`monitor: retireAfterRecords must be a positive integer, got ${config.retireAfterRecords}`);
+  if (!Number.isInteger(config.progressEvery) || config.progressEvery < 1) throw new RangeError(`monitor: progressEvery must be a positive integer, got ${config.progressEvery}`);
   return config;
 }
 
@@ -195,6 +210,8 @@ export interface MonitorStateJSON {
   retired?: Record<string, number>;
   /** The quality estimate's state (with MonitorConfig.estimate). */
   estimate?: EstimateStateJSON;
+  /** Served labeled predictions so far, and the event time span of those since the last progress report (absent in older checkpoints: 0). */
+  served?: { count: number; start: number | null; end: number | null };
 }
 
 /** Alarm messages quote the error over this many latest predictions. */
@@ -270,6 +287,8 @@ export class MonitorState {
   readonly #slots = new Map<string, Slot>();
   #seen = 0;
   readonly #retired = new Map<string, number>();
+  /** @internal Served labeled predictions so far; event time span since the last progress report. */
+  served: { count: number; start: number | null; end: number | null } = { count: 0, start: null, end: null };
   /** The quality estimate (null without MonitorConfig.estimate). */
   readonly estimate: EstimateState | null;
 
@@ -291,6 +310,7 @@ export class MonitorState {
     }
     const state = new MonitorState(config, json.estimate);
     state.#seen = json.seen ?? 0;
+    if (json.served) state.served = { ...json.served };
     for (const [key, s] of Object.entries(json.slots)) state.#slots.set(key, new Slot(s, state.#seen));
     for (const [key, index] of Object.entries(json.retired ?? {})) state.#retired.set(key, index);
     return state;
@@ -304,7 +324,7 @@ export class MonitorState {
   toJSON(key?: string): MonitorStateJSON {
     const slots: Record<string, SlotState> = {};
     for (const [k, slot] of this.#slots) slots[k] = slot.toJSON(key);
-    return { kind: 'drift-monitor', version: 1, pipeline: this.config.pipeline, modelName: this.config.modelName, slots, seen: this.#seen, retired: Object.fromEntries(this.#retired), ...(this.estimate ? { estimate: this.estimate.toJSON(key) } : {}) };
+    return { kind: 'drift-monitor', version: 1, pipeline: this.config.pipeline, modelName: this.config.modelName, slots, seen: this.#seen, retired: Object.fromEntries(this.#retired), served: { ...this.served }, ...(this.estimate ? { estimate: this.estimate.toJSON(key) } : {}) };
   }
 
   /** Slot keys retired so far (see MonitorConfig.retireAfterRecords). */
@@ -412,6 +432,16 @@ export function applyRecord(state: MonitorState, lp: LabeledPrediction, baseline
   }
   if (state.estimate && config.task !== 'regression') {
     for (const value of state.estimate.addLabeled(config.pipeline, config.modelName, lp, error === 0, base)) reports.push({ record: 'QualityReport', value, variant: p.variant });
+  }
+  if (p.variant !== 'shadow') {
+    const served = state.served;
+    served.count++;
+    served.start = Math.min(served.start ?? p.event_time, p.event_time);
+    served.end = Math.max(served.end ?? p.event_time, p.event_time);
+    if (served.count % config.progressEvery === 0) {
+      reports.push({ record: 'QualityReport', value: progressReport(config, p, served.count, served.start, served.end), variant: p.variant });
+      served.start = null; // the span restarts; `end` stays the newest served label's time
+    }
   }
   state.retireIdle();
   return { state, reports };
@@ -525,6 +555,32 @@ function detect(config: MonitorConfig, slot: Slot, x: number): string | null {
 
 function fmt(x: number): string {
   return x.toFixed(2);
+}
+
+/** The id of a label-progress report: `<pipeline>/<model>/labels/<n>`. */
+export function progressReportId(pipeline: string, model: string, n: number): string {
+  return `${pipeline}/${model}/labels/${n}`;
+}
+
+/** Whether a report id is a label-progress report's (not a quality window). */
+export function isProgressReport(reportId: string): boolean {
+  return /\/labels\/\d+$/.test(reportId);
+}
+
+function progressReport(config: MonitorConfig, p: Prediction, n: number, start: number, end: number): QualityReport {
+  return {
+    report_id: progressReportId(config.pipeline, config.modelName, n),
+    pipeline: config.pipeline,
+    model_name: config.modelName,
+    model_version: p.model_version,
+    variant: p.variant,
+    window_start: start,
+    window_end: end,
+    count: config.progressEvery,
+    metrics: { labels_total: n },
+    alarm: null,
+    created_at: p.event_time,
+  };
 }
 
 function qualityReport(config: MonitorConfig, slot: Slot, id: string, alarm: string | null, createdAt: number): QualityReport {

@@ -47,6 +47,7 @@ const CONFIG: MonitorConfig = {
   pValueThreshold: 0.01,
   positiveLabel: '1',
   retireAfterRecords: 2000,
+  progressEvery: 50,
   regressionErrorScale: null,
   adwin: {},
   pageHinkley: {},

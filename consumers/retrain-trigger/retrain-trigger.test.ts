@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadSpec, type PipelineSpec } from '../../pipelines/spec.js';
 import type { QualityReport } from '../../schemas/types.js';
+import { progressReportId } from '../drift-monitor/monitor-core.js';
 import { decide, initialTriggerState, type TriggerState } from './retrain-trigger.js';
 
 const base = loadSpec(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'pipelines', 'elec2.json')).spec;
@@ -62,6 +63,40 @@ describe('retrain policy', () => {
     expect(worse.rollbacks).toEqual([2]);
     const better = feed([q(1, 0.7, { variant: 'shadow', report_id: '0' }), q(2, 0.72, { report_id: '0' })], serving);
     expect(better.rollbacks).toEqual([]);
+  });
+
+  it('counts fresh labels by the monitor\'s label progress once it comes: every everyLabels served labels, whichever version served them', () => {
+    const scheduled: PipelineSpec = { ...spec, retrain: { ...spec.retrain, everyLabels: 500, cooldownLabels: 250, minFreshLabels: 250, maxRelativeDrop: undefined } };
+    let total = 0;
+    const tick = (version: number, end: number): QualityReport => {
+      total += 50;
+      return { report_id: progressReportId('elec2', 'elec2-updown', total), pipeline: 'elec2', model_name: 'elec2-updown', model_version: version, variant: 'champion', window_start: end - 10, window_end: end, count: 50, metrics: { labels_total: total }, alarm: null, created_at: end } as QualityReport;
+    };
+    let s = initialTriggerState();
+    const requests: Array<{ at: number; end: number; id: string }> = [];
+    const step = (r: QualityReport, serving: { champion: number; shadow: number | null }) => {
+      const d = decide(scheduled, s, r, serving);
+      s = d.state;
+      if (d.request) requests.push({ at: total, end: d.request.window_end, id: d.request.request_id });
+    };
+    // 450 labels served by v1, then v2 is promoted: its labels continue the count, no window of either version needed.
+    for (let i = 0; i < 9; i++) step(tick(1, 100 + i), { champion: 1, shadow: null });
+    // A full window of the champion counts nothing once progress counts (it would double the labels).
+    step(q(1, 0.8), { champion: 1, shadow: null });
+    expect(requests).toEqual([]);
+    for (let i = 0; i < 11; i++) step(tick(2, 200 + i), { champion: 2, shadow: 1 });
+    expect(requests.map((r) => [r.at, r.end])).toEqual([[500, 200], [1000, 210]]);
+    expect(requests[0]!.id).toBe(`elec2/elec2-updown/retrain/${progressReportId('elec2', 'elec2-updown', 500)}`);
+    expect(s.labelsSinceRetrain).toBe(0);
+    // An alarm after 100 fresh labels waits for the cooldown (250), then fires at the tick that reaches it.
+    step(tick(2, 300), { champion: 2, shadow: null });
+    step(tick(2, 301), { champion: 2, shadow: null });
+    step(q(2, 0.8, { alarm: 'adwin: error rose' }), { champion: 2, shadow: null });
+    step(tick(2, 302), { champion: 2, shadow: null });
+    step(tick(2, 303), { champion: 2, shadow: null });
+    expect(requests.map((r) => r.at)).toEqual([500, 1000]);
+    step(tick(2, 304), { champion: 2, shadow: null });
+    expect(requests.map((r) => r.at)).toEqual([500, 1000, 1250]);
   });
 });
 

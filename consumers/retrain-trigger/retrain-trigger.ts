@@ -6,8 +6,10 @@
  * Retrain policy (spec.retrain), on full-window QualityReports of the serving
  * champion: a detector alarm (`onDetectorAlarm`), the metric below `minMetric`,
  * the metric more than `maxRelativeDrop` below the champion's first live
- * window, `everyLabels` labeled predictions since the last retrain, or a
- * drifted DriftReport (`onDrift`). A trigger fires only once `cooldownLabels`
+ * window, `everyLabels` labeled predictions since the last retrain (served
+ * ones, of any version: counted by the monitor's label-progress reports, so
+ * a promotion that cuts a window short loses none), or a drifted
+ * DriftReport (`onDrift`). A trigger fires only once `cooldownLabels`
  * and `minFreshLabels` labeled predictions have arrived since the last
  * request; a trigger during the cooldown, or during a staged rollout, is
  * remembered and fires when it ends.
@@ -53,13 +55,19 @@ import type { PipelineSpec } from '../../pipelines/spec.js';
 import type { DriftReport, ModelEvent, QualityReport, RetrainRequest } from '../../schemas/types.js';
 import type { OutputRecord } from '../../streams/runtime.js';
 import { estimateReportKind } from '../drift-monitor/estimate-core.js';
+import { isProgressReport } from '../drift-monitor/monitor-core.js';
 import type { StatefulLogic } from '../../streams/state.js';
 
 export type Report = QualityReport | DriftReport;
 
 export interface TriggerState {
-  /** Full-window labeled predictions of the champion since the last retrain request. */
+  /**
+   * Labeled predictions served since the last retrain request: counted by the drift monitor's
+   * label-progress reports once one arrived (`countsProgress`), else by the serving champion's full windows.
+   */
   labelsSinceRetrain: number;
+  /** Whether label-progress reports count the labels (absent in states saved before them). */
+  countsProgress?: boolean;
   /** Reason of a trigger that fired during the cooldown, still to act on. */
   pending: { reason: string; detail: string } | null;
   requests: number;
@@ -196,7 +204,12 @@ export function decide(spec: PipelineSpec, s0: TriggerState, report: Report, ser
   const metricName = spec.promotion.metric;
 
   const estimate = isQuality(report) ? estimateReportKind(report.report_id) : null;
-  if (estimate !== null) {
+  if (isQuality(report) && isProgressReport(report.report_id)) {
+    // The monitor's label progress: served labels of any version. Once one is seen, it alone counts fresh labels.
+    s.countsProgress = true;
+    s.labelsSinceRetrain += Number(report.count);
+    if (r.everyLabels !== null && s.labelsSinceRetrain >= r.everyLabels) trigger = { reason: 'schedule', detail: `${s.labelsSinceRetrain} labeled predictions served since the last retrain` };
+  } else if (estimate !== null) {
     // An estimate before labels (drift monitor, monitoring.estimate): never a realised window; with
     // retrain.onEstimate, the champion's estimate band is held to minMetric / maxRelativeDrop.
     const q = report as QualityReport;
@@ -213,7 +226,7 @@ export function decide(spec: PipelineSpec, s0: TriggerState, report: Report, ser
     if (report.variant === 'champion' && report.model_version === serving.champion) {
       if (report.alarm !== null && r.onDetectorAlarm) trigger = { reason: 'detector_alarm', detail: report.alarm };
       if (full) {
-        s.labelsSinceRetrain += Number(report.count);
+        if (!s.countsProgress) s.labelsSinceRetrain += Number(report.count);
         const ref = s.reference[String(report.model_version)];
         if (m !== null && ref === undefined) s.reference[String(report.model_version)] = m;
         if (m !== null && r.minMetric !== undefined && worseBy(metricName, m, r.minMetric) > 0) trigger ??= { reason: 'quality_below_threshold', detail: `${metricName} ${m.toFixed(4)} vs threshold ${r.minMetric}` };
