@@ -17,6 +17,7 @@ import { readCsv } from '../../producers/csv.js';
 import { buildReplayPlan, pointInTimeRows } from '../../producers/replay-plan.js';
 import { createReplayer } from '../../producers/replayer.js';
 import type { LabeledPrediction, Prediction, QualityReport } from '../../schemas/types.js';
+import { isProgressReport } from '../../consumers/drift-monitor/monitor-core.js';
 import { createTestEnv, waitFor, type TestEnv } from '../support/fixtures.js';
 import { groupCaughtUp, readToEnd, workersCaughtUp } from '../support/read-topic.js';
 
@@ -86,12 +87,17 @@ describe.each(shipped)('shipped pipeline %s', (file) => {
     for (const l of labeled) expect(l.label).toEqual(expected.get(l.prediction.event_id)!.label);
 
     const windows: QualityReport[] = [];
+    const progress: QualityReport[] = [];
     for (const m of await readToEnd(env.kafka, env.admin, env.names.physical('monitor.reports'))) {
       const d = await env.codec.decodeAny(['QualityReport', 'DriftReport'] as const, m.value);
       expect(d.ok).toBe(true);
       const r = d.ok && d.record === 'QualityReport' ? (d.value as QualityReport) : null;
-      if (r && r.variant === 'champion' && r.alarm === null) windows.push(r);
+      if (r && isProgressReport(r.report_id)) progress.push(r);
+      else if (r && r.variant === 'champion' && r.alarm === null) windows.push(r);
     }
+    // The label progress the retrain trigger counts by: one report every windowSize / 10 served labels.
+    const every = Math.max(1, Math.round(spec.monitoring.windowSize / 10));
+    expect(progress.map((r) => r.metrics.labels_total)).toEqual(Array.from({ length: Math.floor(rows / every) }, (_, i) => (i + 1) * every));
     // Beside the realised window, a classifier's window is estimated before its labels (e0) and compared once they are in (e0/realised).
     const base = `${spec.name}/${spec.model.name}@1/champion`;
     const estimates = windows.filter((w) => /\/e\d+(\/realised)?$/.test(w.report_id));
