@@ -283,7 +283,11 @@ describe('drift monitor after a kill', () => {
   });
 });
 
-/** Runs a drift-monitor worker in a child process that SIGKILLs itself right after the process() call of the model's chunk holding `killAtOffset` returns. */
+/**
+ * Runs a drift-monitor worker in a child process that SIGKILLs itself right after the process() call of the model's chunk
+ * holding `killAtOffset` returns. Each chunk commits its own transaction (commitIntervalMs 0), so the chunks before the
+ * killed one are committed whatever the speed: with the default 100 ms interval a quick run put them all in one transaction.
+ */
 async function runKilledChild(env: TestEnv, o: { killAtOffset: number; batchMax: number }): Promise<NodeJS.Signals | number | null> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'loopline-drift-'));
   const script = path.join(dir, 'killed-worker.mts');
@@ -324,7 +328,7 @@ const handler = {
   },
 };
 const deps = { kafka: createKafka(config.kafka, logger, 'killed-drift-monitor'), codec: createCodec(createRegistryClient(config.registry)), names: createTopicNames(config.kafka.topicPrefix), logger, metrics: createWorkerMetrics(new Registry()) };
-await createWorker(handler, deps, { batchMax: ${o.batchMax}, sessionTimeoutMs: 6000 }).start();
+await createWorker(handler, deps, { batchMax: ${o.batchMax}, commitIntervalMs: 0, sessionTimeoutMs: 6000 }).start();
 `,
   );
   try {
